@@ -1,0 +1,269 @@
+"""The telemetry handle: ``init_telemetry()`` builds it once, ``get_telemetry()`` returns it."""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import inspect
+import logging
+import threading
+import warnings
+from contextlib import AbstractContextManager
+from typing import Any, Callable, Iterator, Mapping, TypeVar
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.metrics import Counter, Histogram, Meter, NoOpMeterProvider, UpDownCounter
+from opentelemetry.trace import NoOpTracerProvider, Span, Tracer
+
+from obslab import _diagnostics, _export
+from obslab.agent import AgentInstruments
+from obslab.config import Settings, load_settings
+from obslab.logs import (
+    OTLPHandler,
+    build_logger_provider,
+    console_handler,
+    find_installed_bridge,
+    install_handlers,
+    remove_handlers,
+)
+from obslab.metrics import build_meter_provider
+from obslab.resource import build_resource
+from obslab.traces import build_tracer_provider
+
+F = TypeVar("F", bound=Callable[..., Any])
+_INSTRUMENTATION_NAME = "obslab"
+
+_handle: Telemetry | None = None  # the one telemetry handle of the process
+_handle_lock = threading.Lock()
+
+
+class _SpanScope(AbstractContextManager):
+    """``Telemetry.span(...)``: a context manager, and a decorator for sync and async functions."""
+
+    def __init__(self, tracer: Tracer, name: str, attributes: Mapping[str, Any]) -> None:
+        self._tracer, self._name, self._attributes = tracer, name, dict(attributes)
+        self._cm: Any = None
+
+    def __enter__(self) -> Span:
+        self._cm = self._tracer.start_as_current_span(self._name, attributes=self._attributes)
+        return self._cm.__enter__()
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._cm.__exit__(*exc)
+
+    def __call__(self, func: F) -> F:
+        tracer, name, attributes = self._tracer, self._name, self._attributes
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with tracer.start_as_current_span(name, attributes=attributes):
+                    return await func(*args, **kwargs)
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with tracer.start_as_current_span(name, attributes=attributes):
+                return func(*args, **kwargs)
+        return wrapper  # type: ignore[return-value]
+
+
+class Telemetry:
+    """Tracer, meter and logger of one service, and the agent helpers built on them.
+
+    A handle made with ``enabled=False`` (``OTEL_SDK_DISABLED=true``, or before
+    ``init_telemetry``) works the same way and records nothing.
+    """
+
+    def __init__(self, settings: Settings, enabled: bool = True, *, span_exporter: Any = None,
+                 metric_exporter: Any = None, log_exporter: Any = None, metric_readers: tuple[Any, ...] = (),
+                 arguments: Mapping[str, Any] = ()) -> None:
+        self.settings = settings
+        self.enabled = enabled
+        self._arguments = dict(arguments)
+        self._shutdown_done = False
+        self._exporters: list[Any] = []
+        self._log_handlers: list[logging.Handler] = []
+        if not enabled:
+            self._tracer_provider: Any = NoOpTracerProvider()
+            self._meter_provider: Any = NoOpMeterProvider()
+            self._logger_provider: Any = None
+        else:
+            resource = build_resource(settings)
+            self._tracer_provider, span_exps = build_tracer_provider(settings, resource, span_exporter)
+            self._meter_provider, metric_exps = build_meter_provider(settings, resource, metric_exporter, metric_readers)
+            self._logger_provider, log_exps = build_logger_provider(settings, resource, log_exporter)
+            self._exporters = [*span_exps, *metric_exps, *log_exps]
+        self._agent = AgentInstruments(self.get_tracer(_INSTRUMENTATION_NAME), self.get_meter(_INSTRUMENTATION_NAME))
+
+    # --- set-up of process-wide state, done once by init_telemetry -------------------------
+
+    def _install(self) -> None:
+        _diagnostics.quiet_sdk_loggers()
+        trace.set_tracer_provider(self._tracer_provider)
+        metrics.set_meter_provider(self._meter_provider)
+        _logs.set_logger_provider(self._logger_provider)
+        otlp = None
+        if not self.settings.console_only and find_installed_bridge() is None:
+            otlp = OTLPHandler(logger_provider=self._logger_provider)
+        console = console_handler(self.settings)
+        self._log_handlers = [h for h in (otlp, console) if h is not None]
+        install_handlers(otlp, console, self.settings.log_level)
+        atexit.register(self.shutdown)
+
+    # --- tracer, meter, logger ------------------------------------------------------------
+
+    def get_tracer(self, name: str) -> Tracer:
+        """A tracer for instrumentation scope ``name``."""
+        return self._tracer_provider.get_tracer(name)
+
+    def get_meter(self, name: str) -> Meter:
+        """A meter for instrumentation scope ``name``."""
+        return self._meter_provider.get_meter(name)
+
+    def get_logger(self, name: str) -> logging.Logger:
+        """A stdlib logger; its records reach OTLP through the root logger bridge."""
+        return logging.getLogger(name)
+
+    @property
+    def tracer(self) -> Tracer:
+        """The ``obslab`` tracer, for code that wants one without naming a scope."""
+        return self.get_tracer(_INSTRUMENTATION_NAME)
+
+    def create_counter(self, name: str, unit: str = "1", description: str = "") -> Counter:
+        """A monotonic counter on the ``obslab`` meter."""
+        return self.get_meter(_INSTRUMENTATION_NAME).create_counter(name, unit=unit, description=description)
+
+    def create_histogram(self, name: str, unit: str = "ms", description: str = "") -> Histogram:
+        """A histogram on the ``obslab`` meter (milliseconds unless told otherwise)."""
+        return self.get_meter(_INSTRUMENTATION_NAME).create_histogram(name, unit=unit, description=description)
+
+    def create_up_down_counter(self, name: str, unit: str = "1", description: str = "") -> UpDownCounter:
+        """A counter that can go down (queue sizes, sessions in flight)."""
+        return self.get_meter(_INSTRUMENTATION_NAME).create_up_down_counter(name, unit=unit, description=description)
+
+    def span(self, name: str, **attributes: Any) -> _SpanScope:
+        """A span as ``with telemetry.span("x", k=v):`` or as ``@telemetry.span("x")``."""
+        return _SpanScope(self.tracer, name, attributes)
+
+    def get_trace_context(self) -> dict[str, str]:
+        """``{"trace_id", "span_id"}`` of the current span in hex; empty strings outside a span."""
+        ctx = trace.get_current_span().get_span_context()
+        if not ctx.is_valid:
+            return {"trace_id": "", "span_id": ""}
+        return {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
+
+    # --- agent helpers ----------------------------------------------------------------------
+
+    def trace_agent_iteration(self, iteration: int) -> AbstractContextManager[Span]:
+        """See :meth:`obslab.agent.AgentInstruments.trace_agent_iteration`."""
+        return self._agent.trace_agent_iteration(iteration)
+
+    def trace_llm_call(self, model: str, provider: str) -> AbstractContextManager[Span]:
+        """See :meth:`obslab.agent.AgentInstruments.trace_llm_call`."""
+        return self._agent.trace_llm_call(model, provider)
+
+    def trace_tool_call(self, name: str, **attributes: Any) -> AbstractContextManager[Span]:
+        """See :meth:`obslab.agent.AgentInstruments.trace_tool_call`."""
+        return self._agent.trace_tool_call(name, **attributes)
+
+    def record_llm_usage(self, model: str, provider: str, prompt_tokens: int, completion_tokens: int,
+                         cost_usd: float | None = None) -> None:
+        """See :meth:`obslab.agent.AgentInstruments.record_llm_usage`."""
+        self._agent.record_llm_usage(model, provider, prompt_tokens, completion_tokens, cost_usd)
+
+    def record_request(self, intent: str, duration_ms: float, ok: bool) -> None:
+        """See :meth:`obslab.agent.AgentInstruments.record_request`."""
+        self._agent.record_request(intent, duration_ms, ok)
+
+    def record_error(self, error_type: str, component: str) -> None:
+        """See :meth:`obslab.agent.AgentInstruments.record_error`."""
+        self._agent.record_error(error_type, component)
+
+    # --- flush and shutdown -----------------------------------------------------------------
+
+    def force_flush(self, timeout: float | None = None) -> bool:
+        """Export what is buffered; gives up after ``timeout`` s (default: shutdown_timeout)."""
+        if not self.enabled:
+            return True
+        return self._bounded(self._flush_all, timeout or self.settings.shutdown_timeout)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush and stop exporting; never takes longer than ``timeout`` s (default 2 s)."""
+        if not self.enabled or self._shutdown_done:
+            return True
+        self._shutdown_done = True
+        done = self._bounded(self._shutdown_all, timeout or self.settings.shutdown_timeout)
+        if not done:
+            for exporter in self._exporters:
+                _export.abort_retries(exporter)
+        remove_handlers()
+        return done
+
+    def _flush_all(self) -> None:
+        for provider in (self._tracer_provider, self._meter_provider, self._logger_provider):
+            provider.force_flush()
+
+    def _shutdown_all(self) -> None:
+        for provider in (self._tracer_provider, self._meter_provider, self._logger_provider):
+            provider.shutdown()
+
+    @staticmethod
+    def _bounded(work: Callable[[], None], timeout: float) -> bool:
+        """Run ``work`` in a daemon thread; True if it finished within ``timeout`` seconds."""
+        worker = threading.Thread(target=work, name="obslab-flush", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        return not worker.is_alive()
+
+
+def init_telemetry(
+    service_name: str | None = None,
+    service_version: str | None = None,
+    environment: str | None = None,
+    otlp_endpoint: str | None = None,
+    enable_console_export: bool | None = None,
+    sampling_ratio: float | None = None,
+    log_level: str | None = None,
+    json_logs: bool | None = None,
+    resource_attributes: Mapping[str, str] | None = None,
+    metric_export_interval: float | None = None,
+    config_file: str | None = None,
+) -> Telemetry:
+    """Set up traces, metrics and logs for this process and return the telemetry handle.
+
+    Arguments left as None come from the environment, a ``.env`` file, a YAML config file or
+    defaults, in that order. A bad value raises ``ValueError`` naming the setting, the value and
+    its source. A second call returns the first handle (with a warning if arguments differ).
+    """
+    global _handle
+    arguments = dict(locals())
+    with _handle_lock:
+        if _handle is not None:
+            if _handle._arguments != arguments:
+                warnings.warn("init_telemetry() was already called with other arguments; "
+                              "returning the existing telemetry handle", RuntimeWarning, stacklevel=2)
+            return _handle
+        settings = load_settings(arguments)
+        if settings.disabled:
+            _handle = Telemetry(settings, enabled=False, arguments=arguments)
+            return _handle
+        handle = Telemetry(settings, arguments=arguments)
+        handle._install()
+        _handle = handle
+        return handle
+
+
+def get_telemetry() -> Telemetry:
+    """The handle made by ``init_telemetry``, or a no-op handle if it was not called yet."""
+    return _handle if _handle is not None else _NOOP
+
+
+def _reset_for_tests() -> None:
+    """Forget the process handle (tests only)."""
+    global _handle
+    if _handle is not None:
+        _handle.shutdown(0.5)
+    _handle = None
+
+
+_NOOP = Telemetry(Settings(), enabled=False)

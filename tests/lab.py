@@ -1,0 +1,44 @@
+"""Facts about the lab that tests read from the repo's own files (one source of truth)."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = REPO / "docker-compose.observability.yml"
+ENV_EXAMPLE = REPO / ".env.example"
+PORT_VARIABLES = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", "OTLP_GRPC_PORT",
+                  "OTLP_HTTP_PORT", "COLLECTOR_HEALTH_PORT")
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def image(service: str) -> str:
+    return yaml.safe_load(COMPOSE_FILE.read_text())["services"][service]["image"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def isolated_env(path: Path, **overrides: str) -> dict[str, str]:
+    """.env.example with free host ports and a random Grafana password, written to ``path``."""
+    values = env_example()
+    values.update({name: str(free_port()) for name in PORT_VARIABLES})
+    values["GRAFANA_ADMIN_PASSWORD"] = secrets.token_urlsafe(16)
+    values.update(overrides)
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    return values

@@ -1,0 +1,55 @@
+import subprocess
+import sys
+
+import pytest
+
+from lab import REPO, env_example
+
+sys.path.insert(0, str(REPO / "tools"))
+from check_env import problems  # noqa: E402
+
+
+@pytest.fixture
+def good():
+    return {**env_example(), "GRAFANA_ADMIN_PASSWORD": "s3cret-enough"}
+
+
+def test_example_env_with_a_password_has_no_problem(good):
+    assert problems(good) == []
+
+
+@pytest.mark.parametrize("name, value, fragment", [
+    ("SAMPLING_PERCENTAGE", "150", "SAMPLING_PERCENTAGE='150': must be a number between 0 and 100"),
+    ("GRAFANA_PORT", "http", "GRAFANA_PORT='http': must be a port number"),
+    ("OTLP_GRPC_PORT", "70000", "OTLP_GRPC_PORT='70000'"),
+    ("LOKI_PORT", "3000", "LOKI_PORT='3000': the same port is given to another service"),
+    ("OBSLAB_BIND_ADDRESS", "everywhere", "OBSLAB_BIND_ADDRESS='everywhere'"),
+    ("TEMPO_RETENTION", "one hour", "TEMPO_RETENTION='one hour'"),
+])
+def test_bad_value_is_named_with_its_variable(good, name, value, fragment):
+    good[name] = value
+    assert any(fragment in p for p in problems(good)), problems(good)
+
+
+def test_anonymous_grafana_refused_when_not_bound_to_loopback(good):
+    good["OBSLAB_BIND_ADDRESS"] = "0.0.0.0"
+    assert any("GRAFANA_ANONYMOUS_ENABLED=true" in p for p in problems(good))
+    good["GRAFANA_ANONYMOUS_ENABLED"] = "false"
+    assert problems(good) == []
+
+
+def test_check_env_command_fails_before_anything_starts(tmp_path, good):
+    env_file = tmp_path / ".env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in {**good, "SAMPLING_PERCENTAGE": "150"}.items()))
+    result = subprocess.run([sys.executable, str(REPO / "tools/check_env.py"), str(env_file)],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "SAMPLING_PERCENTAGE='150'" in result.stderr
+
+
+def test_missing_env_is_created_with_a_random_password(tmp_path):
+    env_file = tmp_path / ".env"
+    result = subprocess.run([sys.executable, str(REPO / "tools/check_env.py"), str(env_file)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert len([line for line in env_file.read_text().splitlines()
+                if line.startswith("GRAFANA_ADMIN_PASSWORD=") and len(line) > 30]) == 1

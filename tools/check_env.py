@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Check the lab's .env before anything starts: each bad value is named with the variable.
+
+Usage: python3 tools/check_env.py [ENV_FILE]   (default .env; created from .env.example if missing,
+with a random Grafana admin password). Exits 1 listing every problem.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PORTS = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", "OTLP_GRPC_PORT", "OTLP_HTTP_PORT",
+         "COLLECTOR_HEALTH_PORT")
+_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+
+
+def read_env(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def problems(env: dict[str, str]) -> list[str]:
+    """Every problem in ``env``, each naming the variable and its bad value."""
+    found = []
+    for name in PORTS:
+        value = env.get(name, "")
+        if not value.isdigit() or not 0 < int(value) < 65536:
+            found.append(f"{name}={value!r}: must be a port number between 1 and 65535")
+    ports = [env.get(n) for n in PORTS]
+    for name in PORTS:
+        if env.get(name, "").isdigit() and ports.count(env[name]) > 1:
+            found.append(f"{name}={env[name]!r}: the same port is given to another service")
+    pct = env.get("SAMPLING_PERCENTAGE", "")
+    try:
+        if not 0 <= float(pct) <= 100:
+            raise ValueError
+    except ValueError:
+        found.append(f"SAMPLING_PERCENTAGE={pct!r}: must be a number between 0 and 100")
+    bind = env.get("OBSLAB_BIND_ADDRESS", "")
+    try:
+        loopback = ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        found.append(f"OBSLAB_BIND_ADDRESS={bind!r}: must be an IP address such as 127.0.0.1")
+        loopback = True
+    anonymous = env.get("GRAFANA_ANONYMOUS_ENABLED", "").lower()
+    if anonymous not in ("true", "false"):
+        found.append(f"GRAFANA_ANONYMOUS_ENABLED={anonymous!r}: must be true or false")
+    elif anonymous == "true" and not loopback:
+        found.append(f"GRAFANA_ANONYMOUS_ENABLED=true with OBSLAB_BIND_ADDRESS={bind!r}: anonymous access "
+                     "is only allowed when the lab binds to loopback; set it to false")
+    for name in ("TEMPO_RETENTION", "LOKI_RETENTION", "PROMETHEUS_RETENTION"):
+        if not _DURATION.match(env.get(name, "")):
+            found.append(f"{name}={env.get(name, '')!r}: must be a duration such as 1h, 168h or 15d")
+    if not env.get("GRAFANA_ADMIN_PASSWORD"):
+        found.append("GRAFANA_ADMIN_PASSWORD is empty: set a password")
+    return found
+
+
+def ensure_env_file(path: Path) -> None:
+    """Create ``path`` from .env.example with a random Grafana admin password."""
+    if path.exists():
+        return
+    shutil.copy(REPO / ".env.example", path)
+    text = path.read_text().replace("GRAFANA_ADMIN_PASSWORD=\n",
+                                    f"GRAFANA_ADMIN_PASSWORD={secrets.token_urlsafe(18)}\n")
+    path.write_text(text)
+    path.chmod(0o600)
+    print(f"created {path} from .env.example (Grafana admin password generated there)")
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[1]) if len(argv) > 1 else REPO / ".env"
+    ensure_env_file(path)
+    found = problems(read_env(path))
+    for problem in found:
+        print(f"{path.name}: {problem}", file=sys.stderr)
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
