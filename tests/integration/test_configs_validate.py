@@ -39,3 +39,11 @@ def test_collector_validate_rejects_a_broken_config(tmp_path):
     result = _run("docker", "run", "--rm", "-v", f"{broken}:/c.yaml:ro", "-e", "SAMPLING_PERCENTAGE=100",
                   "-e", "DEFAULT_ENVIRONMENT=dev", image("otel-collector"), "validate", "--config=/c.yaml")
     assert result.returncode != 0 and "nowhere" in result.stdout + result.stderr
+
+
+def test_prometheus_config_passes_promtool_check():
+    result = _run("docker", "run", "--rm", "-v", f"{REPO}/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro",
+                  "--entrypoint", "/bin/promtool", image("prometheus"), "check", "config",
+                  "/etc/prometheus/prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout

@@ -93,7 +93,9 @@ class Telemetry:
             self._meter_provider, metric_exps = build_meter_provider(settings, resource, metric_exporter, metric_readers)
             self._logger_provider, log_exps = build_logger_provider(settings, resource, log_exporter)
             self._exporters = [*span_exps, *metric_exps, *log_exps]
-        self._agent = AgentInstruments(self.get_tracer(_INSTRUMENTATION_NAME), self.get_meter(_INSTRUMENTATION_NAME))
+        self._tracer = self.get_tracer(_INSTRUMENTATION_NAME)
+        self._meter = self.get_meter(_INSTRUMENTATION_NAME)
+        self._agent = AgentInstruments(self._tracer, self._meter)
 
     # --- set-up of process-wide state, done once by init_telemetry -------------------------
 
@@ -127,23 +129,23 @@ class Telemetry:
     @property
     def tracer(self) -> Tracer:
         """The ``obslab`` tracer, for code that wants one without naming a scope."""
-        return self.get_tracer(_INSTRUMENTATION_NAME)
+        return self._tracer
 
     def create_counter(self, name: str, unit: str = "1", description: str = "") -> Counter:
         """A monotonic counter on the ``obslab`` meter."""
-        return self.get_meter(_INSTRUMENTATION_NAME).create_counter(name, unit=unit, description=description)
+        return self._meter.create_counter(name, unit=unit, description=description)
 
     def create_histogram(self, name: str, unit: str = "ms", description: str = "") -> Histogram:
         """A histogram on the ``obslab`` meter (milliseconds unless told otherwise)."""
-        return self.get_meter(_INSTRUMENTATION_NAME).create_histogram(name, unit=unit, description=description)
+        return self._meter.create_histogram(name, unit=unit, description=description)
 
     def create_up_down_counter(self, name: str, unit: str = "1", description: str = "") -> UpDownCounter:
         """A counter that can go down (queue sizes, sessions in flight)."""
-        return self.get_meter(_INSTRUMENTATION_NAME).create_up_down_counter(name, unit=unit, description=description)
+        return self._meter.create_up_down_counter(name, unit=unit, description=description)
 
     def span(self, name: str, **attributes: Any) -> _SpanScope:
         """A span as ``with telemetry.span("x", k=v):`` or as ``@telemetry.span("x")``."""
-        return _SpanScope(self.tracer, name, attributes)
+        return _SpanScope(self._tracer, name, attributes)
 
     def get_trace_context(self) -> dict[str, str]:
         """``{"trace_id", "span_id"}`` of the current span in hex; empty strings outside a span."""

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""obslab vs the raw OpenTelemetry SDK set up the same way, in one run.
+
+Run: .venv/bin/python benchmarks/bench_sdk.py
+Prints per-operation medians (µs) for span start/end, counter add, a log record inside a span,
+the obslab/raw ratio, and the shutdown time of each with no collector listening.
+Both sides export to the same in-memory / discarding exporters so that only the hot path counts;
+the shutdown figures use real OTLP gRPC exporters pointed at a closed port.
+"""
+from __future__ import annotations
+
+import logging
+import statistics
+import subprocess
+import sys
+import time
+import timeit
+
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+from obslab.config import Settings
+from obslab.logs import OTLPHandler
+from obslab.telemetry import Telemetry
+
+N, REPEAT = 5000, 7
+
+
+def median_us(fn) -> float:
+    runs = timeit.repeat(fn, number=N, repeat=REPEAT)
+    return statistics.median(runs) / N * 1e6
+
+
+def raw_sdk():
+    tracer = TracerProvider(sampler=ParentBased(TraceIdRatioBased(1.0)), resource=Resource.create({}))
+    tracer.add_span_processor(BatchSpanProcessor(InMemorySpanExporter(), max_queue_size=N * REPEAT * 4))
+    meter = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    logs = LoggerProvider()
+    logs.add_log_record_processor(BatchLogRecordProcessor(InMemoryLogRecordExporter()))
+    return tracer.get_tracer("bench"), meter.get_meter("bench"), LoggingHandler(logger_provider=logs)
+
+
+def obslab_sdk():
+    handle = Telemetry(Settings(service_name="bench"), span_exporter=InMemorySpanExporter(),
+                       log_exporter=InMemoryLogRecordExporter(), metric_readers=(InMemoryMetricReader(),))
+    return handle, handle.get_tracer("bench"), handle.get_meter("bench"), OTLPHandler(logger_provider=handle._logger_provider)
+
+
+def bench_hot_paths() -> list[tuple[str, float, float]]:
+    raw_tracer, raw_meter, raw_handler = raw_sdk()
+    handle, ob_tracer, ob_meter, ob_handler = obslab_sdk()
+    raw_counter, ob_counter = raw_meter.create_counter("c"), handle.create_counter("c")
+    rows = []
+
+    def span(tracer):
+        return lambda: tracer.start_span("op").end()
+
+    rows.append(("span start+end", median_us(span(raw_tracer)), median_us(span(ob_tracer))))
+    def ctx_span(tracer):
+        def run():
+            with tracer.start_as_current_span("op"):
+                pass
+        return run
+
+    rows.append(("with current span", median_us(ctx_span(raw_tracer)), median_us(lambda: _obslab_span(handle))))
+    rows.append(("counter add", median_us(lambda: raw_counter.add(1, {"k": "v"})),
+                 median_us(lambda: ob_counter.add(1, {"k": "v"}))))
+
+    def log_in_span(tracer, handler):
+        logger = logging.Logger("bench")
+        logger.addHandler(handler)
+
+        def run():
+            with tracer.start_as_current_span("op"):
+                logger.info("hello %s", "world", extra={"data": {"k": 1}})
+        return run
+
+    rows.append(("log record inside span", median_us(log_in_span(raw_tracer, raw_handler)),
+                 median_us(log_in_span(ob_tracer, ob_handler))))
+    return rows
+
+
+def _obslab_span(handle: Telemetry) -> None:
+    with handle.span("op"):
+        pass
+
+
+SHUTDOWN_RAW = """
+import time
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+p = TracerProvider(); p.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint="127.0.0.1:1", insecure=True)))
+p.get_tracer("b").start_span("x").end()
+t = time.monotonic(); p.shutdown(); print(time.monotonic() - t)
+"""
+SHUTDOWN_OBSLAB = """
+import time
+from obslab import init_telemetry
+t0 = init_telemetry("bench", otlp_endpoint="127.0.0.1:1")
+with t0.span("x"): pass
+t = time.monotonic(); t0.shutdown(); print(time.monotonic() - t)
+"""
+
+
+def bench_shutdown(code: str) -> tuple[float, float]:
+    """(shutdown() seconds, whole process seconds) with no collector listening."""
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    return float(out.strip().splitlines()[-1]), time.monotonic() - started
+
+
+def main() -> None:
+    print(f"{'operation':28} {'raw SDK µs':>11} {'obslab µs':>10} {'ratio':>6}")
+    for name, raw, ob in bench_hot_paths():
+        print(f"{name:28} {raw:11.2f} {ob:10.2f} {ob / raw:6.2f}")
+    for label, code in (("raw SDK", SHUTDOWN_RAW), ("obslab", SHUTDOWN_OBSLAB)):
+        shutdown, process = bench_shutdown(code)
+        print(f"shutdown, no collector, {label:8}: shutdown() {shutdown:5.2f} s, whole process {process:5.2f} s")
+
+
+if __name__ == "__main__":
+    main()
