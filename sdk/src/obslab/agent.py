@@ -67,7 +67,9 @@ class AgentInstruments:
                 f"chat {model}",
                 kind=SpanKind.CLIENT,
                 attributes={"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider,
-                            "gen_ai.request.model": model},
+                            "gen_ai.request.model": model,
+                            # the remote peer, so that Tempo's service graph draws an edge to it
+                            "peer.service": provider},
             ) as span:
                 yield span
         finally:

@@ -53,12 +53,14 @@ class OTLPHandler(LoggingHandler):
 
     def _get_attributes(self, record: logging.LogRecord) -> tuple[dict[str, Any], str | None]:
         attributes, event_name = super()._get_attributes(record)
-        for key in [k for k in attributes if k in _NOT_ATTRIBUTES]:
-            del attributes[key]
-        data = getattr(record, "data", None)
+        data = attributes.pop("data", None)
         if isinstance(data, dict):
-            attributes.update({str(k): _attribute_value(v) for k, v in data.items()})
-        return {k: _attribute_value(v) for k, v in attributes.items()}, event_name
+            attributes.update((str(k), v) for k, v in data.items())
+        return {k: v if type(v) in _PLAIN else _attribute_value(v)
+                for k, v in attributes.items() if k not in _NOT_ATTRIBUTES}, event_name
+
+
+_PLAIN = frozenset((str, bool, int, float))
 
 
 def _attribute_value(value: Any) -> Any:

@@ -1,0 +1,23 @@
+"""The ``obslab`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from obslab.doctor import run_doctor
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="obslab", description="obslab lab tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    doctor = commands.add_parser("doctor", help="send a probe through the lab and follow every hop")
+    doctor.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each hop")
+    doctor.add_argument("--skip", action="append", default=[], choices=["grafana"],
+                        help="a hop not to check (e.g. grafana where its image is not available)")
+    args = parser.parse_args(argv)
+    return run_doctor(timeout=args.timeout, skip=tuple(args.skip))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

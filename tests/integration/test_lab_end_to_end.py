@@ -1,0 +1,98 @@
+"""End to end: the SDK -> the real collector -> Tempo, Loki, Prometheus, on the real compose file."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from conftest import eventually
+
+
+def _spans(trace: dict) -> list[dict]:
+    """Spans of a Tempo trace response (OTLP JSON), each with its resource attributes."""
+    out = []
+    for batch in trace.get("batches", trace.get("resourceSpans", [])):
+        for scope in batch.get("scopeSpans", batch.get("instrumentationLibrarySpans", [])):
+            out.extend(scope["spans"])
+    return out
+
+
+def _attrs(span: dict) -> dict:
+    return {a["key"]: next(iter(a["value"].values())) for a in span.get("attributes", [])}
+
+
+@pytest.fixture(scope="module")
+def demo(lab):
+    service = f"e2e-{uuid.uuid4().hex[:8]}"
+    return service, lab.run_demo(service)
+
+
+def test_every_service_reaches_healthy(lab):
+    print(f"up -> all healthy: {lab.up_seconds:.1f} s")
+    assert lab.compose("ps", "--status", "running", "-q").stdout.count("\n") == 4
+
+
+def test_trace_is_in_tempo_with_agent_span_tree(lab, demo):
+    _, requests_made = demo
+    planning = next(r for r in requests_made if r["intent"] == "planning")
+    trace = eventually(lambda: lab.trace(planning["trace_id"]))
+    spans = {s["name"]: s for s in _spans(trace)}
+    iteration, chat = spans["agent.iteration"], next(s for n, s in spans.items() if n.startswith("chat "))
+    tool = spans["execute_tool search_flights"]
+    assert chat["parentSpanId"] == iteration["spanId"]
+    assert tool["parentSpanId"] == chat["spanId"]
+    assert _attrs(chat)["gen_ai.operation.name"] == "chat"
+    assert _attrs(tool)["gen_ai.tool.name"] == "search_flights"
+    assert _attrs(iteration)["agent.intent"] == "planning"
+
+
+def test_logs_in_spans_are_in_loki_with_trace_and_span_ids(lab, demo):
+    service, requests_made = demo
+    trace_id = requests_made[0]["trace_id"]
+    streams = eventually(lambda: lab.loki_query(f'{{service_name="{service}"}} | trace_id="{trace_id}"'))
+    lines = [(s["stream"], line) for s in streams for _, line in s["values"]]
+    assert any(line == "request received" for _, line in lines)
+    labels = next(stream for stream, line in lines if line == "request received")
+    assert len(labels["span_id"]) == 16 and labels["intent"] == requests_made[0]["intent"]
+
+
+def test_logs_outside_spans_arrive_too(lab, demo):
+    service, _ = demo
+    assert eventually(lambda: lab.loki_query(f'{{service_name="{service}"}} |= "travel agent demo starting"'))
+
+
+def test_agent_metrics_are_in_prometheus_under_translated_names(lab, demo):
+    service, _ = demo
+    for query in (f'agent_llm_calls_total{{job="{service}"}}',
+                  f'agent_llm_tokens_total{{job="{service}", token_type="prompt"}}',
+                  f'agent_requests_total{{job="{service}", intent="planning"}}',
+                  f'agent_request_duration_milliseconds_bucket{{job="{service}"}}',
+                  f'agent_tool_calls_total{{job="{service}", tool_name="search_flights"}}',
+                  f'agent_errors_total{{job="{service}", error_type="ToolFailure"}}',
+                  f'agent_llm_estimated_cost_total{{job="{service}"}}',
+                  f'agent_iterations_total{{job="{service}"}}'):
+        result = eventually(lambda q=query: lab.promql(q))
+        assert float(result[0]["value"][1]) > 0, query
+    labels = lab.promql(f'agent_llm_calls_total{{job="{service}"}}')[0]["metric"]
+    assert {"llm_model", "llm_provider"} <= set(labels)
+
+
+def test_span_metrics_and_service_graph_come_from_tempo(lab, demo):
+    service, _ = demo
+    assert eventually(lambda: lab.promql(f'traces_spanmetrics_calls_total{{service="{service}"}}'), timeout=120)
+    assert eventually(lambda: lab.promql(f'traces_service_graph_request_total{{client="{service}"}}'), timeout=120)
+
+
+def test_latency_exemplar_carries_a_trace_id_that_tempo_knows(lab, demo):
+    service, _ = demo
+    import requests, time
+
+    def exemplars():
+        response = requests.get(f"{lab.prometheus}/api/v1/query_exemplars", params={
+            "query": f'traces_spanmetrics_latency_bucket{{service="{service}"}}',
+            "start": time.time() - 3600, "end": time.time()}, timeout=5)
+        return [e for series in response.json()["data"] for e in series["exemplars"]]
+
+    exemplar = eventually(exemplars, timeout=120)[0]
+    assert lab.trace(exemplar["labels"]["trace_id"]) is not None
