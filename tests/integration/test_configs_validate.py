@@ -47,3 +47,21 @@ def test_prometheus_config_passes_promtool_check():
                   "/etc/prometheus/prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
+
+
+def _loki_verify(config_path) -> subprocess.CompletedProcess:
+    return _run("docker", "run", "--rm", "-e", f"LOKI_RETENTION={env_example()['LOKI_RETENTION']}",
+                "-v", f"{config_path}:/etc/loki/loki.yaml:ro", image("loki"),
+                "-config.file=/etc/loki/loki.yaml", "-config.expand-env=true", "-verify-config")
+
+
+def test_loki_config_passes_verify_config():
+    result = _loki_verify(REPO / "loki/loki.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_loki_verify_config_rejects_an_unknown_key(tmp_path):
+    broken = tmp_path / "loki.yaml"
+    broken.write_text("no_such_block: {}\n" + (REPO / "loki/loki.yaml").read_text())
+    result = _loki_verify(broken)
+    assert result.returncode != 0 and "no_such_block" in result.stdout + result.stderr
