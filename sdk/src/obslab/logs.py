@@ -22,7 +22,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
-from obslab._export import fork_safe, otlp_kwargs
+from obslab._export import otlp_kwargs
 from obslab.config import Settings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s trace_id=%(trace_id)s span_id=%(span_id)s - %(message)s"
@@ -40,7 +40,7 @@ def build_logger_provider(
     """A provider exporting log records in batches (default: OTLP gRPC)."""
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     if exporter is None and not settings.console_only:
-        exporter = fork_safe(OTLPLogExporter(**otlp_kwargs(settings)))
+        exporter = OTLPLogExporter(**otlp_kwargs(settings))
     exporters = []
     if exporter is not None:
         provider.add_log_record_processor(BatchLogRecordProcessor(exporter))

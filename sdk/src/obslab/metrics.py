@@ -12,7 +12,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from obslab._export import fork_safe, otlp_kwargs
+from obslab._export import otlp_kwargs
 from obslab.config import Settings
 
 
@@ -26,7 +26,7 @@ def build_meter_provider(
     interval_ms = settings.metric_export_interval * 1000
     exporters: list[MetricExporter] = []
     if exporter is None and not extra_readers and not settings.console_only:
-        exporter = fork_safe(OTLPMetricExporter(**otlp_kwargs(settings)))
+        exporter = OTLPMetricExporter(**otlp_kwargs(settings))
     readers = list(extra_readers)
     if exporter is not None:
         readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms))

@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-from obslab._export import fork_safe, otlp_kwargs
+from obslab._export import otlp_kwargs
 from obslab.config import Settings
 
 
@@ -30,7 +30,7 @@ def build_tracer_provider(
         provider.add_span_processor(processor)
     exporters: list[SpanExporter] = []
     if exporter is None and not settings.console_only:
-        exporter = fork_safe(OTLPSpanExporter(**otlp_kwargs(settings)))
+        exporter = OTLPSpanExporter(**otlp_kwargs(settings))
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
         exporters.append(exporter)
