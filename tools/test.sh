@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/bootstrap.sh
-.venv/bin/python tools/images/build_images.py --only otel/opentelemetry-collector-contrib prom/prometheus grafana/loki
-exec .venv/bin/python -m pytest tests/unit tests/integration/test_configs_validate.py "$@"
+.venv/bin/python tools/images/build_images.py --only otel/opentelemetry-collector-contrib prom/prometheus grafana/loki grafana/tempo
+exec .venv/bin/python -m pytest tests "$@"

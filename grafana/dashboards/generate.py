@@ -63,6 +63,7 @@ def dashboard(uid: str, title: str, panels: list[dict], tags: list[str]) -> dict
 
 
 RATE = "[5m]"
+# The collector's own metrics are exposed by its Prometheus reader without the _total suffix.
 
 DASHBOARDS = {
     "agent-performance.json": dashboard("obslab-agent-performance", "Agent Performance", [
@@ -100,17 +101,18 @@ DASHBOARDS = {
     ], ["red"]),
     "lab-health.json": dashboard("obslab-lab-health", "Lab Health", [
         timeseries("Collector accepted", {
-            "spans": f"sum(rate(otelcol_receiver_accepted_spans_total{RATE}))",
-            "log records": f"sum(rate(otelcol_receiver_accepted_log_records_total{RATE}))",
-            "metric points": f"sum(rate(otelcol_receiver_accepted_metric_points_total{RATE}))"}),
+            "spans": f"sum(rate(otelcol_receiver_accepted_spans{RATE}))",
+            "log records": f"sum(rate(otelcol_receiver_accepted_log_records{RATE}))",
+            "metric points": f"sum(rate(otelcol_receiver_accepted_metric_points{RATE}))"}),
         timeseries("Collector refused", {
-            "spans": f"sum(rate(otelcol_receiver_refused_spans_total{RATE}))",
-            "log records": f"sum(rate(otelcol_receiver_refused_log_records_total{RATE}))",
-            "metric points": f"sum(rate(otelcol_receiver_refused_metric_points_total{RATE}))"}),
+            "spans": f"sum(rate(otelcol_receiver_refused_spans{RATE}))",
+            "log records": f"sum(rate(otelcol_receiver_refused_log_records{RATE}))",
+            "metric points": f"sum(rate(otelcol_receiver_refused_metric_points{RATE}))"}),
+        # The collector creates send_failed series only on the first failure: `or vector(0)` draws 0 until then.
         timeseries("Collector export failures (dropped after retries)", {
-            "spans": f"sum(rate(otelcol_exporter_send_failed_spans_total{RATE}))",
-            "log records": f"sum(rate(otelcol_exporter_send_failed_log_records_total{RATE}))",
-            "metric points": f"sum(rate(otelcol_exporter_send_failed_metric_points_total{RATE}))"}),
+            "spans": f"sum(rate(otelcol_exporter_send_failed_spans{RATE})) or vector(0)",
+            "log records": f"sum(rate(otelcol_exporter_send_failed_log_records{RATE})) or vector(0)",
+            "metric points": f"sum(rate(otelcol_exporter_send_failed_metric_points{RATE})) or vector(0)"}),
         timeseries("Exporter queue", {"{{exporter}} size": "sum by (exporter) (otelcol_exporter_queue_size)",
                                       "{{exporter}} capacity": "sum by (exporter) (otelcol_exporter_queue_capacity)"}),
         timeseries("Backend ingest", {

@@ -65,3 +65,21 @@ def test_loki_verify_config_rejects_an_unknown_key(tmp_path):
     broken.write_text("no_such_block: {}\n" + (REPO / "loki/loki.yaml").read_text())
     result = _loki_verify(broken)
     assert result.returncode != 0 and "no_such_block" in result.stdout + result.stderr
+
+
+def _tempo_verify(config_path) -> subprocess.CompletedProcess:
+    return _run("docker", "run", "--rm", "-e", f"TEMPO_RETENTION={env_example()['TEMPO_RETENTION']}",
+                "-v", f"{config_path}:/etc/tempo/tempo.yaml:ro", image("tempo"),
+                "-config.file=/etc/tempo/tempo.yaml", "-config.expand-env=true", "-config.verify=true")
+
+
+def test_tempo_config_passes_config_verify():
+    result = _tempo_verify(REPO / "tempo/tempo.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_tempo_config_verify_rejects_an_unknown_key(tmp_path):
+    broken = tmp_path / "tempo.yaml"
+    broken.write_text("no_such_block: {}\n" + (REPO / "tempo/tempo.yaml").read_text())
+    result = _tempo_verify(broken)
+    assert result.returncode != 0 and "no_such_block" in result.stdout + result.stderr

@@ -19,7 +19,8 @@ PANELS = [(board.name, panel["title"], target)
 
 @pytest.fixture(scope="module")
 def workload(lab):
-    return lab.run_demo(f"panels-{uuid.uuid4().hex[:8]}", requests_count=20)
+    # long enough for several metric exports, so that rate() has two samples to work with
+    return lab.run_demo(f"panels-{uuid.uuid4().hex[:8]}", requests_count=25, interval=0.3)
 
 
 @pytest.mark.parametrize("board, title, target", PANELS, ids=[f"{b}:{t}:{x['refId']}" for b, t, x in PANELS])

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 import uuid
+
+import requests
 
 import pytest
 
 from conftest import eventually
+from lab import REPO, free_port
 
 
 def _spans(trace: dict) -> list[dict]:
@@ -72,7 +77,7 @@ def test_agent_metrics_are_in_prometheus_under_translated_names(lab, demo):
                   f'agent_errors_total{{job="{service}", error_type="ToolFailure"}}',
                   f'agent_llm_estimated_cost_total{{job="{service}"}}',
                   f'agent_iterations_total{{job="{service}"}}'):
-        result = eventually(lambda q=query: lab.promql(q))
+        result = eventually(lambda q=query: lab.promql(f"sum({q})"))
         assert float(result[0]["value"][1]) > 0, query
     labels = lab.promql(f'agent_llm_calls_total{{job="{service}"}}')[0]["metric"]
     assert {"llm_model", "llm_provider"} <= set(labels)
@@ -86,7 +91,6 @@ def test_span_metrics_and_service_graph_come_from_tempo(lab, demo):
 
 def test_latency_exemplar_carries_a_trace_id_that_tempo_knows(lab, demo):
     service, _ = demo
-    import requests, time
 
     def exemplars():
         response = requests.get(f"{lab.prometheus}/api/v1/query_exemplars", params={
@@ -95,4 +99,17 @@ def test_latency_exemplar_carries_a_trace_id_that_tempo_knows(lab, demo):
         return [e for series in response.json()["data"] for e in series["exemplars"]]
 
     exemplar = eventually(exemplars, timeout=120)[0]
-    assert lab.trace(exemplar["labels"]["trace_id"]) is not None
+    # Tempo's metrics-generator names the label traceID (the Prometheus datasource maps both names).
+    assert lab.trace(exemplar["labels"]["traceID"]) is not None
+
+
+def test_doctor_follows_every_hop_and_names_the_failed_one(lab):
+    doctor = [str(REPO / ".venv/bin/obslab"), "doctor", "--skip", "grafana", "--timeout", "60"]
+    ok = subprocess.run(doctor, capture_output=True, text=True, cwd=lab.env_file.parent, timeout=300)
+    print(ok.stdout)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert all(f"{hop:12} ok" in ok.stdout for hop in ("collector", "tempo", "loki", "prometheus"))
+    wrong_port = {"PATH": "/usr/bin:/bin", "TEMPO_PORT": str(free_port())}
+    bad = subprocess.run([*doctor[:-1], "5"], capture_output=True, text=True, cwd=lab.env_file.parent,
+                         timeout=300, env=wrong_port)
+    assert bad.returncode == 1 and "the tempo hop failed" in bad.stdout

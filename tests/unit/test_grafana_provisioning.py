@@ -14,8 +14,8 @@ def test_datasources_have_fixed_uids_and_links_between_them():
     assert tempo["tracesToLogsV2"]["datasourceUid"] == "loki"
     assert tempo["tracesToMetrics"]["datasourceUid"] == "prometheus"
     assert tempo["serviceMap"]["datasourceUid"] == "prometheus" and tempo["nodeGraph"]["enabled"]
-    assert sources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0] == {
-        "name": "trace_id", "datasourceUid": "tempo", "urlDisplayLabel": "View trace"}
+    destinations = sources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert {(d["name"], d["datasourceUid"]) for d in destinations} == {("traceID", "tempo"), ("trace_id", "tempo")}
     fields = {f["matcherType"]: f for f in sources["loki"]["jsonData"]["derivedFields"]}
     assert fields["label"]["matcherRegex"] == "trace_id" and fields["label"]["datasourceUid"] == "tempo"
 
