@@ -34,9 +34,13 @@ from obslab.telemetry import Telemetry
 N, REPEAT = 5000, 7
 
 
-def median_us(fn) -> float:
-    runs = timeit.repeat(fn, number=N, repeat=REPEAT)
-    return statistics.median(runs) / N * 1e6
+def paired(raw, ob) -> tuple[float, float]:
+    """Medians of alternating rounds, so that drift on a busy machine hits both sides alike."""
+    raw_runs, ob_runs = [], []
+    for _ in range(REPEAT):
+        raw_runs.append(timeit.timeit(raw, number=N))
+        ob_runs.append(timeit.timeit(ob, number=N))
+    return statistics.median(raw_runs) / N * 1e6, statistics.median(ob_runs) / N * 1e6
 
 
 def raw_sdk():
@@ -63,16 +67,15 @@ def bench_hot_paths() -> list[tuple[str, float, float]]:
     def span(tracer):
         return lambda: tracer.start_span("op").end()
 
-    rows.append(("span start+end", median_us(span(raw_tracer)), median_us(span(ob_tracer))))
+    rows.append(("span start+end", *paired(span(raw_tracer), span(ob_tracer))))
     def ctx_span(tracer):
         def run():
             with tracer.start_as_current_span("op"):
                 pass
         return run
 
-    rows.append(("with current span", median_us(ctx_span(raw_tracer)), median_us(lambda: _obslab_span(handle))))
-    rows.append(("counter add", median_us(lambda: raw_counter.add(1, {"k": "v"})),
-                 median_us(lambda: ob_counter.add(1, {"k": "v"}))))
+    rows.append(("with current span", *paired(ctx_span(raw_tracer), lambda: _obslab_span(handle))))
+    rows.append(("counter add", *paired(lambda: raw_counter.add(1, {"k": "v"}), lambda: ob_counter.add(1, {"k": "v"}))))
 
     def log_in_span(tracer, handler):
         logger = logging.Logger("bench")
@@ -83,8 +86,8 @@ def bench_hot_paths() -> list[tuple[str, float, float]]:
                 logger.info("hello %s", "world", extra={"data": {"k": 1}})
         return run
 
-    rows.append(("log record inside span", median_us(log_in_span(raw_tracer, raw_handler)),
-                 median_us(log_in_span(ob_tracer, ob_handler))))
+    rows.append(("log record inside span", *paired(log_in_span(raw_tracer, raw_handler),
+                                                   log_in_span(ob_tracer, ob_handler))))
     return rows
 
 

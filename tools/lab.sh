@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
-# The lab command: engine, .env check, images, `compose up --wait`, demo workload, URLs.
+# The lab command: engine, .env check, images, `compose up --wait`, demo workload, doctor, URLs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+compose() { docker compose -f docker-compose.observability.yml "$@"; }
+
 bash tools/bootstrap.sh
 .venv/bin/python tools/check_env.py .env          # bad .env values stop here, before anything starts
-.venv/bin/python tools/images/build_images.py
-docker compose -f docker-compose.observability.yml up -d --wait
+if ! .venv/bin/python tools/images/build_images.py --keep-going; then
+  echo "[lab] some images cannot be had on this machine (see above): starting the services that can run"
+fi
+services=$(.venv/bin/python tools/images/build_images.py --list-present)
+compose up -d --wait $services
+
 set -a; . ./.env; set +a
-OTLP_ENDPOINT="127.0.0.1:${OTLP_GRPC_PORT}" .venv/bin/python examples/travel_agent/main.py --requests 30 >/dev/null
+echo "[lab] demo workload: examples/travel_agent"
+OTLP_ENDPOINT="127.0.0.1:${OTLP_GRPC_PORT}" .venv/bin/python examples/travel_agent/main.py --requests 40 --interval 0.25 \
+  >/dev/null 2>/tmp/obslab-demo.log || { echo "[lab] the demo failed: /tmp/obslab-demo.log"; exit 1; }
+skip=""; case " $services " in *" grafana "*) ;; *) skip="--skip grafana";; esac
+.venv/bin/obslab doctor $skip
+
+echo "obslab is up ($services):"
+[ -z "$skip" ] && echo "  Grafana     http://127.0.0.1:${GRAFANA_PORT}   (user ${GRAFANA_ADMIN_USER}, password in .env)"
 cat <<URLS
-obslab is up:
-  Grafana     http://${OBSLAB_BIND_ADDRESS}:${GRAFANA_PORT}   (user ${GRAFANA_ADMIN_USER}, password in .env)
-  Tempo       http://${OBSLAB_BIND_ADDRESS}:${TEMPO_PORT}
-  Loki        http://${OBSLAB_BIND_ADDRESS}:${LOKI_PORT}
-  Prometheus  http://${OBSLAB_BIND_ADDRESS}:${PROMETHEUS_PORT}
-  OTLP        grpc ${OBSLAB_BIND_ADDRESS}:${OTLP_GRPC_PORT}, http ${OBSLAB_BIND_ADDRESS}:${OTLP_HTTP_PORT}
+  Tempo       http://127.0.0.1:${TEMPO_PORT}
+  Loki        http://127.0.0.1:${LOKI_PORT}
+  Prometheus  http://127.0.0.1:${PROMETHEUS_PORT}
+  OTLP        grpc 127.0.0.1:${OTLP_GRPC_PORT}, http 127.0.0.1:${OTLP_HTTP_PORT}
+Stop: docker compose -f docker-compose.observability.yml down   (add -v to wipe the data)
 URLS

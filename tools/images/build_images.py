@@ -319,10 +319,10 @@ NO_STANDIN = {
 # ---------------------------------------------------------------------------------------------
 
 
-def compose_images(compose_file: Path) -> list[str]:
-    """The image references of the compose file, in service order."""
+def compose_images(compose_file: Path) -> dict[str, str]:
+    """Service name -> image reference, in the compose file's order."""
     services = yaml.safe_load(compose_file.read_text())["services"]
-    return [svc["image"] for svc in services.values() if "image" in svc]
+    return {name: svc["image"] for name, svc in services.items() if "image" in svc}
 
 
 def image_present(image: str) -> bool:
@@ -376,15 +376,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compose", type=Path, default=REPO / "docker-compose.observability.yml")
     parser.add_argument("--only", nargs="*", help="image names (without tag) to handle")
     parser.add_argument("--no-pull", action="store_true", help="do not try the registry first")
+    parser.add_argument("--keep-going", action="store_true", help="go on past an image that cannot be had")
+    parser.add_argument("--list-present", action="store_true",
+                        help="only print the services whose images the engine has, one line")
     args = parser.parse_args(argv)
+    images = compose_images(args.compose)
+    if args.list_present:
+        print(" ".join(name for name, image in images.items() if image_present(image)))
+        return 0
     CACHE.mkdir(parents=True, exist_ok=True)
-    for image in compose_images(args.compose):
+    failed = []
+    for image in images.values():
         if args.only and image.rpartition(":")[0] not in args.only:
             continue
         started = time.monotonic()
-        how = ensure_image(image, pull=not args.no_pull)
+        try:
+            how = ensure_image(image, pull=not args.no_pull)
+        except (SystemExit, RuntimeError) as exc:
+            if not args.keep_going:
+                raise
+            log(f"{image}: unavailable: {exc}")
+            failed.append(image)
+            continue
         log(f"{image}: {how} ({time.monotonic() - started:.0f} s)")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

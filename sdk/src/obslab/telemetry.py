@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import atexit
-import functools
-import inspect
 import logging
 import threading
 import warnings
 from contextlib import AbstractContextManager
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Mapping
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.metrics import Counter, Histogram, Meter, NoOpMeterProvider, UpDownCounter
@@ -30,41 +28,10 @@ from obslab.metrics import build_meter_provider
 from obslab.resource import build_resource
 from obslab.traces import build_tracer_provider
 
-F = TypeVar("F", bound=Callable[..., Any])
 _INSTRUMENTATION_NAME = "obslab"
 
 _handle: Telemetry | None = None  # the one telemetry handle of the process
 _handle_lock = threading.Lock()
-
-
-class _SpanScope(AbstractContextManager):
-    """``Telemetry.span(...)``: a context manager, and a decorator for sync and async functions."""
-
-    def __init__(self, tracer: Tracer, name: str, attributes: Mapping[str, Any]) -> None:
-        self._tracer, self._name, self._attributes = tracer, name, dict(attributes)
-        self._cm: Any = None
-
-    def __enter__(self) -> Span:
-        self._cm = self._tracer.start_as_current_span(self._name, attributes=self._attributes)
-        return self._cm.__enter__()
-
-    def __exit__(self, *exc: Any) -> bool | None:
-        return self._cm.__exit__(*exc)
-
-    def __call__(self, func: F) -> F:
-        tracer, name, attributes = self._tracer, self._name, self._attributes
-        if inspect.iscoroutinefunction(func):
-            @functools.wraps(func)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with tracer.start_as_current_span(name, attributes=attributes):
-                    return await func(*args, **kwargs)
-            return async_wrapper  # type: ignore[return-value]
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with tracer.start_as_current_span(name, attributes=attributes):
-                return func(*args, **kwargs)
-        return wrapper  # type: ignore[return-value]
 
 
 class Telemetry:
@@ -143,9 +110,10 @@ class Telemetry:
         """A counter that can go down (queue sizes, sessions in flight)."""
         return self._meter.create_up_down_counter(name, unit=unit, description=description)
 
-    def span(self, name: str, **attributes: Any) -> _SpanScope:
-        """A span as ``with telemetry.span("x", k=v):`` or as ``@telemetry.span("x")``."""
-        return _SpanScope(self._tracer, name, attributes)
+    def span(self, name: str, **attributes: Any) -> AbstractContextManager[Span]:
+        """A span as ``with telemetry.span("x", k=v):`` or as ``@telemetry.span("x")`` on sync and
+        async functions (the SDK's context manager is also a decorator: nothing is added on top)."""
+        return self._tracer.start_as_current_span(name, attributes=attributes)
 
     def get_trace_context(self) -> dict[str, str]:
         """``{"trace_id", "span_id"}`` of the current span in hex; empty strings outside a span."""
