@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import yaml
+from dotenv import dotenv_values
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.observability.yml"
@@ -16,12 +17,7 @@ PORT_VARIABLES = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", 
 
 
 def env_example() -> dict[str, str]:
-    values = {}
-    for line in ENV_EXAMPLE.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
+    return {k: v or "" for k, v in dotenv_values(ENV_EXAMPLE).items()}
 
 
 def image(service: str) -> str:

@@ -13,19 +13,12 @@ import shutil
 import sys
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 REPO = Path(__file__).resolve().parent.parent
 PORTS = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", "OTLP_GRPC_PORT", "OTLP_HTTP_PORT",
          "COLLECTOR_HEALTH_PORT")
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
-
-
-def read_env(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip().strip('"').strip("'")
-    return values
 
 
 def problems(env: dict[str, str]) -> list[str]:
@@ -80,7 +73,7 @@ def ensure_env_file(path: Path) -> None:
 def main(argv: list[str]) -> int:
     path = Path(argv[1]) if len(argv) > 1 else REPO / ".env"
     ensure_env_file(path)
-    found = problems(read_env(path))
+    found = problems({k: v or "" for k, v in dotenv_values(path).items()})
     for problem in found:
         print(f"{path.name}: {problem}", file=sys.stderr)
     return 1 if found else 0

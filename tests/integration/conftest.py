@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from dotenv import dotenv_values
 
 from lab import COMPOSE_FILE, REPO, isolated_env
 
@@ -107,7 +108,7 @@ def docker_cleanup(lab_env_file) -> list[str]:
 
 @pytest.fixture(scope="session")
 def lab(request, lab_env_file, docker_compose_project_name) -> Lab:
-    env = dict(line.split("=", 1) for line in lab_env_file.read_text().splitlines() if "=" in line)
+    env = dotenv_values(lab_env_file)
     started = time.monotonic()
     request.getfixturevalue("docker_services")  # compose up --wait, returns once all are healthy
     lab = Lab(lab_env_file, env, docker_compose_project_name)

@@ -2,6 +2,8 @@
 
 import subprocess
 
+import pytest
+
 from lab import COMPOSE_FILE, REPO, env_example, image, isolated_env
 
 
@@ -49,37 +51,30 @@ def test_prometheus_config_passes_promtool_check():
     assert "SUCCESS" in result.stdout
 
 
-def _loki_verify(config_path) -> subprocess.CompletedProcess:
-    return _run("docker", "run", "--rm", "-e", f"LOKI_RETENTION={env_example()['LOKI_RETENTION']}",
-                "-v", f"{config_path}:/etc/loki/loki.yaml:ro", image("loki"),
-                "-config.file=/etc/loki/loki.yaml", "-config.expand-env=true", "-verify-config")
+# Loki and Tempo check their own config: (service, config in the repo, path in the container,
+# retention variable, verify flag).
+VERIFIERS = {
+    "loki": ("loki/loki.yaml", "/etc/loki/loki.yaml", "LOKI_RETENTION", "-verify-config"),
+    "tempo": ("tempo/tempo.yaml", "/etc/tempo/tempo.yaml", "TEMPO_RETENTION", "-config.verify=true"),
+}
 
 
-def test_loki_config_passes_verify_config():
-    result = _loki_verify(REPO / "loki/loki.yaml")
+def _self_verify(service: str, config_path) -> subprocess.CompletedProcess:
+    _, target, retention, flag = VERIFIERS[service]
+    return _run("docker", "run", "--rm", "-e", f"{retention}={env_example()[retention]}",
+                "-v", f"{config_path}:{target}:ro", image(service),
+                f"-config.file={target}", "-config.expand-env=true", flag)
+
+
+@pytest.mark.parametrize("service", VERIFIERS)
+def test_config_passes_its_components_own_verification(service):
+    result = _self_verify(service, REPO / VERIFIERS[service][0])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_loki_verify_config_rejects_an_unknown_key(tmp_path):
-    broken = tmp_path / "loki.yaml"
-    broken.write_text("no_such_block: {}\n" + (REPO / "loki/loki.yaml").read_text())
-    result = _loki_verify(broken)
-    assert result.returncode != 0 and "no_such_block" in result.stdout + result.stderr
-
-
-def _tempo_verify(config_path) -> subprocess.CompletedProcess:
-    return _run("docker", "run", "--rm", "-e", f"TEMPO_RETENTION={env_example()['TEMPO_RETENTION']}",
-                "-v", f"{config_path}:/etc/tempo/tempo.yaml:ro", image("tempo"),
-                "-config.file=/etc/tempo/tempo.yaml", "-config.expand-env=true", "-config.verify=true")
-
-
-def test_tempo_config_passes_config_verify():
-    result = _tempo_verify(REPO / "tempo/tempo.yaml")
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_tempo_config_verify_rejects_an_unknown_key(tmp_path):
-    broken = tmp_path / "tempo.yaml"
-    broken.write_text("no_such_block: {}\n" + (REPO / "tempo/tempo.yaml").read_text())
-    result = _tempo_verify(broken)
+@pytest.mark.parametrize("service", VERIFIERS)
+def test_config_verification_rejects_an_unknown_key(service, tmp_path):
+    broken = tmp_path / "config.yaml"
+    broken.write_text("no_such_block: {}\n" + (REPO / VERIFIERS[service][0]).read_text())
+    result = _self_verify(service, broken)
     assert result.returncode != 0 and "no_such_block" in result.stdout + result.stderr

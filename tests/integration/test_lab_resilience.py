@@ -9,15 +9,15 @@ import threading
 import time
 import uuid
 
-import pytest
+from dotenv import set_key
 
 from conftest import eventually
 from lab import REPO
 
 
 def _set_env(lab, **values: str) -> None:
-    lines = [line for line in lab.env_file.read_text().splitlines() if line.split("=", 1)[0] not in values]
-    lab.env_file.write_text("\n".join([*lines, *(f"{k}={v}" for k, v in values.items())]) + "\n")
+    for key, value in values.items():
+        set_key(lab.env_file, key, value, quote_mode="never")
 
 
 def test_sampling_percentage_zero_drops_traces_but_not_logs_or_metrics(lab):

@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
+from typing import Callable
 
 import yaml
 
@@ -176,7 +177,7 @@ def docker_build(image: str, layout: Layout, build_dir: Path, version: str) -> N
 # Builds: one function per component, returning the build dir holding what the Layout names.
 
 
-def build_collector(version: str, out: Path) -> Layout:
+def build_collector(version: str, out: Path) -> None:
     minor = int(version.split(".")[1])
     core = f"v0.{minor}.0"
     stable = _stable_core_version(core)
@@ -193,7 +194,6 @@ def build_collector(version: str, out: Path) -> Layout:
     manifest_file.write_text(yaml.safe_dump(cfg, sort_keys=False))
     run([str(builder), f"--config={manifest_file}"], env={"CGO_ENABLED": "0", **go_env()})
     shutil.copy(out / "src" / "otelcol-contrib", out / "otelcol-contrib")
-    return _collector_layout()
 
 
 def _collector_layout() -> Layout:
@@ -218,7 +218,7 @@ def _stable_core_version(core: str) -> str:
     return match.group(1)
 
 
-def build_prometheus(version: str, out: Path) -> Layout:
+def build_prometheus(version: str, out: Path) -> None:
     mod_version = "v0.{}{:02d}.{}".format(*_semver(version))  # 3.16.0 -> v0.316.0
     ldflags = f"-s -w -X github.com/prometheus/common/version.Version={version.lstrip('v')}"
     src = go_module_source("github.com/prometheus/prometheus", mod_version, out / "src")
@@ -226,7 +226,6 @@ def build_prometheus(version: str, out: Path) -> Layout:
         run(["go", "build", "-ldflags", ldflags, "-o", str(out / cmd), f"./cmd/{cmd}"],
             cwd=src, env={"CGO_ENABLED": "0", **go_env()})
     shutil.copy(src / "documentation/examples/prometheus.yml", out / "prometheus.yml")
-    return _prometheus_layout()
 
 
 def _prometheus_layout() -> Layout:
@@ -242,7 +241,7 @@ def _prometheus_layout() -> Layout:
     )
 
 
-def build_loki(version: str, out: Path) -> Layout:
+def build_loki(version: str, out: Path) -> None:
     src = go_module_source("github.com/grafana/loki/v3", f"v{version}", out / "src")
     # pkg/push is a nested module (not in the module zip); use its published version instead
     # of the in-tree replace.
@@ -251,7 +250,6 @@ def build_loki(version: str, out: Path) -> Layout:
     run(["go", "build", "-ldflags", ldflags, "-o", str(out / "loki"), "./cmd/loki"],
         cwd=src, env={"CGO_ENABLED": "0", **go_env()})
     shutil.copy(src / "cmd/loki/loki-docker-config.yaml", out / "local-config.yaml")
-    return _loki_layout()
 
 
 def _loki_layout() -> Layout:
@@ -267,13 +265,12 @@ def _loki_layout() -> Layout:
     )
 
 
-def build_tempo(version: str, out: Path) -> Layout:
+def build_tempo(version: str, out: Path) -> None:
     pseudo = _pseudo_version("grafana/tempo", version)
     src = go_module_source("github.com/grafana/tempo", pseudo, out / "src")
     ldflags = f"-s -w -X main.Version={version}"
     run(["go", "build", "-ldflags", ldflags, "-o", str(out / "tempo"), "./cmd/tempo"],
         cwd=src, env={"CGO_ENABLED": "0", **go_env()})
-    return _tempo_layout()
 
 
 def _tempo_layout() -> Layout:
@@ -302,11 +299,12 @@ def _pseudo_version(image: str, tag: str) -> str:
             f"of the v{tag} tag's commit to PSEUDO_VERSIONS in {Path(__file__).name}") from None
 
 
-BUILDS = {
-    "otel/opentelemetry-collector-contrib": build_collector,
-    "prom/prometheus": build_prometheus,
-    "grafana/loki": build_loki,
-    "grafana/tempo": build_tempo,
+# Official image name -> (build of the binaries into a cache dir, layout of the image around them).
+RECIPES: dict[str, tuple[Callable[[str, Path], None], Callable[[], Layout]]] = {
+    "otel/opentelemetry-collector-contrib": (build_collector, _collector_layout),
+    "prom/prometheus": (build_prometheus, _prometheus_layout),
+    "grafana/loki": (build_loki, _loki_layout),
+    "grafana/tempo": (build_tempo, _tempo_layout),
 }
 
 # Images with no stand-in recipe yet, and why.
@@ -341,9 +339,10 @@ def ensure_image(image: str, pull: bool) -> str:
     if pull and try_pull(image):
         return "pulled"
     name, _, tag = image.rpartition(":")
-    if name not in BUILDS:
+    if name not in RECIPES:
         why = NO_STANDIN.get(name, "no stand-in recipe")
         raise SystemExit(f"{image}: not present and not pullable; no local stand-in: {why}")
+    build, layout = RECIPES[name]
     version = tag.lstrip("v")
     out = CACHE / "build" / f"{name.replace('/', '_')}-{version}"
     done_marker = out / ".done"
@@ -353,22 +352,15 @@ def ensure_image(image: str, pull: bool) -> str:
         out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         log(f"{image}: building from the upstream Go module (this takes minutes the first time)")
-        BUILDS[name](version, out)
+        build(version, out)
         done_marker.write_text(f"{time.monotonic() - started:.0f}\n")
         src = out / "src"
         if src.exists():
             shutil.rmtree(src)  # keep the binary, not the copied source tree
-    layout = LAYOUTS[name]()
-    docker_build(image, layout, out, version)
+    docker_build(image, layout(), out, version)
     return how
 
 
-LAYOUTS = {
-    "otel/opentelemetry-collector-contrib": _collector_layout,
-    "prom/prometheus": _prometheus_layout,
-    "grafana/loki": _loki_layout,
-    "grafana/tempo": _tempo_layout,
-}
 
 
 def main(argv: list[str] | None = None) -> int:

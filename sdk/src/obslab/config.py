@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -100,15 +100,10 @@ def load_settings(arguments: Mapping[str, Any], environ: Mapping[str, str] | Non
     attrs = dict(resolved.get("resource_attributes", {}))
     settings = Settings(**{**resolved, "resource_attributes": attrs, "sources": sources})
     if settings.environment == "production" and "json_logs" not in sources:
-        settings = _replace(settings, json_logs=True)
+        settings = replace(settings, json_logs=True)
     if settings.console_only:
-        settings = _replace(settings, enable_console_export=True)
+        settings = replace(settings, enable_console_export=True)
     return settings
-
-
-def _replace(settings: Settings, **changes: Any) -> Settings:
-    values = {f.name: getattr(settings, f.name) for f in fields(Settings)}
-    return Settings(**{**values, **changes})
 
 
 # --- layers ----------------------------------------------------------------------------------
