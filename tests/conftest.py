@@ -55,3 +55,16 @@ def recorded(monkeypatch):
     remove_handlers()
     handle.shutdown(1)
     logging.getLogger().setLevel(logging.WARNING)
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """No process handle and no stray .env or OTEL_* settings; the handle is reset afterwards."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(telemetry_module, "_handle", None)
+    for name in ("OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME", "SERVICE_NAME", "OBSLAB_CONSOLE_ONLY", "OBSLAB_PRIVACY",
+                 "OTEL_EXPORTER_OTLP_ENDPOINT", "OBSLAB_INSTRUMENT"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    telemetry_module._reset_for_tests()
+    logging.getLogger().setLevel(logging.WARNING)

@@ -6,16 +6,6 @@ import pytest
 from obslab import get_telemetry, init_telemetry, telemetry as telemetry_module
 
 
-@pytest.fixture
-def fresh(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setattr(telemetry_module, "_handle", None)
-    for name in ("OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME", "SERVICE_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    yield
-    telemetry_module._reset_for_tests()
-
-
 def test_get_telemetry_before_init_returns_a_working_noop_handle(fresh):
     t = get_telemetry()
     with t.span("x"), t.trace_llm_call("m", "p"):

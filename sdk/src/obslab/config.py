@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field, fields, replace
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -20,6 +22,28 @@ from dotenv import dotenv_values, find_dotenv
 ENVIRONMENTS = ("development", "test", "staging", "production")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_ENDPOINT = "localhost:4317"
+DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
+PROTOCOLS = ("grpc", "http/protobuf")
+SAMPLING_STRATEGIES = ("always_on", "always_off", "trace_id_ratio")
+
+
+class Environment(str, Enum):
+    """Deployment environments; PRODUCTION turns JSON logs on."""
+
+    DEVELOPMENT = "development"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class LogLevel(str, Enum):
+    """Root logger levels."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
 
 # Environment variables read for each setting, first match wins. Standard OTEL_* names come
 # first; the travel-agent seed's names follow.
@@ -35,6 +59,13 @@ _ENV_NAMES: dict[str, tuple[str, ...]] = {
     "shutdown_timeout": ("OBSLAB_SHUTDOWN_TIMEOUT",),
     "disabled": ("OTEL_SDK_DISABLED",),
     "console_only": ("OBSLAB_CONSOLE_ONLY",),
+    "otlp_protocol": ("OTEL_EXPORTER_OTLP_PROTOCOL",),
+    "propagators": ("OTEL_PROPAGATORS",),
+    "privacy": ("OBSLAB_PRIVACY",),
+    "privacy_keys": ("OBSLAB_PRIVACY_KEYS",),
+    "prometheus_port": ("OBSLAB_PROMETHEUS_PORT",),
+    "system_metrics": ("OBSLAB_SYSTEM_METRICS",),
+    "instrument": ("OBSLAB_INSTRUMENT",),
 }
 
 
@@ -55,6 +86,13 @@ class Settings:
     shutdown_timeout: float = 2.0  # seconds: bounds shutdown() and interpreter exit
     disabled: bool = False
     console_only: bool = False  # zero-infrastructure mode: stdout only, no network
+    otlp_protocol: str = "grpc"  # or http/protobuf (needs the obslab[http] extra)
+    propagators: tuple[str, ...] = ("tracecontext", "baggage")
+    privacy: bool = False  # mask secrets and personal data before export
+    privacy_keys: tuple[str, ...] = ()  # attribute keys to mask, on top of the built-in list
+    prometheus_port: int | None = None  # in-process /metrics endpoint, next to OTLP
+    system_metrics: bool = False  # system.cpu.usage, system.memory.usage, system.gc.*
+    instrument: tuple[str, ...] = ()  # library instrumentors to turn on, or ("auto",)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -103,6 +141,8 @@ def load_settings(arguments: Mapping[str, Any], environ: Mapping[str, str] | Non
         settings = replace(settings, json_logs=True)
     if settings.console_only:
         settings = replace(settings, enable_console_export=True)
+    if settings.otlp_protocol == "http/protobuf" and "otlp_endpoint" not in sources:
+        settings = replace(settings, otlp_endpoint=DEFAULT_HTTP_ENDPOINT)
     return settings
 
 
@@ -174,30 +214,112 @@ def _yaml_layer(path: str | os.PathLike[str]) -> _Layer:
         raise ValueError(f"config_file={str(path)!r}: cannot read it ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"config_file={str(path)!r}: not valid YAML ({exc})") from None
+    if isinstance(data, dict) and set(data) == {"telemetry"}:
+        data = data["telemetry"] or {}  # FilAgent nests everything under telemetry:
     if not isinstance(data, dict):
         raise ValueError(f"config_file={str(path)!r}: expected a mapping of settings, got {type(data).__name__}")
-    return _Layer(source, _flatten_yaml(data, source))
+    flat, names = _flatten_yaml(data, source)
+    return _Layer(source, flat, names)
 
 
-def _flatten_yaml(data: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Accept flat keys named like init_telemetry's arguments, and the FilAgent
-    ``telemetry.yaml`` shape (``service:``, ``exporters.otlp``, ``sampling:``)."""
-    flat = {k: v for k, v in data.items() if k in _PARSERS}
-    service = data.get("service") or {}
-    for key in ("name", "version", "environment"):
-        if key in service:
-            flat.setdefault(f"service_{key}" if key != "environment" else "environment", service[key])
-    otlp = (data.get("exporters") or {}).get("otlp") or {}
-    if "endpoint" in otlp:
-        flat.setdefault("otlp_endpoint", otlp["endpoint"])
-    sampling = data.get("sampling") or {}
-    if "ratio" in sampling:
-        flat.setdefault("sampling_ratio", sampling["ratio"])
-    unknown = set(data) - set(_PARSERS) - {"service", "exporters", "sampling", "propagation", "privacy",
-                                           "instrument"}
+_YAML_SECTIONS = ("service", "exporters", "sampling", "propagation", "privacy", "enabled")  # not flat keys
+
+
+def _flatten_yaml(data: Mapping[str, Any], source: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Accept flat keys named like init_telemetry's arguments, and the FilAgent ``telemetry.yaml``
+    shape (``service:``, ``exporters:``, ``sampling:``, ``propagation:``, ``privacy:``).
+    Returns the settings and, for error messages, the YAML key each came from."""
+    unknown = set(data) - set(_PARSERS) - set(_YAML_SECTIONS)
     if unknown:
         raise ValueError(f"{source}: unknown setting(s) {', '.join(sorted(unknown))}")
-    return flat
+    flat = {k: v for k, v in data.items() if k in _PARSERS and k not in _YAML_SECTIONS}
+    names = {k: k for k in flat}
+
+    def put(setting: str, value: Any, key: str) -> None:
+        if setting not in flat:
+            flat[setting], names[setting] = value, key
+
+    if "enabled" in data:
+        put("disabled", not _parse_bool("enabled", data["enabled"], source), "enabled")
+    service = _section(data, "service", source)
+    for key, setting in (("name", "service_name"), ("version", "service_version"), ("environment", "environment")):
+        if key in service:
+            put(setting, service[key], f"service.{key}")
+    if "namespace" in service:
+        put("resource_attributes", {"service.namespace": service["namespace"]}, "service.namespace")
+    _flatten_exporters(_section(data, "exporters", source), source, put)
+    _flatten_sampling(_section(data, "sampling", source), source, put)
+    propagation = data.get("propagation")
+    if isinstance(propagation, Mapping):
+        propagation = propagation.get("propagators")
+    if propagation is not None:
+        put("propagators", propagation, "propagation.propagators")
+    privacy = data.get("privacy")
+    if isinstance(privacy, Mapping):
+        if "enabled" in privacy:
+            put("privacy", privacy["enabled"], "privacy.enabled")
+        if "sensitive_keys" in privacy:
+            put("privacy_keys", privacy["sensitive_keys"], "privacy.sensitive_keys")
+    elif privacy is not None:
+        put("privacy", privacy, "privacy")
+    return flat, names
+
+
+def _section(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{key}={value!r} (from {source}): expected a mapping")
+    return value
+
+
+_EXPORTER_PROTOCOLS = {"otlp": "grpc", "otlp_grpc": "grpc", "jaeger": "grpc", "otlp_http": "http/protobuf"}
+
+
+def _flatten_exporters(exporters: Mapping[str, Any], source: str, put: Callable[[str, Any, str], None]) -> None:
+    enabled = {}
+    for name, options in exporters.items():
+        options = options if isinstance(options, Mapping) else {"enabled": options}
+        if name not in (*_EXPORTER_PROTOCOLS, "console"):
+            raise ValueError(f"exporters.{name} (from {source}): unknown exporter; expected one of "
+                             f"{', '.join((*_EXPORTER_PROTOCOLS, 'console'))}")
+        if _parse_bool(f"exporters.{name}.enabled", options.get("enabled", True), source):
+            enabled[name] = options
+    if not enabled:
+        return
+    if "jaeger" in enabled:
+        warnings.warn("exporters.jaeger: Jaeger reads OTLP natively (since 1.35) and OpenTelemetry Python no "
+                      "longer ships a Jaeger exporter, so obslab sends OTLP gRPC to this endpoint", UserWarning,
+                      stacklevel=4)
+    network = [name for name in enabled if name != "console"]
+    if len({_EXPORTER_PROTOCOLS[name] for name in network}) > 1:
+        raise ValueError(f"exporters (from {source}): {', '.join(network)} are all enabled; "
+                         "enable one OTLP exporter (gRPC or HTTP)")
+    if "console" in enabled:
+        put("enable_console_export", True, "exporters.console")
+        if not network:
+            put("console_only", True, "exporters.console")
+    if network:
+        name = network[0]
+        put("otlp_protocol", _EXPORTER_PROTOCOLS[name], f"exporters.{name}")
+        if "endpoint" in enabled[name]:
+            put("otlp_endpoint", enabled[name]["endpoint"], f"exporters.{name}.endpoint")
+
+
+def _flatten_sampling(sampling: Mapping[str, Any], source: str, put: Callable[[str, Any, str], None]) -> None:
+    strategy = str(sampling.get("strategy", "trace_id_ratio" if "ratio" in sampling else "")).strip().lower()
+    if not strategy:
+        return
+    if strategy not in SAMPLING_STRATEGIES:
+        raise ValueError(f"sampling.strategy={sampling['strategy']!r} (from {source}): unknown sampling strategy; "
+                         f"expected one of {', '.join(SAMPLING_STRATEGIES)}")
+    if strategy == "always_on":
+        put("sampling_ratio", 1.0, "sampling.strategy")
+    elif strategy == "always_off":
+        put("sampling_ratio", 0.0, "sampling.strategy")
+    elif "ratio" not in sampling:
+        raise ValueError(f"sampling.strategy='trace_id_ratio' (from {source}): needs sampling.ratio (0 to 1)")
+    else:
+        put("sampling_ratio", sampling["ratio"], "sampling.ratio")
 
 
 # --- parsers ---------------------------------------------------------------------------------
@@ -294,6 +416,32 @@ def _parse_resource_attributes(text: str) -> dict[str, str]:
     return pairs
 
 
+def _parse_protocol(name: str, value: Any, where: str) -> str:
+    text = str(value).strip().lower()
+    text = {"http": "http/protobuf", "grpc": "grpc"}.get(text, text)
+    if text not in PROTOCOLS:
+        raise _bad(name, value, where, f"expected one of {', '.join(PROTOCOLS)}")
+    return text
+
+
+def _parse_names(name: str, value: Any, where: str) -> tuple[str, ...]:
+    """A comma-separated string or a list of names, lower-cased."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise _bad(name, value, where, "expected a list of names or a comma-separated string")
+    names = tuple(str(item).strip().lower() for item in items if str(item).strip())
+    if any(not re.fullmatch(r"[a-z0-9_.\-]+", n) for n in names):
+        raise _bad(name, value, where, "names may hold only letters, digits, '_', '.' and '-'")
+    return names
+
+
+def _parse_port(name: str, value: Any, where: str) -> int:
+    text = str(value).strip()
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise _bad(name, value, where, "expected a port number between 1 and 65535")
+    return int(text)
+
+
 _PARSERS: dict[str, Callable[[str, Any, str], Any]] = {
     "service_name": _parse_str,
     "service_version": _parse_str,
@@ -308,4 +456,11 @@ _PARSERS: dict[str, Callable[[str, Any, str], Any]] = {
     "shutdown_timeout": _parse_seconds,
     "disabled": _parse_bool,
     "console_only": _parse_bool,
+    "otlp_protocol": _parse_protocol,
+    "propagators": _parse_names,
+    "privacy": _parse_bool,
+    "privacy_keys": _parse_names,
+    "prometheus_port": _parse_port,
+    "system_metrics": _parse_bool,
+    "instrument": _parse_names,
 }

@@ -16,14 +16,14 @@ from functools import wraps
 from typing import Any, Callable
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
-from obslab._export import otlp_kwargs
+from obslab._export import otlp_exporter
 from obslab.config import Settings
+from obslab.privacy import RedactingFilter, RedactingLogProcessor, Redactor
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s trace_id=%(trace_id)s span_id=%(span_id)s - %(message)s"
 
@@ -35,12 +35,15 @@ _NOT_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
 
 
 def build_logger_provider(
-    settings: Settings, resource: Resource, exporter: LogRecordExporter | None = None
+    settings: Settings, resource: Resource, exporter: LogRecordExporter | None = None,
+    redactor: Redactor | None = None,
 ) -> tuple[LoggerProvider, list[LogRecordExporter]]:
-    """A provider exporting log records in batches (default: OTLP gRPC)."""
+    """A provider exporting log records in batches (default: OTLP), masked first when privacy is on."""
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    if redactor is not None:
+        provider.add_log_record_processor(RedactingLogProcessor(redactor))
     if exporter is None and not settings.console_only:
-        exporter = OTLPLogExporter(**otlp_kwargs(settings))
+        exporter = otlp_exporter(settings, "logs")
     exporters = []
     if exporter is not None:
         provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
@@ -109,10 +112,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def console_handler(settings: Settings, stream: Any = None) -> logging.Handler:
-    """stderr handler in the text format of the mini-telemetry seed, or JSON lines."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+def console_handler(settings: Settings, stream: Any = None, redactor: Redactor | None = None) -> logging.Handler:
+    """Console handler in the text format of the mini-telemetry seed, or JSON lines: on stderr,
+    or on stdout with the other signals in console-only mode."""
+    handler = logging.StreamHandler(stream or (sys.stdout if settings.console_only else sys.stderr))
     handler.addFilter(TraceContextFilter())
+    if redactor is not None:
+        handler.addFilter(RedactingFilter(redactor))
     handler.setFormatter(JsonFormatter(settings.service_name) if settings.json_logs else logging.Formatter(TEXT_FORMAT))
     return handler
 

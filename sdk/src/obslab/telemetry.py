@@ -7,13 +7,13 @@ import logging
 import threading
 import warnings
 from contextlib import AbstractContextManager
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.metrics import Counter, Histogram, Meter, NoOpMeterProvider, UpDownCounter
 from opentelemetry.trace import NoOpTracerProvider, Span, Tracer
 
-from obslab import _diagnostics, _export
+from obslab import _diagnostics, _export, instrumentation, web
 from obslab.agent import AgentInstruments
 from obslab.config import Settings, load_settings
 from obslab.logs import (
@@ -25,8 +25,11 @@ from obslab.logs import (
     remove_handlers,
 )
 from obslab.metrics import build_meter_provider
+from obslab.privacy import Redactor
+from obslab.prometheus import start_prometheus_endpoint
 from obslab.resource import build_resource
-from obslab.traces import build_tracer_provider
+from obslab.system import register_system_metrics
+from obslab.traces import build_tracer_provider, set_propagators
 
 _INSTRUMENTATION_NAME = "obslab"
 
@@ -50,15 +53,24 @@ class Telemetry:
         self._shutdown_done = False
         self._exporters: list[Any] = []
         self._log_handlers: list[logging.Handler] = []
+        self._undo: list[Callable[[], Any]] = []  # run at shutdown, newest first
+        self._redactor = Redactor(settings.privacy_keys) if settings.privacy else None
         if not enabled:
             self._tracer_provider: Any = NoOpTracerProvider()
             self._meter_provider: Any = NoOpMeterProvider()
             self._logger_provider: Any = None
         else:
+            extra_readers: tuple[Any, ...] = ()
+            if settings.prometheus_port is not None:
+                reader, stop = start_prometheus_endpoint(settings.prometheus_port)
+                extra_readers, self._undo = (reader,), [stop]
             resource = build_resource(settings)
-            self._tracer_provider, span_exps = build_tracer_provider(settings, resource, span_exporter)
-            self._meter_provider, metric_exps = build_meter_provider(settings, resource, metric_exporter, metric_readers)
-            self._logger_provider, log_exps = build_logger_provider(settings, resource, log_exporter)
+            self._tracer_provider, span_exps = build_tracer_provider(
+                settings, resource, span_exporter, redactor=self._redactor)
+            self._meter_provider, metric_exps = build_meter_provider(
+                settings, resource, metric_exporter, metric_readers, extra_readers)
+            self._logger_provider, log_exps = build_logger_provider(
+                settings, resource, log_exporter, redactor=self._redactor)
             self._exporters = [*span_exps, *metric_exps, *log_exps]
         self._tracer = self.get_tracer(_INSTRUMENTATION_NAME)
         self._meter = self.get_meter(_INSTRUMENTATION_NAME)
@@ -68,16 +80,33 @@ class Telemetry:
 
     def _install(self) -> None:
         _diagnostics.quiet_sdk_loggers()
+        set_propagators(self.settings.propagators)  # first: it may reject a name
         trace.set_tracer_provider(self._tracer_provider)
         metrics.set_meter_provider(self._meter_provider)
         _logs.set_logger_provider(self._logger_provider)
+        web.install_trace_id_header()
         otlp = None
         if not self.settings.console_only and find_installed_bridge() is None:
             otlp = OTLPHandler(logger_provider=self._logger_provider)
-        console = console_handler(self.settings)
+        console = console_handler(self.settings, redactor=self._redactor)
         self._log_handlers = [h for h in (otlp, console) if h is not None]
         install_handlers(otlp, console, self.settings.log_level)
+        if self.settings.system_metrics:
+            self._undo.append(register_system_metrics(self.get_meter("obslab.system")))
+        self._instrument_libraries()
         atexit.register(self.shutdown)
+
+    def _instrument_libraries(self) -> None:
+        own = instrumentation.own_names(self.settings.instrument)
+        if own:
+            from obslab.data import DataInstrumentor  # imports nothing of pandas/NumPy until used
+
+            data = DataInstrumentor(self.get_tracer("obslab.data"), self.get_meter("obslab.data"))
+            data.instrument(own)
+            self._undo.append(data.uninstrument)
+        for instrumentor in instrumentation.instrument(self.settings.instrument, self._tracer_provider,
+                                                       self._meter_provider):
+            self._undo.append(instrumentor.uninstrument)
 
     # --- tracer, meter, logger ------------------------------------------------------------
 
@@ -89,24 +118,25 @@ class Telemetry:
         """A meter for instrumentation scope ``name``."""
         return self._meter_provider.get_meter(name)
 
-    def get_logger(self, name: str) -> logging.Logger:
-        """A stdlib logger; its records reach OTLP through the root logger bridge."""
-        return logging.getLogger(name)
+    def get_logger(self, name: str | None = None) -> logging.Logger:
+        """A stdlib logger (named after the service by default); its records reach OTLP through
+        the root logger bridge."""
+        return logging.getLogger(name or self.settings.service_name)
 
     @property
     def tracer(self) -> Tracer:
         """The ``obslab`` tracer, for code that wants one without naming a scope."""
         return self._tracer
 
-    def create_counter(self, name: str, unit: str = "1", description: str = "") -> Counter:
-        """A monotonic counter on the ``obslab`` meter."""
+    def create_counter(self, name: str, description: str = "", unit: str = "1") -> Counter:
+        """A monotonic counter on the ``obslab`` meter (arguments in the autotelemetry seed's order)."""
         return self._meter.create_counter(name, unit=unit, description=description)
 
-    def create_histogram(self, name: str, unit: str = "ms", description: str = "") -> Histogram:
+    def create_histogram(self, name: str, description: str = "", unit: str = "ms") -> Histogram:
         """A histogram on the ``obslab`` meter (milliseconds unless told otherwise)."""
         return self._meter.create_histogram(name, unit=unit, description=description)
 
-    def create_up_down_counter(self, name: str, unit: str = "1", description: str = "") -> UpDownCounter:
+    def create_up_down_counter(self, name: str, description: str = "", unit: str = "1") -> UpDownCounter:
         """A counter that can go down (queue sizes, sessions in flight)."""
         return self._meter.create_up_down_counter(name, unit=unit, description=description)
 
@@ -114,6 +144,11 @@ class Telemetry:
         """A span as ``with telemetry.span("x", k=v):`` or as ``@telemetry.span("x")`` on sync and
         async functions (the SDK's context manager is also a decorator: nothing is added on top)."""
         return self._tracer.start_as_current_span(name, attributes=attributes)
+
+    def instrument_app(self, app: Any) -> Any:
+        """Instrument a FastAPI/Starlette or Flask app made before ``instrument=[...]`` took effect
+        (its responses then carry ``X-Trace-ID``); returns the app."""
+        return web.instrument_app(app, self._tracer_provider, self._meter_provider)
 
     def get_trace_context(self) -> dict[str, str]:
         """``{"trace_id", "span_id"}`` of the current span in hex; empty strings outside a span."""
@@ -167,6 +202,8 @@ class Telemetry:
             for exporter in self._exporters:
                 _export.abort_retries(exporter)
         remove_handlers()
+        while self._undo:
+            self._undo.pop()()
         return done
 
     def _flush_all(self) -> None:
@@ -198,12 +235,26 @@ def init_telemetry(
     resource_attributes: Mapping[str, str] | None = None,
     metric_export_interval: float | None = None,
     config_file: str | None = None,
+    *,
+    console_only: bool | None = None,
+    otlp_protocol: str | None = None,
+    propagators: Sequence[str] | None = None,
+    privacy: bool | None = None,
+    privacy_keys: Sequence[str] | None = None,
+    prometheus_port: int | None = None,
+    system_metrics: bool | None = None,
+    instrument: str | Sequence[str] | None = None,
 ) -> Telemetry:
     """Set up traces, metrics and logs for this process and return the telemetry handle.
 
     Arguments left as None come from the environment, a ``.env`` file, a YAML config file or
     defaults, in that order. A bad value raises ``ValueError`` naming the setting, the value and
     its source. A second call returns the first handle (with a warning if arguments differ).
+
+    ``console_only`` prints all three signals to stdout and opens no connection; ``privacy`` masks
+    secrets and personal data before export; ``prometheus_port`` serves ``/metrics`` on loopback;
+    ``system_metrics`` adds CPU, memory and GC metrics; ``instrument`` turns on library
+    instrumentors by name (``["fastapi", "requests", "pandas"]``) or all installed ones (``"auto"``).
     """
     global _handle
     arguments = dict(locals())
@@ -214,6 +265,7 @@ def init_telemetry(
                               "returning the existing telemetry handle", RuntimeWarning, stacklevel=2)
             return _handle
         settings = load_settings(arguments)
+        instrumentation.check_names(settings.instrument)
         if settings.disabled:
             _handle = Telemetry(settings, enabled=False, arguments=arguments)
             return _handle

@@ -1,17 +1,20 @@
-"""Tracer provider: parent-based ratio sampling, batch export over OTLP gRPC."""
+"""Tracer provider: parent-based ratio sampling, batch export over OTLP, W3C propagation."""
 
 from __future__ import annotations
 
 import json
 
-from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.propagate import set_global_textmap
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.util._importlib_metadata import entry_points
 
-from obslab._export import otlp_kwargs
+from obslab._export import otlp_exporter
 from obslab.config import Settings
+from obslab.privacy import RedactingSpanExporter, Redactor
 
 
 def build_tracer_provider(
@@ -19,8 +22,10 @@ def build_tracer_provider(
     resource: Resource,
     exporter: SpanExporter | None = None,
     extra_processors: tuple[SpanProcessor, ...] = (),
+    redactor: Redactor | None = None,
 ) -> tuple[TracerProvider, list[SpanExporter]]:
-    """A provider exporting to ``exporter`` (default: OTLP gRPC to the settings' endpoint)."""
+    """A provider exporting to ``exporter`` (default: OTLP to the settings' endpoint), through
+    ``redactor`` when privacy is on."""
     provider = TracerProvider(
         resource=resource,
         sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio)),
@@ -30,15 +35,29 @@ def build_tracer_provider(
         provider.add_span_processor(processor)
     exporters: list[SpanExporter] = []
     if exporter is None and not settings.console_only:
-        exporter = OTLPSpanExporter(**otlp_kwargs(settings))
+        exporter = otlp_exporter(settings, "traces")
     if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(BatchSpanProcessor(_masked(exporter, redactor)))
         exporters.append(exporter)
     if settings.enable_console_export:
         console = ConsoleSpanExporter(formatter=_span_json)
-        provider.add_span_processor(SimpleSpanProcessor(console))
+        provider.add_span_processor(SimpleSpanProcessor(_masked(console, redactor)))
         exporters.append(console)
     return provider, exporters
+
+
+def set_propagators(names: tuple[str, ...]) -> None:
+    """Install the named context propagators (``tracecontext``, ``baggage``, or any installed one)."""
+    available = {ep.name: ep for ep in entry_points(group="opentelemetry_propagator")}
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise ValueError(f"propagators={','.join(names)!r}: unknown propagator(s) {', '.join(unknown)}; "
+                         f"installed: {', '.join(sorted(available))}")
+    set_global_textmap(CompositePropagator([available[name].load()() for name in names]))
+
+
+def _masked(exporter: SpanExporter, redactor: Redactor | None) -> SpanExporter:
+    return exporter if redactor is None else RedactingSpanExporter(exporter, redactor)
 
 
 def _span_json(span: ReadableSpan) -> str:

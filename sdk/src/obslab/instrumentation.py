@@ -1,0 +1,70 @@
+"""Turn on installed OpenTelemetry instrumentors by name (``instrument=["fastapi", "requests"]``)
+or all of them (``"auto"``), found through the ``opentelemetry_instrumentor`` entry points, plus
+obslab's own ``pandas`` and ``numpy`` instrumentation."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Iterable
+
+from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
+from opentelemetry.util._importlib_metadata import entry_points
+
+# Names with an obslab extra that installs the instrumentor.
+EXTRAS = ("fastapi", "flask", "requests", "httpx", "sqlalchemy")
+# obslab's own instrumentation: name -> the library it needs.
+OWN = {"pandas": "pandas", "numpy": "numpy"}
+# Handled by obslab itself: the logging bridge is always on.
+_BUILT_IN = ("logging",)
+
+
+def installed_instrumentors() -> dict[str, Any]:
+    """Entry points of the installed upstream instrumentors, by name."""
+    return {ep.name: ep for ep in entry_points(group="opentelemetry_instrumentor")}
+
+
+def check_names(names: Iterable[str]) -> None:
+    """Raise ``ValueError`` for a name that is neither installed nor known, before anything starts."""
+    installed = installed_instrumentors()
+    for name in names:
+        if name == "auto" or name in _BUILT_IN or name in installed:
+            continue
+        if name in OWN:
+            if importlib.util.find_spec(OWN[name]) is None:
+                raise ValueError(f"instrument={name!r}: {OWN[name]} is not installed (pip install 'obslab[data]')")
+            continue
+        if name in EXTRAS:
+            raise ValueError(f"instrument={name!r}: its instrumentor is not installed; pip install 'obslab[{name}]'")
+        known = sorted({*installed, *OWN, *EXTRAS} - set(_BUILT_IN))
+        raise ValueError(f"instrument={name!r}: unknown instrumentor; expected 'auto' or one of {', '.join(known)}")
+
+
+def instrument(names: Iterable[str], tracer_provider: Any, meter_provider: Any) -> list[Any]:
+    """Instrument each named library; returns the upstream instrumentors turned on (to undo them).
+    Libraries already instrumented (by ``opentelemetry-instrument``, say) are left as they are."""
+    names = tuple(names)
+    check_names(names)
+    installed = installed_instrumentors()
+    explicit = [n for n in names if n != "auto" and n not in OWN and n not in _BUILT_IN]
+    chosen = sorted(set(installed) - set(_BUILT_IN)) if "auto" in names else explicit
+    done = []
+    for name in chosen:
+        instrumentor = installed[name].load()()
+        if instrumentor.is_instrumented_by_opentelemetry:
+            continue
+        conflict = get_dependency_conflicts(instrumentor.instrumentation_dependencies())
+        if conflict is not None:
+            if name in explicit:
+                raise ValueError(f"instrument={name!r}: {conflict}")
+            continue  # "auto": the library it instruments is not installed
+        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        done.append(instrumentor)
+    return done
+
+
+def own_names(names: Iterable[str]) -> tuple[str, ...]:
+    """The obslab data instrumentations asked for (``auto`` means those whose library is installed)."""
+    names = tuple(names)
+    if "auto" in names:
+        return tuple(n for n, lib in OWN.items() if importlib.util.find_spec(lib) is not None)
+    return tuple(n for n in names if n in OWN)

@@ -1,0 +1,71 @@
+"""structlog integration: trace ids in every event dict, and events exported as OTLP logs.
+
+    import structlog
+    from obslab.structlog_bridge import add_trace_context, OTLPLogProcessor
+    structlog.configure(processors=[add_trace_context, structlog.processors.add_log_level,
+                                    OTLPLogProcessor(), structlog.processors.JSONRenderer()])
+
+or simply ``configure_structlog()`` for that chain.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, MutableMapping
+
+from opentelemetry import _logs, context, trace
+from opentelemetry._logs import SeverityNumber
+
+_SEVERITY = {
+    "debug": SeverityNumber.DEBUG, "info": SeverityNumber.INFO, "warning": SeverityNumber.WARN,
+    "warn": SeverityNumber.WARN, "error": SeverityNumber.ERROR, "exception": SeverityNumber.ERROR,
+    "critical": SeverityNumber.FATAL, "fatal": SeverityNumber.FATAL,
+}
+_NOT_ATTRIBUTES = ("event", "level", "timestamp", "trace_id", "span_id")
+
+
+def add_trace_context(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: ``trace_id`` and ``span_id`` (hex) of the current span, when there is one."""
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event_dict.setdefault("trace_id", f"{span_context.trace_id:032x}")
+        event_dict.setdefault("span_id", f"{span_context.span_id:016x}")
+    return event_dict
+
+
+class OTLPLogProcessor:
+    """structlog processor that emits each event as an OpenTelemetry log record and passes it on."""
+
+    def __init__(self, logger_name: str = "structlog") -> None:
+        self._logger_name = logger_name
+
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        level = str(event_dict.get("level", method_name)).lower()
+        _logs.get_logger(self._logger_name).emit(
+            body=str(event_dict.get("event", "")),
+            severity_number=_SEVERITY.get(level, SeverityNumber.INFO),
+            severity_text=level.upper(),
+            attributes={k: _attribute(v) for k, v in event_dict.items() if k not in _NOT_ATTRIBUTES},
+            context=context.get_current(),
+        )
+        return event_dict
+
+
+def configure_structlog(json_output: bool = True) -> None:
+    """Configure structlog with trace ids, OTLP export and JSON (or console) rendering."""
+    import structlog
+
+    structlog.configure(processors=[
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_context,
+        OTLPLogProcessor(),
+        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(),
+    ])
+
+
+def _attribute(value: Any) -> Any:
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    return json.dumps(value, default=str)

@@ -1,0 +1,82 @@
+"""auto_instrument (autotelemetry seed): enums, JSON logs in production, Prometheus endpoint, system metrics."""
+
+import gc
+import socket
+
+import pytest
+import requests
+
+from lab import free_port
+from obslab import Environment, LogLevel, auto_instrument, init_telemetry
+from obslab.logs import JsonFormatter
+
+
+def test_one_line_sets_up_everything_with_the_seed_arguments(fresh):
+    port = free_port()
+    t = auto_instrument("etl-svc", service_version="1.0.0", environment=Environment.PRODUCTION,
+                        log_level=LogLevel.WARNING, prometheus_port=port, otlp_endpoint="127.0.0.1:1",
+                        additional_attributes={"team": "data-engineering"}, instrument=[])
+    s = t.settings
+    assert (s.service_name, s.environment, s.log_level) == ("etl-svc", "production", "WARNING")
+    assert s.json_logs and not s.enable_console_export and s.system_metrics
+    assert s.resource_attributes == {"team": "data-engineering"}
+    assert any(isinstance(h.formatter, JsonFormatter) for h in t._log_handlers)
+    t.create_counter("app.requests.count", "Requests handled", "1").add(2, {"endpoint": "/api/data"})
+    t.create_histogram("app.response.time", "Response time", "ms").record(42.5)
+    gc.collect()
+    body = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'app_requests_count_total{endpoint="/api/data"' in body
+    assert "app_response_time_milliseconds_bucket" in body
+    for name in ("system_cpu_usage_percent", "system_memory_usage_bytes", "system_gc_count_total",
+                 "system_gc_duration_milliseconds_total"):
+        assert name in body, name
+
+
+def test_development_also_prints_spans_and_metrics_to_the_console(fresh):
+    t = auto_instrument("dev-svc", environment="development", otlp_endpoint="127.0.0.1:1", instrument=[],
+                        system_metrics=False)
+    assert t.settings.enable_console_export and not t.settings.json_logs
+
+
+def test_prometheus_endpoint_binds_to_loopback_and_stops_at_shutdown(fresh):
+    port = free_port()
+    t = init_telemetry("svc", otlp_endpoint="127.0.0.1:1", prometheus_port=port)
+    assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).ok
+    t.shutdown()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+
+
+def test_busy_prometheus_port_names_the_port(fresh):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ValueError, match=f"prometheus_port={port}: cannot listen on 127.0.0.1:{port}.*in use"):
+            init_telemetry("svc", otlp_endpoint="127.0.0.1:1", prometheus_port=port)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"environment": "prod"}, "environment='prod'.*expected one of DEVELOPMENT, TEST, STAGING, PRODUCTION"),
+    ({"log_level": "LOUD"}, "log_level='LOUD'"),
+    ({"prometheus_port": -5}, "prometheus_port=-5.*between 1 and 65535"),
+    ({"prometheus_port": 0}, "prometheus_port=0"),
+    ({"instrument": ["fastapi", "kafka-magic"]}, "instrument='kafka-magic': unknown instrumentor"),
+])
+def test_bad_arguments_are_refused_before_anything_starts(fresh, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        auto_instrument("svc", otlp_endpoint="127.0.0.1:1", **arguments)
+
+
+def test_system_metrics_are_observed(recorded):
+    from obslab.system import register_system_metrics
+    remove_hook = register_system_metrics(recorded.handle.get_meter("obslab.system"))
+    try:
+        gc.collect()
+        metrics = recorded.metrics()
+    finally:
+        remove_hook()
+    assert metrics["system.memory.usage"][0][1] > 1_000_000
+    assert metrics["system.cpu.usage"][0][1] >= 0
+    assert sum(v for _, v in metrics["system.gc.count"]) >= 1
+    assert {a["generation"] for a, _ in metrics["system.gc.duration"]} == {0, 1, 2}
