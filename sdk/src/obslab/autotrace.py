@@ -42,7 +42,7 @@ def traced(func: F | None = None, *, name: str | None = None, tracer_name: str =
         if key in running:
             return None
         token = _running.set(running | {key})
-        return trace.get_tracer(tracer_name).start_as_current_span(span_name, attributes=attributes), token
+        return _tracer(tracer_name).start_as_current_span(span_name, attributes=attributes), token
 
     if inspect.iscoroutinefunction(func):
         @functools.wraps(func)
@@ -96,6 +96,15 @@ def untrace_modules(modules: Iterable[str | ModuleType]) -> None:
         for attr, value in list(vars(module).items()):
             if getattr(value, _WRAPPED, False):
                 setattr(module, attr, value.__wrapped__)
+
+
+def _tracer(name: str) -> trace.Tracer:
+    """The telemetry handle's tracer; the global one when init_telemetry was not called (for
+    example under ``opentelemetry-instrument``)."""
+    from obslab.telemetry import get_telemetry
+
+    handle = get_telemetry()
+    return handle.get_tracer(name) if handle.enabled else trace.get_tracer(name)
 
 
 def _module(module: str | ModuleType) -> ModuleType:

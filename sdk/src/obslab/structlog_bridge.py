@@ -41,7 +41,7 @@ class OTLPLogProcessor:
 
     def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         level = str(event_dict.get("level", method_name)).lower()
-        _logs.get_logger(self._logger_name).emit(
+        _otel_logger(self._logger_name).emit(
             body=str(event_dict.get("event", "")),
             severity_number=_SEVERITY.get(level, SeverityNumber.INFO),
             severity_text=level.upper(),
@@ -63,6 +63,14 @@ def configure_structlog(json_output: bool = True) -> None:
         OTLPLogProcessor(),
         structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(),
     ])
+
+
+def _otel_logger(name: str) -> _logs.Logger:
+    """The telemetry handle's OpenTelemetry logger; the global one when init_telemetry was not called."""
+    from obslab.telemetry import get_telemetry
+
+    handle = get_telemetry()
+    return handle.get_otel_logger(name) if handle.enabled else _logs.get_logger(name)
 
 
 def _attribute(value: Any) -> Any:

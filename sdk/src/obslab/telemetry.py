@@ -123,6 +123,11 @@ class Telemetry:
         the root logger bridge."""
         return logging.getLogger(name or self.settings.service_name)
 
+    def get_otel_logger(self, name: str) -> _logs.Logger:
+        """An OpenTelemetry logger (Logs API) for code that emits log records itself, like the
+        structlog integration."""
+        return self._logger_provider.get_logger(name) if self.enabled else _logs.get_logger(name)
+
     @property
     def tracer(self) -> Tracer:
         """The ``obslab`` tracer, for code that wants one without naming a scope."""
