@@ -99,6 +99,23 @@ DASHBOARDS = {
         node_graph("Service graph"),
         logs("Recent logs (trace_id links to Tempo)", '{service_name=~".+"}'),
     ], ["red"]),
+    # The examples/etl pipeline: obslab's pandas/NumPy instrumentation and system metrics.
+    "data-pipeline.json": dashboard("obslab-data-pipeline", "Data Pipeline", [
+        timeseries("Rows read", {"{{operation}}": f"sum by (operation) (rate(data_raw_rows_total{RATE}))"}, "rowsps", 8),
+        timeseries("Rows kept and filtered out", {
+            "kept ({{operation}})": f"sum by (operation) (rate(data_processed_rows_total{RATE}))",
+            "filtered out": f"sum(rate(data_filtered_rows_total{RATE}))"}, "rowsps", 8),
+        timeseries("Data read (bytes/s)", {"{{operation}}": f"sum by (operation) (rate(data_size_bytes_sum{RATE}))"},
+                   "Bps", 8),
+        timeseries("p95 processing time by operation", {"{{operation}}": "histogram_quantile(0.95, sum by "
+                   f"(le, operation) (rate(data_processing_time_milliseconds_bucket{RATE})))"}, "ms"),
+        timeseries("Process CPU and memory", {"CPU % {{job}}": "max by (job) (system_cpu_usage_percent)",
+                                              "memory {{job}}": "max by (job) (system_memory_usage_bytes)"}),
+        timeseries("Garbage collection", {
+            "collections/s gen {{generation}}": f"sum by (generation) (rate(system_gc_count_total{RATE}))",
+            "ms/s gen {{generation}}": f"sum by (generation) (rate(system_gc_duration_milliseconds_total{RATE}))"}),
+        logs("Pipeline runs (trace_id links to Tempo)", '{service_name=~".+"} |= "etl run finished"'),
+    ], ["data"]),
     "lab-health.json": dashboard("obslab-lab-health", "Lab Health", [
         timeseries("Collector accepted", {
             "spans": f"sum(rate(otelcol_receiver_accepted_spans{RATE}))",

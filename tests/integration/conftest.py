@@ -3,6 +3,7 @@ free host ports, torn down (volumes included) after the session."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -10,12 +11,13 @@ import sys
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
 from dotenv import dotenv_values
 
-from lab import COMPOSE_FILE, REPO, isolated_env
+from lab import COMPOSE_FILE, REPO, free_port, isolated_env
 
 # Grafana is left out until its image can be built here (see README, "Status").
 SERVICES = ("otel-collector", "tempo", "loki", "prometheus")
@@ -47,6 +49,32 @@ class Lab:
             env={"PATH": "/usr/bin:/bin", "OTLP_ENDPOINT": self.otlp, **env})
         assert result.returncode == 0, result.stderr
         return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+    def run_etl(self, service: str, runs: int = 3, interval: float = 1.0, **env: str) -> list[dict]:
+        """Run the ETL example against this lab; returns its per-run JSON lines."""
+        result = subprocess.run(
+            [sys.executable, str(REPO / "examples/etl/main.py"), "--runs", str(runs), "--rows", "2000",
+             "--interval", str(interval), "--service-name", service],
+            capture_output=True, text=True, timeout=300, cwd=self.env_file.parent,
+            env={"PATH": "/usr/bin:/bin", "OTLP_ENDPOINT": self.otlp, "OBSLAB_METRIC_EXPORT_INTERVAL": "2", **env})
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"run"')]
+
+    @contextlib.contextmanager
+    def web_api(self, service: str, **env: str) -> Iterator[str]:
+        """Serve the FastAPI example against this lab; yields its base URL."""
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "examples/web_api/app.py"), "--port", str(port), "--service-name", service],
+            cwd=self.env_file.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={"PATH": "/usr/bin:/bin", "OTLP_ENDPOINT": self.otlp, **env})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            eventually(lambda: requests.get(f"{url}/docs", timeout=1).ok, timeout=30, interval=0.2)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
     def trace(self, trace_id: str) -> dict | None:
         response = requests.get(f"{self.tempo}/api/traces/{trace_id}", timeout=5)

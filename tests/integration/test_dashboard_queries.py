@@ -20,6 +20,7 @@ PANELS = [(board.name, panel["title"], target)
 @pytest.fixture(scope="module")
 def workload(lab):
     # long enough for several metric exports, so that rate() has two samples to work with
+    lab.run_etl(f"panels-etl-{uuid.uuid4().hex[:8]}", runs=4, interval=2.5)  # the Data Pipeline dashboard
     return lab.run_demo(f"panels-{uuid.uuid4().hex[:8]}", requests_count=25, interval=0.3)
 
 

@@ -18,8 +18,9 @@ def test_checked_in_dashboards_match_their_generator(tmp_path):
 
 def test_dashboards_have_stable_uids_known_datasources_and_no_ids():
     boards = [json.loads(p.read_text()) for p in sorted(DASHBOARDS.glob("*.json"))]
-    assert {b["title"] for b in boards} == {"Agent Performance", "LLM Cost", "Service Overview", "Lab Health"}
-    assert len({b["uid"] for b in boards}) == 4 and all(b["uid"].startswith("obslab-") for b in boards)
+    assert {b["title"] for b in boards} == {"Agent Performance", "LLM Cost", "Service Overview", "Lab Health",
+                                            "Data Pipeline"}
+    assert len({b["uid"] for b in boards}) == 5 and all(b["uid"].startswith("obslab-") for b in boards)
     for board in boards:
         assert "id" not in board
         for panel in board["panels"]:

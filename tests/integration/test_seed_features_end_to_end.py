@@ -1,0 +1,80 @@
+"""Seed features that cross the collector: X-Trace-ID, the ETL example's data metrics, privacy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import uuid
+
+import requests
+
+from conftest import eventually
+
+
+def spans_of(trace: dict) -> list[dict]:
+    return [span for batch in trace["batches"] for scope in batch.get("scopeSpans", batch.get("instrumentationLibrarySpans", []))
+            for span in scope["spans"]]
+
+
+def attributes(span: dict) -> dict:
+    return {a["key"]: next(iter(a["value"].values()), None) for a in span.get("attributes", [])}
+
+
+def test_fastapi_x_trace_id_is_a_trace_tempo_returns(lab):
+    service = f"web-{uuid.uuid4().hex[:8]}"
+    with lab.web_api(service) as url:
+        response = requests.get(f"{url}/quote/paris", timeout=5)
+        trace_id = response.headers["X-Trace-ID"]
+        assert response.json()["trace_id"] == trace_id  # the handler ran inside that trace
+        trace = eventually(lambda: lab.trace(trace_id), timeout=60)
+    names = {span["name"] for span in spans_of(trace)}
+    assert {"GET /quote/{city}", "price_lookup"} <= names
+    services = {a["value"]["stringValue"] for batch in trace["batches"] for a in batch["resource"]["attributes"]
+                if a["key"] == "service.name"}
+    assert services == {service}
+
+
+def test_etl_example_data_metrics_reach_prometheus(lab):
+    service = f"etl-{uuid.uuid4().hex[:8]}"
+    runs = lab.run_etl(service, runs=3, interval=1.0)
+    rows_in = sum(run["rows_in"] for run in runs)
+    filtered = sum(run["rows_in"] - run["rows_kept"] for run in runs)
+
+    def value(query: str) -> float:
+        result = lab.promql(query)
+        return float(result[0]["value"][1]) if result else -1.0
+
+    assert eventually(lambda: value(f'sum(data_raw_rows_total{{job="{service}"}})') == rows_in, timeout=60)
+    assert eventually(lambda: value(f'sum(data_filtered_rows_total{{job="{service}"}})') == filtered, timeout=60)
+    for metric in ("data_processed_rows_total", "data_processing_time_milliseconds_count", "data_size_bytes_sum",
+                   "system_cpu_usage_percent", "system_memory_usage_bytes", "system_gc_count_total"):
+        assert eventually(lambda: lab.promql(f'{metric}{{job="{service}"}}'), timeout=60), metric
+    trace = eventually(lambda: lab.trace(runs[0]["trace_id"]), timeout=60)
+    by_name = {span["name"]: attributes(span) for span in spans_of(trace)}
+    assert {"etl.run", "etl.extract", "pandas.read_csv", "pandas.filter", "pandas.groupby.agg", "numpy.median"} <= set(by_name)
+    assert int(by_name["pandas.read_csv"]["pandas.rows"]) == runs[0]["rows_in"]
+
+
+def test_with_privacy_on_secrets_are_masked_in_tempo_and_loki(lab):
+    service = f"private-{uuid.uuid4().hex[:8]}"
+    secret, user = f"pw-{secrets.token_hex(12)}", f"{uuid.uuid4().hex[:6]}@example.com"
+    with lab.web_api(service, OBSLAB_PRIVACY="true") as url:
+        response = requests.post(f"{url}/login", json={"user": user, "password": secret}, timeout=5)
+        trace_id = response.headers["X-Trace-ID"]
+        trace = eventually(lambda: lab.trace(trace_id) if "check_credentials" in json.dumps(lab.trace(trace_id))
+                           else None, timeout=60)
+        logs = eventually(lambda: lab.loki_query(f'{{service_name="{service}"}} | trace_id="{trace_id}"'), timeout=60)
+    check = next(attributes(s) for s in spans_of(trace) if s["name"] == "check_credentials")
+    assert check["password"] == "[REDACTED]"
+    assert check["user.id"] == "sha256:" + hashlib.sha256(user.encode()).hexdigest()
+    lines = [line for stream in logs for _, line, *_ in stream["values"]]
+    assert any(f"password=[REDACTED]" in line for line in lines), lines
+    assert any(stream["stream"].get("api_key") == "[REDACTED]" for stream in logs), logs
+    for text in (json.dumps(trace), json.dumps(logs)):
+        assert secret not in text and user not in text
+    # ...and nowhere else in either backend
+    assert lab.loki_query(f'{{service_name="{service}"}} |= "{secret}"') == []
+    found = requests.get(f"{lab.tempo}/api/search", timeout=5,
+                         params={"q": f'{{ span.password = "{secret}" }}', "start": 0}).json()
+    assert found.get("traces", []) == []
