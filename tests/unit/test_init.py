@@ -1,3 +1,5 @@
+import subprocess
+import sys
 import time
 import warnings
 
@@ -48,3 +50,32 @@ def test_calls_never_raise_when_collector_is_down(fresh):
             t.record_llm_usage("m", "p", 1, 1)
             t.get_logger("a").info("still fine")
     assert t.force_flush(0.5) in (True, False)
+
+
+COEXIST = """
+import sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+exporter, provider = InMemorySpanExporter(), TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)  # what opentelemetry-instrument does before the app runs
+import obslab
+t = obslab.init_telemetry("svc", otlp_endpoint="127.0.0.1:1", privacy=PRIVACY)
+with t.span("work"):
+    pass
+print(len(exporter.get_finished_spans()), t._exporters, trace.get_tracer_provider() is provider)
+"""
+
+
+def test_under_opentelemetry_instrument_the_existing_pipeline_is_used_not_a_second_one(tmp_path):
+    out = subprocess.run([sys.executable, "-c", COEXIST.replace("PRIVACY", "None")], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=60)
+    assert out.stdout.split() == ["1", "[]", "True"], out.stderr
+
+
+def test_under_opentelemetry_instrument_privacy_is_refused_rather_than_silently_skipped(tmp_path):
+    out = subprocess.run([sys.executable, "-c", COEXIST.replace("PRIVACY", "True")], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=60)
+    assert out.returncode != 0 and "privacy=True: OpenTelemetry was already set up" in out.stderr

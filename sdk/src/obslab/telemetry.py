@@ -46,7 +46,7 @@ class Telemetry:
 
     def __init__(self, settings: Settings, enabled: bool = True, *, span_exporter: Any = None,
                  metric_exporter: Any = None, log_exporter: Any = None, metric_readers: tuple[Any, ...] = (),
-                 arguments: Mapping[str, Any] = ()) -> None:
+                 arguments: Mapping[str, Any] = (), adopted: tuple[Any, Any, Any] | None = None) -> None:
         self.settings = settings
         self.enabled = enabled
         self._arguments = dict(arguments)
@@ -55,7 +55,11 @@ class Telemetry:
         self._log_handlers: list[logging.Handler] = []
         self._undo: list[Callable[[], Any]] = []  # run at shutdown, newest first
         self._redactor = Redactor(settings.privacy_keys) if settings.privacy else None
-        if not enabled:
+        self._owns_providers = adopted is None
+        if adopted is not None:
+            # Set up by opentelemetry-instrument (or the app): use those, never a second pipeline.
+            self._tracer_provider, self._meter_provider, self._logger_provider = adopted
+        elif not enabled:
             self._tracer_provider: Any = NoOpTracerProvider()
             self._meter_provider: Any = NoOpMeterProvider()
             self._logger_provider: Any = None
@@ -81,9 +85,10 @@ class Telemetry:
     def _install(self) -> None:
         _diagnostics.quiet_sdk_loggers()
         set_propagators(self.settings.propagators)  # first: it may reject a name
-        trace.set_tracer_provider(self._tracer_provider)
-        metrics.set_meter_provider(self._meter_provider)
-        _logs.set_logger_provider(self._logger_provider)
+        if self._owns_providers:
+            trace.set_tracer_provider(self._tracer_provider)
+            metrics.set_meter_provider(self._meter_provider)
+            _logs.set_logger_provider(self._logger_provider)
         web.install_trace_id_header()
         otlp = None
         if not self.settings.console_only and find_installed_bridge() is None:
@@ -216,6 +221,8 @@ class Telemetry:
             provider.force_flush()
 
     def _shutdown_all(self) -> None:
+        if not self._owns_providers:  # their owner shuts them down
+            return self._flush_all()
         for provider in (self._tracer_provider, self._meter_provider, self._logger_provider):
             provider.shutdown()
 
@@ -274,10 +281,25 @@ def init_telemetry(
         if settings.disabled:
             _handle = Telemetry(settings, enabled=False, arguments=arguments)
             return _handle
-        handle = Telemetry(settings, arguments=arguments)
+        handle = Telemetry(settings, arguments=arguments, adopted=_providers_set_up_elsewhere(settings))
         handle._install()
         _handle = handle
         return handle
+
+
+def _providers_set_up_elsewhere(settings: Settings) -> tuple[Any, Any, Any] | None:
+    """The SDK providers already installed in this process (by ``opentelemetry-instrument``, say)."""
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
+    if not isinstance(trace.get_tracer_provider(), SdkTracerProvider):
+        return None
+    for setting in ("privacy", "prometheus_port", "console_only"):
+        if getattr(settings, setting) not in (None, False):
+            raise ValueError(f"{setting}={getattr(settings, setting)!r}: OpenTelemetry was already set up in this "
+                             "process (opentelemetry-instrument?), and obslab cannot add this to its pipeline; "
+                             "run without opentelemetry-instrument to use it")
+    logging.getLogger("obslab").info("OpenTelemetry already set up in this process: obslab uses its providers")
+    return trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider()
 
 
 def get_telemetry() -> Telemetry:
