@@ -86,6 +86,7 @@ class Telemetry:
         _diagnostics.quiet_sdk_loggers()
         set_propagators(self.settings.propagators)  # first: it may reject a name
         if self._owns_providers:
+            self._tracer_provider._obslab = True  # tells a later handle (tests) that this one was ours
             trace.set_tracer_provider(self._tracer_provider)
             metrics.set_meter_provider(self._meter_provider)
             _logs.set_logger_provider(self._logger_provider)
@@ -291,7 +292,8 @@ def _providers_set_up_elsewhere(settings: Settings) -> tuple[Any, Any, Any] | No
     """The SDK providers already installed in this process (by ``opentelemetry-instrument``, say)."""
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 
-    if not isinstance(trace.get_tracer_provider(), SdkTracerProvider):
+    current = trace.get_tracer_provider()
+    if not isinstance(current, SdkTracerProvider) or getattr(current, "_obslab", False):
         return None
     for setting in ("privacy", "prometheus_port", "console_only"):
         if getattr(settings, setting) not in (None, False):
