@@ -32,6 +32,7 @@ class Lab:
         self.loki = f"http://127.0.0.1:{env['LOKI_PORT']}"
         self.prometheus = f"http://127.0.0.1:{env['PROMETHEUS_PORT']}"
         self.otlp = f"127.0.0.1:{env['OTLP_GRPC_PORT']}"
+        self.otlp_http = f"http://127.0.0.1:{env['OTLP_HTTP_PORT']}"
         self.up_seconds = 0.0
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -78,3 +78,13 @@ def test_with_privacy_on_secrets_are_masked_in_tempo_and_loki(lab):
     found = requests.get(f"{lab.tempo}/api/search", timeout=5,
                          params={"q": f'{{ span.password = "{secret}" }}', "start": 0}).json()
     assert found.get("traces", []) == []
+
+
+def test_otlp_http_exporter_reaches_all_three_backends(lab):
+    service = f"http-{uuid.uuid4().hex[:8]}"
+    (first, *_) = lab.run_demo(service, requests_count=3, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                               OTLP_ENDPOINT=lab.otlp_http)
+    assert eventually(lambda: lab.trace(first["trace_id"]), timeout=60)
+    assert eventually(lambda: lab.loki_query(f'{{service_name="{service}"}} | trace_id="{first["trace_id"]}"'),
+                      timeout=60)
+    assert eventually(lambda: lab.promql(f'agent_requests_total{{job="{service}"}}'), timeout=60)

@@ -79,3 +79,24 @@ def test_under_opentelemetry_instrument_privacy_is_refused_rather_than_silently_
     out = subprocess.run([sys.executable, "-c", COEXIST.replace("PRIVACY", "True")], capture_output=True,
                          text=True, cwd=tmp_path, timeout=60)
     assert out.returncode != 0 and "privacy=True: OpenTelemetry was already set up" in out.stderr
+
+
+def test_unknown_propagator_is_refused_with_the_installed_ones_listed(fresh):
+    with pytest.raises(ValueError, match="unknown propagator.*b3multi.*installed: baggage.*tracecontext"):
+        init_telemetry("svc", otlp_endpoint="127.0.0.1:1", propagators=["tracecontext", "b3multi"])
+
+
+def test_baggage_and_trace_context_are_propagated_in_w3c_headers(fresh):
+    from opentelemetry import baggage, context
+    from opentelemetry.propagate import inject
+    t = init_telemetry("svc", otlp_endpoint="127.0.0.1:1")
+    token = context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        with t.span("outgoing"):
+            headers: dict = {}
+            inject(headers)
+            trace_id = t.get_trace_context()["trace_id"]
+    finally:
+        context.detach(token)
+    assert headers["traceparent"].split("-")[1] == trace_id
+    assert headers["baggage"] == "tenant=acme"
