@@ -13,9 +13,11 @@ services=$(.venv/bin/python tools/images/build_images.py --list-present)
 compose up -d --wait $services
 
 set -a; . ./.env; set +a
-echo "[lab] demo workload: examples/travel_agent"
+echo "[lab] demo workload: examples/travel_agent and examples/etl"
 OTLP_ENDPOINT="127.0.0.1:${OTLP_GRPC_PORT}" .venv/bin/python examples/travel_agent/main.py --requests 40 --interval 0.25 \
   >/dev/null 2>/tmp/obslab-demo.log || { echo "[lab] the demo failed: /tmp/obslab-demo.log"; exit 1; }
+OTLP_ENDPOINT="127.0.0.1:${OTLP_GRPC_PORT}" OBSLAB_METRIC_EXPORT_INTERVAL=5 .venv/bin/python examples/etl/main.py \
+  --runs 5 --interval 2 >/dev/null 2>>/tmp/obslab-demo.log || { echo "[lab] the ETL demo failed: /tmp/obslab-demo.log"; exit 1; }
 skip=""; case " $services " in *" grafana "*) ;; *) skip="--skip grafana";; esac
 .venv/bin/obslab doctor $skip
 
