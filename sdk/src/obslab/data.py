@@ -41,6 +41,9 @@ class DataInstrumentor:
 
     def instrument(self, libraries: tuple[str, ...] = ("pandas", "numpy")) -> None:
         """Patch the named libraries (``pandas``, ``numpy``); they must be importable."""
+        unknown = set(libraries) - {"pandas", "numpy"}
+        if unknown:
+            raise ValueError(f"DataInstrumentor.instrument({', '.join(sorted(unknown))}): expected pandas or numpy")
         if "pandas" in libraries:
             self._instrument_pandas()
         if "numpy" in libraries:
