@@ -56,13 +56,16 @@ class Telemetry:
         self._undo: list[Callable[[], Any]] = []  # run at shutdown, newest first
         self._redactor = Redactor(settings.privacy_keys) if settings.privacy else None
         self._owns_providers = adopted is None
+        self._tracer_provider: Any
+        self._meter_provider: Any
+        self._logger_provider: Any
         if adopted is not None:
             # Set up by opentelemetry-instrument (or the app): use those, never a second pipeline.
             self._tracer_provider, self._meter_provider, self._logger_provider = adopted
         elif not enabled:
-            self._tracer_provider: Any = NoOpTracerProvider()
-            self._meter_provider: Any = NoOpMeterProvider()
-            self._logger_provider: Any = None
+            self._tracer_provider = NoOpTracerProvider()
+            self._meter_provider = NoOpMeterProvider()
+            self._logger_provider = None
         else:
             extra_readers: tuple[Any, ...] = ()
             if settings.prometheus_port is not None:
