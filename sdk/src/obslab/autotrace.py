@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from opentelemetry import trace
 
+from obslab.telemetry import get_telemetry
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Modules whose functions the tracing path itself calls: tracing them would recurse.
@@ -101,8 +103,6 @@ def untrace_modules(modules: Iterable[str | ModuleType]) -> None:
 def _tracer(name: str) -> trace.Tracer:
     """The telemetry handle's tracer; the global one when init_telemetry was not called (for
     example under ``opentelemetry-instrument``)."""
-    from obslab.telemetry import get_telemetry
-
     handle = get_telemetry()
     return handle.get_tracer(name) if handle.enabled else trace.get_tracer(name)
 

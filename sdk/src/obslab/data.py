@@ -15,7 +15,7 @@ from functools import wraps
 from typing import Any, Callable
 
 from opentelemetry.metrics import Meter
-from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace import Tracer
 
 _READERS = ("read_csv", "read_table", "read_json", "read_parquet", "read_excel", "read_feather", "read_sql")
 _AGGREGATIONS = ("agg", "aggregate", "mean", "median", "sum", "count", "min", "max", "std", "var", "size")
@@ -49,7 +49,8 @@ class DataInstrumentor:
         if "numpy" in libraries:
             import numpy as np
             for name in _NUMPY:
-                self._patch(np, name, self._numpy_wrapper(getattr(np, name), name))
+                self._patch(np, name, self._traced(getattr(np, name), f"numpy.{name}", f"numpy.{name}",
+                                                   self._numpy_size))
 
     def uninstrument(self) -> None:
         """Restore every patched function."""
@@ -69,72 +70,48 @@ class DataInstrumentor:
 
         for name in _READERS:
             if hasattr(pd, name):
-                self._patch(pd, name, self._reader_wrapper(getattr(pd, name), name))
+                self._patch(pd, name, self._traced(getattr(pd, name), f"pandas.{name}", name, self._read_rows))
         original_getitem = pd.DataFrame.__getitem__
-        instrumentor = self
+        traced_filter = self._traced(original_getitem, "pandas.filter", "filter", self._filter_rows)
 
         @wraps(original_getitem)
         def getitem(frame: Any, key: Any) -> Any:
-            is_mask = (isinstance(key, (pd.Series, np.ndarray)) and key.dtype == bool)
-            if not is_mask or instrumentor._busy():
-                return original_getitem(frame, key)
-            with instrumentor._operation("pandas.filter", "filter") as (span, done):
-                result = original_getitem(frame, key)
-                kept, total = len(result), len(frame)
-                done(input_rows=total, output_rows=kept)
-                span.set_attribute("pandas.filtered_rows", total - kept)
-                instrumentor.filtered_rows.add(total - kept, {"operation": "filter"})
-                return result
+            if isinstance(key, (pd.Series, np.ndarray)) and key.dtype == bool:
+                return traced_filter(frame, key)
+            return original_getitem(frame, key)
 
         self._patch(pd.DataFrame, "__getitem__", getitem)
         for cls in (DataFrameGroupBy, SeriesGroupBy):
             for name in _AGGREGATIONS:
                 if hasattr(cls, name):
-                    self._patch(cls, name, self._groupby_wrapper(getattr(cls, name), name))
+                    self._patch(cls, name, self._traced(getattr(cls, name), f"pandas.groupby.{name}",
+                                                        f"groupby.{name}", self._aggregate_rows))
 
-    def _reader_wrapper(self, original: Callable[..., Any], name: str) -> Callable[..., Any]:
-        @wraps(original)
-        def read(*args: Any, **kwargs: Any) -> Any:
-            if self._busy():
-                return original(*args, **kwargs)
-            with self._operation(f"pandas.{name}", name) as (span, done):
-                frame = original(*args, **kwargs)
-                if hasattr(frame, "shape"):
-                    rows, memory = len(frame), _memory_bytes(frame)
-                    span.set_attributes({"pandas.rows": rows, "pandas.columns": _columns(frame),
-                                         "pandas.memory_bytes": memory})
-                    self.raw_rows.add(rows, {"operation": name})
-                    self.size.record(memory, {"operation": name})
-                done()
-                return frame
-        return read
+    def _read_rows(self, operation: str, args: tuple[Any, ...], frame: Any) -> dict[str, Any]:
+        if not hasattr(frame, "shape"):
+            return {}
+        rows, memory = len(frame), _memory_bytes(frame)
+        self.raw_rows.add(rows, {"operation": operation})
+        self.size.record(memory, {"operation": operation})
+        return {"pandas.rows": rows, "pandas.columns": _columns(frame), "pandas.memory_bytes": memory}
 
-    def _groupby_wrapper(self, original: Callable[..., Any], name: str) -> Callable[..., Any]:
-        @wraps(original)
-        def aggregate(grouped: Any, *args: Any, **kwargs: Any) -> Any:
-            if self._busy():
-                return original(grouped, *args, **kwargs)
-            with self._operation(f"pandas.groupby.{name}", f"groupby.{name}") as (_span, done):
-                result = original(grouped, *args, **kwargs)
-                done(input_rows=len(grouped.obj), output_rows=len(result))
-                return result
-        return aggregate
+    def _filter_rows(self, operation: str, args: tuple[Any, ...], result: Any) -> dict[str, Any]:
+        total, kept = len(args[0]), len(result)
+        self.processed_rows.add(kept, {"operation": operation})
+        self.filtered_rows.add(total - kept, {"operation": operation})
+        return {"pandas.input_rows": total, "pandas.output_rows": kept, "pandas.filtered_rows": total - kept}
+
+    def _aggregate_rows(self, operation: str, args: tuple[Any, ...], result: Any) -> dict[str, Any]:
+        self.processed_rows.add(len(result), {"operation": operation})
+        return {"pandas.input_rows": len(args[0].obj), "pandas.output_rows": len(result)}
 
     # --- numpy ----------------------------------------------------------------------------
 
-    def _numpy_wrapper(self, original: Callable[..., Any], name: str) -> Callable[..., Any]:
+    @staticmethod
+    def _numpy_size(operation: str, args: tuple[Any, ...], result: Any) -> dict[str, Any]:
         import numpy as np
 
-        @wraps(original)
-        def compute(a: Any, *args: Any, **kwargs: Any) -> Any:
-            if self._busy():
-                return original(a, *args, **kwargs)
-            with self._operation(f"numpy.{name}", f"numpy.{name}") as (span, done):
-                span.set_attribute("numpy.input_size", int(np.size(a)))
-                result = original(a, *args, **kwargs)
-                done()
-                return result
-        return compute
+        return {"numpy.input_size": int(np.size(args[0]))}
 
     # --- shared ---------------------------------------------------------------------------
 
@@ -143,39 +120,30 @@ class DataInstrumentor:
                               else getattr(owner, name)))
         setattr(owner, name, wrapper)
 
-    def _busy(self) -> bool:
-        return getattr(self._active, "depth", 0) > 0
+    def _traced(self, original: Callable[..., Any], span_name: str, operation: str,
+                describe: Callable[[str, tuple[Any, ...], Any], dict[str, Any]]) -> Callable[..., Any]:
+        """``original`` as one traced operation: a span, ``processing_time_ms`` and the
+        ``data.processing.time`` metric, plus what ``describe(operation, args, result)`` records and
+        returns as span attributes. Calls made while another operation runs are not traced."""
+        attributes = {"operation": operation}
 
-    def _operation(self, span_name: str, operation: str) -> "_Operation":
-        return _Operation(self, span_name, operation)
-
-
-class _Operation:
-    """One traced data operation: a span, the recursion guard, timing and the row metrics."""
-
-    def __init__(self, owner: DataInstrumentor, span_name: str, operation: str) -> None:
-        self._owner, self._span_name, self._operation = owner, span_name, operation
-
-    def __enter__(self) -> tuple[Span, Callable[..., None]]:
-        owner = self._owner
-        owner._active.depth = getattr(owner._active, "depth", 0) + 1
-        self._scope = owner._tracer.start_as_current_span(self._span_name)
-        self._span = self._scope.__enter__()
-        self._started = time.perf_counter()
-        return self._span, self._done
-
-    def _done(self, input_rows: int | None = None, output_rows: int | None = None) -> None:
-        elapsed_ms = (time.perf_counter() - self._started) * 1e3
-        attributes = {"operation": self._operation}
-        self._span.set_attribute("processing_time_ms", round(elapsed_ms, 3))
-        self._owner.processing_time.record(elapsed_ms, attributes)
-        if input_rows is not None:
-            self._span.set_attributes({"pandas.input_rows": input_rows, "pandas.output_rows": output_rows})
-            self._owner.processed_rows.add(output_rows, attributes)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._owner._active.depth -= 1
-        self._scope.__exit__(*exc)
+        @wraps(original)
+        def traced(*args: Any, **kwargs: Any) -> Any:
+            if getattr(self._active, "busy", False):
+                return original(*args, **kwargs)
+            self._active.busy = True
+            try:
+                with self._tracer.start_as_current_span(span_name) as span:
+                    started = time.perf_counter()
+                    result = original(*args, **kwargs)
+                    elapsed_ms = (time.perf_counter() - started) * 1e3
+                    self.processing_time.record(elapsed_ms, attributes)
+                    span.set_attributes({**describe(operation, args, result),
+                                         "processing_time_ms": round(elapsed_ms, 3)})
+                    return result
+            finally:
+                self._active.busy = False
+        return traced
 
 
 def _memory_bytes(frame: Any) -> int:

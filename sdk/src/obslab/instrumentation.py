@@ -23,9 +23,9 @@ def installed_instrumentors() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group="opentelemetry_instrumentor")}
 
 
-def check_names(names: Iterable[str]) -> None:
+def check_names(names: Iterable[str], installed: dict[str, Any] | None = None) -> None:
     """Raise ``ValueError`` for a name that is neither installed nor known, before anything starts."""
-    installed = installed_instrumentors()
+    installed = installed_instrumentors() if installed is None else installed
     for name in names:
         if name == "auto" or name in _BUILT_IN or name in installed:
             continue
@@ -43,8 +43,8 @@ def instrument(names: Iterable[str], tracer_provider: Any, meter_provider: Any) 
     """Instrument each named library; returns the upstream instrumentors turned on (to undo them).
     Libraries already instrumented (by ``opentelemetry-instrument``, say) are left as they are."""
     names = tuple(names)
-    check_names(names)
     installed = installed_instrumentors()
+    check_names(names, installed)
     explicit = [n for n in names if n != "auto" and n not in OWN and n not in _BUILT_IN]
     chosen = sorted(set(installed) - set(_BUILT_IN)) if "auto" in names else explicit
     done = []

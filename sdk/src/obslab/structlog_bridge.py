@@ -16,6 +16,8 @@ from typing import Any, MutableMapping
 from opentelemetry import _logs, context, trace
 from opentelemetry._logs import SeverityNumber
 
+from obslab.telemetry import get_telemetry
+
 _SEVERITY = {
     "debug": SeverityNumber.DEBUG, "info": SeverityNumber.INFO, "warning": SeverityNumber.WARN,
     "warn": SeverityNumber.WARN, "error": SeverityNumber.ERROR, "exception": SeverityNumber.ERROR,
@@ -67,8 +69,6 @@ def configure_structlog(json_output: bool = True) -> None:
 
 def _otel_logger(name: str) -> _logs.Logger:
     """The telemetry handle's OpenTelemetry logger; the global one when init_telemetry was not called."""
-    from obslab.telemetry import get_telemetry
-
     handle = get_telemetry()
     return handle.get_otel_logger(name) if handle.enabled else _logs.get_logger(name)
 
