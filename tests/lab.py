@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import sys
 from pathlib import Path
 
 import yaml
@@ -14,6 +15,17 @@ COMPOSE_FILE = REPO / "docker-compose.observability.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 PORT_VARIABLES = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", "OTLP_GRPC_PORT",
                   "OTLP_HTTP_PORT", "COLLECTOR_HEALTH_PORT")
+
+
+def compose_files() -> list[Path]:
+    """The compose files the lab runs with here: the main one, plus the Grafana stand-in file where
+    the official Grafana image cannot be pulled (decided by the image tool, as for the lab command)."""
+    sys.path.insert(0, str(REPO / "tools" / "images"))
+    try:
+        import build_images
+    finally:
+        sys.path.pop(0)
+    return build_images.compose_files(COMPOSE_FILE)
 
 
 def env_example() -> dict[str, str]:

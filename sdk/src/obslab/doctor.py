@@ -2,15 +2,19 @@
 
 Prints one row per hop with the seconds it took to become visible, and returns non-zero naming
 the first hop that failed and its likely cause. Endpoints come from the environment or ``.env``
-(the lab's port variables); defaults are the lab's default ports on 127.0.0.1.
+(the lab's port variables); defaults are the lab's default ports on 127.0.0.1. The Grafana hop
+asks Grafana itself for the probe through each of its datasources, logging in with the
+``GRAFANA_ADMIN_USER`` / ``GRAFANA_ADMIN_PASSWORD`` of ``.env``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -41,11 +45,51 @@ def _get_json(url: str, timeout: float = 3.0) -> dict | None:
         return None
 
 
+class _Refused(Exception):
+    """A definite answer that waiting will not change (asking again could lock the login)."""
+
+
+def _grafana_has_data(url: str, user: str, password: str, query: dict) -> bool:
+    """Whether Grafana's ``/api/ds/query`` returns at least one frame with values for ``query``.
+
+    Raises ``_Refused`` when Grafana refuses the login: Grafana locks a user out for minutes after
+    a few failed logins, so a wrong password is reported at once, not retried.
+    """
+    body = json.dumps({"from": "now-15m", "to": "now", "queries": [{"refId": "probe", **query}]}).encode()
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request = urllib.request.Request(f"{url}/api/ds/query", data=body, method="POST", headers={
+        "Content-Type": "application/json", "Authorization": f"Basic {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            frames = json.loads(response.read())["results"]["probe"].get("frames") or []
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise _Refused(f"Grafana refused the login of {user!r} ({exc.code})") from None
+        return False
+    except Exception:  # any other failure means "not visible yet"
+        return False
+    return any(values for frame in frames for values in frame.get("data", {}).get("values", []))
+
+
 def _lab_env() -> dict[str, str]:
     path = find_dotenv(usecwd=True)
     values = {**_DEFAULT_PORTS, **{k: v for k, v in (dotenv_values(path) if path else {}).items() if v}}
-    values.update({k: os.environ[k] for k in list(values) + ["OBSLAB_BIND_ADDRESS"] if os.environ.get(k)})
+    names = [*values, "OBSLAB_BIND_ADDRESS", "GRAFANA_ADMIN_USER", "GRAFANA_ADMIN_PASSWORD"]
+    values.update({k: os.environ[k] for k in names if os.environ.get(k)})
     return values
+
+
+def _wait_for(hop: Hop, telemetry: Telemetry, started: float, timeout: float) -> tuple[bool, str]:
+    """Poll one hop until it sees the probe; (visible, cause of failure)."""
+    try:
+        while not hop.check():
+            if time.monotonic() - started > timeout:
+                return False, hop.cause
+            telemetry.force_flush(1)
+            time.sleep(0.5)
+    except _Refused as exc:
+        return False, f"{exc}: {hop.cause}"
+    return True, ""
 
 
 def run_doctor(timeout: float = 60.0, skip: tuple[str, ...] = ()) -> int:
@@ -71,9 +115,16 @@ def run_doctor(timeout: float = 60.0, skip: tuple[str, ...] = ()) -> int:
     started = time.monotonic()
     telemetry.force_flush(5)
 
-    loki_query = urllib.parse.urlencode({"query": f'{{service_name="{service}"}} | trace_id="{trace_id}"',
-                                         "start": str(int((time.time() - 600) * 1e9))})
-    prom_query = urllib.parse.urlencode({"query": f'obslab_doctor_probes_total{{probe_id="{probe_id}"}}'})
+    loki_expr = f'{{service_name="{service}"}} | trace_id="{trace_id}"'
+    prom_expr = f'obslab_doctor_probes_total{{probe_id="{probe_id}"}}'
+    loki_query = urllib.parse.urlencode({"query": loki_expr, "start": str(int((time.time() - 600) * 1e9))})
+    prom_query = urllib.parse.urlencode({"query": prom_expr})
+    grafana_login = (env.get("GRAFANA_ADMIN_USER", "admin"), env.get("GRAFANA_ADMIN_PASSWORD", ""))
+    grafana_queries = {  # the probe, asked of Grafana through each of its datasources
+        "tempo": {"datasource": {"uid": "tempo"}, "queryType": "traceql", "query": trace_id},
+        "loki": {"datasource": {"uid": "loki"}, "expr": loki_expr, "queryType": "range"},
+        "prometheus": {"datasource": {"uid": "prometheus"}, "expr": prom_expr, "instant": True},
+    }
     hops = [
         Hop("collector", lambda: _get_json(url["collector"]) is not None,
             f"collector health check {url['collector']} does not answer: is the lab up?"),
@@ -87,23 +138,22 @@ def run_doctor(timeout: float = 60.0, skip: tuple[str, ...] = ()) -> int:
             "metric not in Prometheus: check --web.enable-otlp-receiver and the metrics pipeline"),
         Hop("grafana", lambda: (_get_json(f"{url['grafana']}/api/health") or {}).get("database") == "ok",
             f"Grafana {url['grafana']}/api/health does not answer ok"),
+        *(Hop(f"grafana>{uid}", lambda query=query: _grafana_has_data(url["grafana"], *grafana_login, query),
+              f"Grafana does not return the probe through its {uid} datasource: check the login "
+              f"(GRAFANA_ADMIN_USER/PASSWORD in .env) and grafana/provisioning/datasources")
+          for uid, query in grafana_queries.items()),
     ]
     failed = None
-    print(f"{'hop':12} {'status':8} seconds   (probe {probe_id}, trace {trace_id})")
+    print(f"{'hop':18} {'status':8} seconds   (probe {probe_id}, trace {trace_id})")
     for hop in hops:
-        if hop.name in skip:
-            print(f"{hop.name:12} {'skipped':8}")
+        if hop.name.split(">")[0] in skip:
+            print(f"{hop.name:18} {'skipped':8}")
             continue
-        while not hop.check():
-            if time.monotonic() - started > timeout:
-                break
-            telemetry.force_flush(1)
-            time.sleep(0.5)
-        else:
-            print(f"{hop.name:12} {'ok':8} {time.monotonic() - started:6.1f}")
-            continue
-        print(f"{hop.name:12} {'FAILED':8} {time.monotonic() - started:6.1f}  {hop.cause}")
-        failed = failed or hop.name
+        visible, cause = _wait_for(hop, telemetry, started, timeout)
+        status = "ok" if visible else "FAILED"
+        print(f"{hop.name:18} {status:8} {time.monotonic() - started:6.1f}" + ("" if visible else f"  {cause}"))
+        if not visible:
+            failed = failed or hop.name
     telemetry.shutdown(2)
     if failed:
         print(f"obslab doctor: the {failed} hop failed")

