@@ -163,11 +163,10 @@ DASHBOARDS = {
             "metric points": f"sum(rate(otelcol_receiver_refused_metric_points{RATE}))"}),
         # The collector creates send_failed series on the first failure only: until then the
         # panel says so in words rather than drawing a made-up zero.
+        # One series per exporter, which names the signal (otlp_grpc/tempo: spans...).
         timeseries("Collector export failures (dropped after retries)", {
-            "{{exporter}} spans": f"sum by (exporter) (increase(otelcol_exporter_send_failed_spans{RATE}))",
-            "{{exporter}} log records": f"sum by (exporter) (increase(otelcol_exporter_send_failed_log_records{RATE}))",
-            "{{exporter}} metric points":
-                f"sum by (exporter) (increase(otelcol_exporter_send_failed_metric_points{RATE}))"},
+            "{{exporter}}": "sum by (exporter) (increase("
+                            f'{{__name__=~"otelcol_exporter_send_failed_(spans|log_records|metric_points)"}}{RATE}))'},
             no_value="No export failure since the collector started"),
         timeseries("Exporter queue", {"{{exporter}} size": "sum by (exporter) (otelcol_exporter_queue_size)",
                                       "{{exporter}} capacity": "sum by (exporter) (otelcol_exporter_queue_capacity)"}),

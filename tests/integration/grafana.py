@@ -75,11 +75,16 @@ class Grafana:
         return [dict(zip((field["name"] for field in f.fields), row)) for f in frames for row in zip(*f.columns)]
 
 
+def _regex_escape(value: str) -> str:
+    """Escape a value for a regex inside a PromQL/LogQL string literal, as Grafana does."""
+    return re.sub(r"([\\$^*{}\[\]'+?.()|])", r"\\\\\1", value)
+
+
 def interpolate(expr: str, variables: dict[str, list[str]]) -> str:
     """Replace dashboard variables as Grafana does for Prometheus and Loki regex matchers:
     one value escaped, several as an escaped alternation."""
     def value(name: str) -> str:
-        values = [re.escape(v) for v in variables[name]]
+        values = [_regex_escape(v) for v in variables[name]]
         return values[0] if len(values) == 1 else "(" + "|".join(values) + ")"
     return re.sub(r"\$(\w+)", lambda m: value(m.group(1)) if m.group(1) in variables else m.group(0), expr)
 

@@ -6,6 +6,7 @@ temporary folder, printed)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from grafana import DASHBOARDS
 # As the machines here run Chromium: no sandbox as root, and no background calls to Google.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
-PROBLEMS = ("No data", "Panel plugin not found", "Error", "error")
+PROBLEMS = ("No data", "Panel plugin not found")  # texts Grafana draws inside a panel
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +50,16 @@ def page(lab, workload) -> Page:
 
 
 def _panel_problems(page: Page) -> dict[str, str]:
-    """Panel title -> what is wrong with it ('' when it shows data)."""
+    """Panel title -> what is wrong with it ('' when it shows data): still loading, an error
+    (the red status corner Grafana draws on a failed query), or one of PROBLEMS."""
     return page.evaluate("""(problems) => Object.fromEntries(
         [...document.querySelectorAll('[data-panelid]')].map((panel) => {
             const header = panel.querySelector('[data-testid^="data-testid Panel header"]');
             const title = header ? header.getAttribute('data-testid').replace('data-testid Panel header ', '') : '?';
             const loading = panel.querySelector('[aria-label="Panel loading bar"]');
-            const error = panel.querySelector('[data-testid="data-testid Panel status error"]');
-            const text = panel.innerText;
-            const found = problems.find((p) => text.includes(p));
-            return [title, loading ? 'loading' : error ? 'error: ' + error.getAttribute('aria-label') : found || ''];
+            const error = panel.querySelector('[aria-label="Panel status"], [data-testid="data-testid Panel status error"]');
+            const found = problems.find((p) => panel.innerText.includes(p));
+            return [title, loading ? 'loading' : error ? 'query error' : found || ''];
         }))""", list(PROBLEMS))
 
 
@@ -74,4 +75,27 @@ def test_dashboard_shows_every_panel_with_data(page, lab, screenshots, uid):
         page.wait_for_timeout(1000)
     page.screenshot(path=str(screenshots / f"{uid.removeprefix('obslab-')}.png"), full_page=True)
     assert len(problems) == panels and not any(problems.values()), problems
+    assert not page.errors, page.errors
+
+
+def test_log_line_links_to_its_trace_and_the_trace_back_to_its_logs(page, lab, workload, screenshots):
+    board = DASHBOARDS["obslab-service-overview"]
+    logs_panel = next(p for p in board["panels"] if p["type"] == "logs")
+    page.goto(f"{lab.grafana}/d/{board['uid']}?orgId=1&from=now-1h&to=now&var-service={workload.agent}")
+    logs = page.locator(f'[data-panelid="{logs_panel["id"]}"]')
+    line = logs.get_by_text("request received").first
+    line.wait_for(timeout=90_000)
+    trace_id = re.search(r"trace_id=([0-9a-f]{32})", line.inner_text()).group(1)
+    line.click()  # the log details: fields, and the links Grafana derived from them
+    logs.get_by_text("View trace").first.click()
+    page.wait_for_url(lambda url: "/explore" in url)
+    expect(page.get_by_text(f"{workload.agent}: agent.iteration")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(trace_id).first).to_be_visible()
+    page.get_by_test_id("SpanLinksMenu").first.click()
+    page.get_by_text("Logs for this span").click()
+    # The split pane runs the trace-to-logs query: the logs of this trace, and only those.
+    expect(page.get_by_text("request received")).to_be_visible(timeout=60_000)
+    editors = [re.sub(r"\s+", "", text) for text in page.locator(".monaco-editor .view-lines").all_inner_texts()]
+    assert any(f'trace_id="{trace_id}"' in text and "service_name=" in text for text in editors), editors
+    page.screenshot(path=str(screenshots / "trace-to-logs.png"))
     assert not page.errors, page.errors
