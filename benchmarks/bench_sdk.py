@@ -3,9 +3,11 @@
 
 Run: .venv/bin/python benchmarks/bench_sdk.py
 Prints per-operation medians (µs) for span start/end, counter add, a log record inside a span,
-the obslab/raw ratio, and the shutdown time of each with no collector listening.
+the obslab/raw ratio, the shutdown time of each with no collector listening, and the process exit
+time (from the app's last statement to the end of the process, flushing at exit) with the collector
+unreachable and with it up (then also what reached it).
 Both sides export to the same in-memory / discarding exporters so that only the hot path counts;
-the shutdown figures use real OTLP gRPC exporters pointed at a closed port.
+the shutdown and exit figures use real OTLP gRPC exporters.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import time
 import timeit
+from pathlib import Path
 
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
@@ -31,7 +34,12 @@ from obslab.config import Settings
 from obslab.logs import OTLPHandler
 from obslab.telemetry import Telemetry
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from lab import free_port  # noqa: E402
+from unit.otlp_receiver import OTLPReceiver  # noqa: E402
+
 N, REPEAT = 5000, 7
+EMITTED = 200  # spans and log lines emitted before exit
 
 
 def paired(raw, ob) -> tuple[float, float]:
@@ -121,6 +129,71 @@ def bench_shutdown(code: str) -> tuple[float, float]:
     return float(out.strip().splitlines()[-1]), time.monotonic() - started
 
 
+EXIT_RAW = """
+import logging, sys, time
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+endpoint = sys.argv[1]
+tracer_provider = TracerProvider()  # shutdown_on_exit=True: the SDK flushes at exit itself
+tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True)))
+meter_provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(
+    OTLPMetricExporter(endpoint=endpoint, insecure=True), export_interval_millis=60000)])
+logger_provider = LoggerProvider()
+logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True)))
+logging.getLogger().addHandler(LoggingHandler(logger_provider=logger_provider))
+logging.getLogger().setLevel(logging.INFO)
+tracer, counter = tracer_provider.get_tracer("bench"), meter_provider.get_meter("bench").create_counter("bench.ops")
+for i in range(EMITTED):
+    with tracer.start_as_current_span("op"):
+        logging.getLogger("bench").info("line %d", i)
+        counter.add(1)
+print(time.time(), flush=True)
+"""
+EXIT_OBSLAB = """
+import logging, sys, time
+from obslab import init_telemetry
+telemetry = init_telemetry("bench", otlp_endpoint=sys.argv[1], metric_export_interval=60)
+counter = telemetry.create_counter("bench.ops")
+for i in range(EMITTED):
+    with telemetry.span("op"):
+        logging.getLogger("bench").info("line %d", i)
+        counter.add(1)
+print(time.time(), flush=True)
+"""
+
+
+def bench_exit(code: str, endpoint: str) -> float:
+    """Seconds from the app's last statement to the end of its process (the exit flush included)."""
+    out = subprocess.run([sys.executable, "-c", code.replace("EMITTED", str(EMITTED)), endpoint],
+                         capture_output=True, text=True, timeout=120)
+    ended = time.time()
+    return ended - float(out.stdout.strip().splitlines()[-1])
+
+
+def bench_exits() -> list[tuple[str, float, float, str]]:
+    """(label, exit s with the collector unreachable, exit s with it up, what reached it)."""
+    rows = []
+    for label, code in (("raw SDK", EXIT_RAW), ("obslab", EXIT_OBSLAB)):
+        down = statistics.median(bench_exit(code, f"127.0.0.1:{free_port()}") for _ in range(3))
+        receiver = OTLPReceiver(free_port()).start()
+        try:
+            up = bench_exit(code, f"127.0.0.1:{receiver.port}")
+            spans, logs = len(receiver.spans), sum(body.startswith("line ") for body in receiver.logs)
+            delivered = f"{spans}/{EMITTED} spans, {logs}/{EMITTED} logs, metric {'yes' if receiver.metrics else 'no'}"
+        finally:
+            receiver.stop()
+        rows.append((label, down, up, delivered))
+    return rows
+
+
 def main() -> None:
     print(f"{'operation':28} {'raw SDK µs':>11} {'obslab µs':>10} {'ratio':>6}")
     for name, raw, ob in bench_hot_paths():
@@ -128,6 +201,9 @@ def main() -> None:
     for label, code in (("raw SDK", SHUTDOWN_RAW), ("obslab", SHUTDOWN_OBSLAB)):
         shutdown, process = bench_shutdown(code)
         print(f"shutdown, no collector, {label:8}: shutdown() {shutdown:5.2f} s, whole process {process:5.2f} s")
+    for label, down, up, delivered in bench_exits():
+        print(f"process exit, {label:8}: collector unreachable {down:5.2f} s (target <= 0.5 s for obslab); "
+              f"collector up {up:5.2f} s, delivered {delivered}")
 
 
 if __name__ == "__main__":

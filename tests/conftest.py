@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
@@ -11,7 +12,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from obslab import telemetry as telemetry_module
 from obslab.config import Settings
-from obslab.logs import remove_handlers
 
 
 class Recorded:
@@ -44,7 +44,24 @@ class Recorded:
 
 
 @pytest.fixture
-def recorded(monkeypatch):
+def root_level():
+    """``root_level(level)`` sets the root logger's level for one test (through setLevel, which
+    also clears logging's cached levels); the level is put back afterwards."""
+    root = logging.getLogger()
+    saved = root.level
+    yield root.setLevel
+    root.setLevel(saved)
+
+
+@pytest.fixture
+def app_logging_at_info(root_level):
+    """The root logger at INFO, as an application that configured logging has it (pytest's own
+    capture handlers are on the root logger, so obslab leaves its level alone)."""
+    root_level(logging.INFO)
+
+
+@pytest.fixture
+def recorded(monkeypatch, app_logging_at_info):
     """A handle built from default settings, installed on the root logger, exporting in memory."""
     spans, logs, reader = InMemorySpanExporter(), InMemoryLogRecordExporter(), InMemoryMetricReader()
     handle = telemetry_module.Telemetry(
@@ -52,9 +69,7 @@ def recorded(monkeypatch):
     handle._install()
     monkeypatch.setattr(telemetry_module, "_handle", handle)
     yield Recorded(handle, spans, logs, reader)
-    remove_handlers()
     handle.shutdown(1)
-    logging.getLogger().setLevel(logging.WARNING)
 
 
 @pytest.fixture
@@ -62,9 +77,7 @@ def fresh(monkeypatch, tmp_path):
     """No process handle and no stray .env or OTEL_* settings; the handle is reset afterwards."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(telemetry_module, "_handle", None)
-    for name in ("OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME", "SERVICE_NAME", "OBSLAB_CONSOLE_ONLY", "OBSLAB_PRIVACY",
-                 "OTEL_EXPORTER_OTLP_ENDPOINT", "OBSLAB_INSTRUMENT"):
+    for name in [n for n in os.environ if n.startswith(("OTEL_", "OBSLAB_"))] + ["OTLP_ENDPOINT"]:
         monkeypatch.delenv(name, raising=False)
     yield
     telemetry_module._reset_for_tests()
-    logging.getLogger().setLevel(logging.WARNING)

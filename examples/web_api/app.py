@@ -50,7 +50,7 @@ def quote(city: str) -> dict:
 def login(body: Login) -> dict:
     telemetry = get_telemetry()
     # What careless code does: secrets in span attributes and log lines. With privacy on, obslab
-    # masks them before export; user.id is exported as its SHA-256.
+    # masks them before export; user.id is exported as a keyed hash (OBSLAB_PRIVACY_SECRET), or masked.
     with telemetry.span("check_credentials", **{"user.id": body.user, "password": body.password}):
         log.warning("login failed for %s with password=%s", body.user, body.password,
                     extra={"data": {"api_key": body.password}})

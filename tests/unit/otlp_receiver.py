@@ -1,4 +1,5 @@
-"""An in-process OTLP gRPC trace receiver, for wire-format tests of the SDK's exporters."""
+"""An in-process OTLP gRPC receiver of traces, metrics and logs, for wire-level tests of the SDK's
+exporters (and the exit-time benchmark)."""
 
 from __future__ import annotations
 
@@ -6,30 +7,68 @@ import threading
 from concurrent import futures
 
 import grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 
-class TraceReceiver(trace_service_pb2_grpc.TraceServiceServicer):
-    """Collects the names and attributes of every span exported to it."""
+def _attributes(key_values) -> dict:
+    return {a.key: a.value.string_value or a.value.int_value for a in key_values}
+
+
+class OTLPReceiver:
+    """Collects every span (name, attributes), log body and metric name exported to it."""
 
     def __init__(self, port: int) -> None:
-        self.port, self.spans, self._lock = port, [], threading.Lock()
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self._server)
+        self.port, self._lock = port, threading.Lock()
+        self.spans: list[tuple[str, dict]] = []
+        self.logs: list[str] = []
+        self.metrics: list[str] = []
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(self), self._server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(self), self._server)
+        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Logs(self), self._server)
         self._server.add_insecure_port(f"127.0.0.1:{port}")
 
-    def Export(self, request, context):  # noqa: N802 (gRPC method name)
-        with self._lock:
-            for resource_spans in request.resource_spans:
-                for scope_spans in resource_spans.scope_spans:
-                    for span in scope_spans.spans:
-                        attrs = {a.key: a.value.string_value or a.value.int_value for a in span.attributes}
-                        self.spans.append((span.name, attrs))
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-    def start(self) -> "TraceReceiver":
+    def start(self) -> "OTLPReceiver":
         self._server.start()
         return self
 
     def stop(self) -> None:
         self._server.stop(0)
+
+
+class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, receiver: OTLPReceiver) -> None:
+        self.receiver = receiver
+
+    def Export(self, request, context):  # noqa: N802 (gRPC method name)
+        with self.receiver._lock:
+            self.receiver.spans.extend((span.name, _attributes(span.attributes))
+                                       for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, receiver: OTLPReceiver) -> None:
+        self.receiver = receiver
+
+    def Export(self, request, context):  # noqa: N802
+        with self.receiver._lock:
+            self.receiver.metrics.extend(metric.name for rm in request.resource_metrics
+                                         for sm in rm.scope_metrics for metric in sm.metrics)
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
+class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
+    def __init__(self, receiver: OTLPReceiver) -> None:
+        self.receiver = receiver
+
+    def Export(self, request, context):  # noqa: N802
+        with self.receiver._lock:
+            self.receiver.logs.extend(record.body.string_value for rl in request.resource_logs
+                                      for sl in rl.scope_logs for record in sl.log_records)
+        return logs_service_pb2.ExportLogsServiceResponse()
+
+
+TraceReceiver = OTLPReceiver  # the name the first wire-level tests used

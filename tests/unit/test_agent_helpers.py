@@ -78,3 +78,28 @@ def test_span_works_as_context_manager_and_sync_and_async_decorator(recorded):
 
 def test_trace_context_is_empty_outside_a_span(recorded):
     assert recorded.handle.get_trace_context() == {"trace_id": "", "span_id": ""}
+
+
+# --- issue 10: histogram buckets that fit each instrument ---------------------------------
+
+
+def histogram_points(recorded) -> dict:
+    """{metric name: its one histogram data point}."""
+    recorded.handle.force_flush(1)
+    data = recorded._reader.get_metrics_data()
+    return {metric.name: metric.data.data_points[0] for rm in data.resource_metrics for sm in rm.scope_metrics
+            for metric in sm.metrics if type(metric.data).__name__ == "Histogram"}
+
+
+def test_histograms_have_buckets_that_fit_their_values(recorded):
+    from obslab.data import DataInstrumentor
+
+    t = recorded.handle
+    t._agent.llm_latency.record(45_000.0, {"llm.model": "slow", "llm.provider": "p"})  # an LLM call of 45 s
+    t.record_request("planning", 95_000.0, ok=True)  # a request of 95 s
+    DataInstrumentor(t.get_tracer("d"), t.get_meter("d")).size.record(50e6, {"operation": "read_csv"})  # 50 MB
+    points = histogram_points(recorded)
+    for name in ("agent.llm.latency", "agent.request.duration", "data.size"):
+        point = points[name]
+        assert point.bucket_counts[-1] == 0, f"{name}: {point.sum} landed in +Inf ({point.explicit_bounds})"
+        assert sum(point.bucket_counts) == 1

@@ -2,6 +2,7 @@
 
 import gc
 import socket
+import time
 
 import pytest
 import requests
@@ -57,7 +58,7 @@ def test_busy_prometheus_port_names_the_port(fresh):
 
 
 @pytest.mark.parametrize("arguments, message", [
-    ({"environment": "prod"}, "environment='prod'.*expected one of DEVELOPMENT, TEST, STAGING, PRODUCTION"),
+    ({"system_metrics": "maybe"}, "system_metrics='maybe' \\(from argument\\): expected true or false"),
     ({"log_level": "LOUD"}, "log_level='LOUD'"),
     ({"prometheus_port": -5}, "prometheus_port=-5.*between 1 and 65535"),
     ({"prometheus_port": 0}, "prometheus_port=0"),
@@ -80,3 +81,48 @@ def test_system_metrics_are_observed(recorded):
     assert metrics["system.cpu.usage"][0][1] >= 0
     assert sum(v for _, v in metrics["system.gc.count"]) >= 1
     assert {a["generation"] for a, _ in metrics["system.gc.duration"]} == {0, 1, 2}
+
+
+# --- issue 10: auto_instrument's defaults come last; process CPU is the same for every reader --
+
+
+def test_auto_instrument_defaults_yield_to_the_environment_dotenv_and_yaml(fresh, monkeypatch, tmp_path):
+    (tmp_path / "telemetry.yaml").write_text("log_level: WARNING\n")
+    (tmp_path / ".env").write_text("OBSLAB_SYSTEM_METRICS=false\nOBSLAB_CONFIG=telemetry.yaml\n")
+    monkeypatch.setenv("OBSLAB_ENVIRONMENT", "staging")
+    monkeypatch.setenv("OBSLAB_INSTRUMENT", "numpy")
+    s = auto_instrument("svc", otlp_endpoint="127.0.0.1:1").settings
+    assert (s.environment, s.system_metrics, s.log_level, s.instrument) == ("staging", False, "WARNING", ("numpy",))
+    assert not s.json_logs and not s.enable_console_export  # follow the environment they were given
+
+
+def test_auto_instrument_without_any_setting_uses_the_seed_defaults(fresh):
+    s = auto_instrument("svc", otlp_endpoint="127.0.0.1:1", instrument=[]).settings
+    assert (s.environment, s.log_level, s.system_metrics, s.json_logs) == ("production", "INFO", True, True)
+    assert s.sources["environment"] == "default"
+
+
+def test_process_cpu_reads_the_same_for_every_metric_reader():
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from obslab.system import register_system_metrics
+
+    readers = (InMemoryMetricReader(), InMemoryMetricReader())  # e.g. OTLP export and the Prometheus endpoint
+    provider = MeterProvider(metric_readers=readers)
+    remove_hook = register_system_metrics(provider.get_meter("t"))
+    try:
+        deadline = time.process_time() + 0.3
+        while time.process_time() < deadline:
+            pass
+        first, second = (cpu_usage(reader) for reader in readers)
+    finally:
+        remove_hook()
+        provider.shutdown()
+    assert first > 30 and second > first * 0.7, (first, second)
+
+
+def cpu_usage(reader) -> float:
+    data = reader.get_metrics_data()
+    return next(point.value for rm in data.resource_metrics for sm in rm.scope_metrics for metric in sm.metrics
+                if metric.name == "system.cpu.usage" for point in metric.data.data_points)

@@ -99,3 +99,33 @@ def test_importing_obslab_imports_neither_pandas_nor_numpy():
     code = "import sys, obslab; obslab.init_telemetry('x', console_only=True); print('pandas' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+# --- issue 10: a patched function returns what the library returns, whatever the telemetry does --
+
+
+def test_numpy_called_with_keyword_arguments_returns_its_result(data):
+    recorded, _ = data
+    assert np.mean(a=[1, 2, 3]) == 2.0 and np.median(a=[3, 1, 2]) == 2.0
+    spans = by_name(recorded)
+    assert spans["numpy.mean"]["numpy.input_size"] == 3
+
+
+def test_failing_telemetry_inside_a_patched_function_never_reaches_the_caller(recorded, tmp_path, monkeypatch):
+    path = tmp_path / "data.csv"
+    path.write_text(CSV)
+    instrumentor = DataInstrumentor(recorded.handle.get_tracer("t"), recorded.handle.get_meter("t"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("metric backend exploded")
+
+    monkeypatch.setattr(instrumentor.processing_time, "record", broken)
+    instrumentor.instrument(("pandas", "numpy"))
+    try:
+        df = pd.read_csv(path)
+        assert len(df[df["value"] > 10]) == 3 and np.mean(df["value"]) == 16.0
+        with pytest.raises(ValueError):  # the library's own errors still reach the caller, unchanged
+            pd.read_csv(path, engine="nope")
+    finally:
+        instrumentor.uninstrument()
+    assert {s.name for s in recorded.spans()} >= {"pandas.read_csv", "pandas.filter", "numpy.mean"}  # spans ended

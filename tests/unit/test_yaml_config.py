@@ -50,7 +50,7 @@ def test_jaeger_exporter_is_an_otlp_alias_with_an_explanation(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     with pytest.warns(UserWarning, match="Jaeger reads OTLP"):
         s = settings_from(tmp_path, "exporters: {jaeger: {endpoint: 'jaeger:4317'}}")
-    assert (s.otlp_protocol, s.otlp_endpoint) == ("grpc", "jaeger:4317")
+    assert (s.otlp_protocol, s.otlp_endpoint) == ("grpc", "http://jaeger:4317")
 
 
 def test_arguments_override_the_file(tmp_path, monkeypatch):

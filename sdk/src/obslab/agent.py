@@ -17,6 +17,10 @@ agent.requests.total       intent, ok          agent_requests_total
 agent.request.duration     intent              agent_request_duration_milliseconds_bucket
 agent.errors.total         error_type, comp.   agent_errors_total
 =========================  ==================  ===============================================
+
+Latency histograms carry bucket boundaries that fit them (OpenTelemetry's advisory parameter): an
+LLM call or an agent request can take minutes, a tool call milliseconds. Recording never raises
+into the caller: a bad value (a token count given as text, say) is reported and skipped.
 """
 
 from __future__ import annotations
@@ -29,6 +33,13 @@ from opentelemetry import trace
 from opentelemetry.metrics import Meter
 from opentelemetry.trace import SpanKind, Tracer
 
+from obslab._diagnostics import guarded
+
+# Bucket boundaries, milliseconds.
+LLM_LATENCY_MS = (100, 250, 500, 1000, 2000, 5000, 10000, 20000, 30000, 60000, 120000, 300000)
+TOOL_LATENCY_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+REQUEST_DURATION_MS = (10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000, 30000, 60000, 120000, 300000)
+
 
 class AgentInstruments:
     """The agent metric catalogue on one meter, and span helpers on one tracer."""
@@ -36,16 +47,19 @@ class AgentInstruments:
     def __init__(self, tracer: Tracer, meter: Meter) -> None:
         self._tracer = tracer
         self.llm_calls = meter.create_counter("agent.llm.calls", unit="1", description="LLM calls")
-        self.llm_latency = meter.create_histogram("agent.llm.latency", unit="ms", description="LLM call latency")
+        self.llm_latency = meter.create_histogram("agent.llm.latency", unit="ms", description="LLM call latency",
+                                                  explicit_bucket_boundaries_advisory=LLM_LATENCY_MS)
         self.llm_tokens = meter.create_counter("agent.llm.tokens", unit="1", description="LLM tokens by token_type")
         self.llm_cost = meter.create_counter(
             "agent.llm.estimated_cost", unit="{USD}", description="Estimated LLM cost in US dollars")
         self.tool_calls = meter.create_counter("agent.tool.calls", unit="1", description="Tool calls")
-        self.tool_latency = meter.create_histogram("agent.tool.latency", unit="ms", description="Tool call latency")
+        self.tool_latency = meter.create_histogram("agent.tool.latency", unit="ms", description="Tool call latency",
+                                                   explicit_bucket_boundaries_advisory=TOOL_LATENCY_MS)
         self.iterations = meter.create_counter("agent.iterations", unit="1", description="Agent loop iterations")
         self.requests = meter.create_counter("agent.requests.total", unit="1", description="Requests by intent")
         self.request_duration = meter.create_histogram(
-            "agent.request.duration", unit="ms", description="Request duration")
+            "agent.request.duration", unit="ms", description="Request duration",
+            explicit_bucket_boundaries_advisory=REQUEST_DURATION_MS)
         self.errors = meter.create_counter("agent.errors.total", unit="1", description="Errors by type and component")
 
     @contextmanager
@@ -73,8 +87,7 @@ class AgentInstruments:
             ) as span:
                 yield span
         finally:
-            self.llm_calls.add(1, labels)
-            self.llm_latency.record((time.perf_counter() - started) * 1000, labels)
+            self._record_call(self.llm_calls, self.llm_latency, started, labels, labels)
 
     @contextmanager
     def trace_tool_call(self, name: str, **attributes: Any) -> Iterator[trace.Span]:
@@ -87,9 +100,17 @@ class AgentInstruments:
                 yield span
             success = "true"
         finally:
-            self.tool_calls.add(1, {"tool_name": name, "success": success})
-            self.tool_latency.record((time.perf_counter() - started) * 1000, {"tool_name": name})
+            self._record_call(self.tool_calls, self.tool_latency, started, {"tool_name": name, "success": success},
+                              {"tool_name": name})
 
+    @staticmethod
+    @guarded("agent metrics")
+    def _record_call(calls: Any, latency: Any, started: float, call_labels: dict[str, Any],
+                     latency_labels: dict[str, Any]) -> None:
+        calls.add(1, call_labels)
+        latency.record((time.perf_counter() - started) * 1000, latency_labels)
+
+    @guarded("record_llm_usage")
     def record_llm_usage(self, model: str, provider: str, prompt_tokens: int, completion_tokens: int,
                          cost_usd: float | None = None) -> None:
         """Token counts (and cost) as metrics, and as GenAI usage attributes on the current span."""
@@ -103,11 +124,13 @@ class AgentInstruments:
             span.set_attributes({"gen_ai.usage.input_tokens": prompt_tokens,
                                  "gen_ai.usage.output_tokens": completion_tokens})
 
+    @guarded("record_request")
     def record_request(self, intent: str, duration_ms: float, ok: bool) -> None:
         """One handled request: ``agent.requests.total`` and ``agent.request.duration``."""
         self.requests.add(1, {"intent": intent, "ok": str(ok).lower()})
         self.request_duration.record(duration_ms, {"intent": intent})
 
+    @guarded("record_error")
     def record_error(self, error_type: str, component: str) -> None:
         """One error, by type and component."""
         self.errors.add(1, {"error_type": error_type, "component": component})

@@ -3,7 +3,8 @@ modules (every public function defined in them gets a span).
 
 Guards against the loops the autotelemetry seed warns of: a function already running in the
 current context (recursion) gets no second span, and modules that the tracing path itself calls
-(obslab, opentelemetry, logging, threading...) are refused.
+(obslab, opentelemetry, logging, threading...) are refused. If starting a span fails, the function
+is called untraced: the wrapper never raises anything the function itself would not.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from opentelemetry import trace
 
+from obslab._diagnostics import guarded
 from obslab.telemetry import get_telemetry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,12 +41,13 @@ def traced(func: F | None = None, *, name: str | None = None, tracer_name: str =
     attributes = {"code.function": func.__qualname__, "code.namespace": func.__module__}
     key = id(func)
 
+    @guarded("function tracing")
     def start() -> tuple[Any, contextvars.Token[frozenset[int]]] | None:
         running = _running.get()
         if key in running:
             return None
-        token = _running.set(running | {key})
-        return _tracer(tracer_name).start_as_current_span(span_name, attributes=attributes), token
+        scope = _tracer(tracer_name).start_as_current_span(span_name, attributes=attributes)
+        return scope, _running.set(running | {key})
 
     if inspect.iscoroutinefunction(func):
         @functools.wraps(func)

@@ -13,42 +13,49 @@ from opentelemetry.metrics import Meter
 from opentelemetry.trace import Tracer
 
 from obslab.config import Environment, LogLevel
-from obslab.telemetry import Telemetry, init_telemetry
+from obslab.telemetry import Telemetry, _init, init_telemetry
 
 
 def auto_instrument(
     service_name: str,
     service_version: str | None = None,
-    environment: Environment | str = Environment.PRODUCTION,
-    log_level: LogLevel | str = LogLevel.INFO,
+    environment: Environment | str | None = None,
+    log_level: LogLevel | str | None = None,
     prometheus_port: int | None = None,
     otlp_endpoint: str | None = None,
     additional_attributes: Mapping[str, str] | None = None,
-    instrument: str | Sequence[str] = "auto",
-    system_metrics: bool = True,
+    instrument: str | Sequence[str] | None = None,
+    system_metrics: bool | None = None,
     enable_console_export: bool | None = None,
 ) -> Telemetry:
     """Traces, metrics and logs, system metrics and every installed instrumentation in one call.
 
-    PRODUCTION (the default, as in the seed) writes JSON logs; DEVELOPMENT also prints spans and
-    metrics to the console. Returns the telemetry handle (``get_logger()``, ``create_counter()``,
-    ``create_histogram()``, ``tracer``...).
+    Arguments left as None come from the environment, ``.env`` or YAML like ``init_telemetry``'s,
+    and only then from the seed's defaults: PRODUCTION (JSON logs), INFO, ``instrument="auto"``,
+    system metrics on, and console export in DEVELOPMENT. Returns the telemetry handle
+    (``get_logger()``, ``create_counter()``, ``create_histogram()``, ``tracer``...).
     """
-    env = Environment(_enum(Environment, environment, "environment"))
-    if enable_console_export is None:
-        enable_console_export = env is Environment.DEVELOPMENT
-    return init_telemetry(
-        service_name=service_name,
-        service_version=service_version,
-        environment=env.value,
-        log_level=_enum(LogLevel, log_level, "log_level"),
-        otlp_endpoint=otlp_endpoint,
-        resource_attributes=additional_attributes,
-        enable_console_export=enable_console_export,
-        prometheus_port=prometheus_port,
-        system_metrics=system_metrics,
-        instrument=instrument,
-    )
+    return _init({
+        "service_name": service_name,
+        "service_version": service_version,
+        "environment": environment,
+        "log_level": log_level,
+        "otlp_endpoint": otlp_endpoint,
+        "resource_attributes": additional_attributes,
+        "enable_console_export": enable_console_export,
+        "prometheus_port": prometheus_port,
+        "system_metrics": system_metrics,
+        "instrument": instrument,
+    }, defaults=AUTO_INSTRUMENT_DEFAULTS)
+
+
+AUTO_INSTRUMENT_DEFAULTS = {
+    "environment": Environment.PRODUCTION.value,
+    "log_level": LogLevel.INFO.value,
+    "instrument": "auto",
+    "system_metrics": True,
+    "enable_console_export": lambda settings: settings.environment.lower() == Environment.DEVELOPMENT.value,
+}
 
 
 class TelemetryTools:
@@ -74,12 +81,3 @@ class TelemetryTools:
     def shutdown(self) -> None:
         """Flush and stop exporting."""
         self.telemetry.shutdown()
-
-
-def _enum(enum: Any, value: Any, setting: str) -> str:
-    text = str(getattr(value, "value", value)).strip()
-    for member in enum:
-        if text.lower() == member.value.lower():
-            return member.value
-    raise ValueError(f"{setting}={value!r} (from argument): expected one of "
-                     f"{', '.join(m.name for m in enum)}")

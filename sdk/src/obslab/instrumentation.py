@@ -5,10 +5,10 @@ obslab's own ``pandas`` and ``numpy`` instrumentation."""
 from __future__ import annotations
 
 import importlib.util
+from importlib.metadata import entry_points
 from typing import Any, Iterable
 
 from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
-from opentelemetry.util._importlib_metadata import entry_points
 
 # Names with an obslab extra that installs the instrumentor.
 EXTRAS = ("fastapi", "flask", "requests", "httpx", "sqlalchemy")
@@ -41,14 +41,15 @@ def check_names(names: Iterable[str], installed: dict[str, Any] | None = None) -
 
 def instrument(names: Iterable[str], tracer_provider: Any, meter_provider: Any) -> list[Any]:
     """Instrument each named library; returns the upstream instrumentors turned on (to undo them).
-    Libraries already instrumented (by ``opentelemetry-instrument``, say) are left as they are."""
+    Libraries already instrumented (by ``opentelemetry-instrument``, say) are left as they are.
+    Every refusal comes before the first library is touched."""
     names = tuple(names)
     installed = installed_instrumentors()
     check_names(names, installed)
     explicit = [n for n in names if n != "auto" and n not in OWN and n not in _BUILT_IN]
-    chosen = sorted(set(installed) - set(_BUILT_IN)) if "auto" in names else explicit
-    done = []
-    for name in chosen:
+    candidates = sorted(set(installed) - set(_BUILT_IN)) if "auto" in names else explicit
+    chosen = []
+    for name in candidates:
         instrumentor = installed[name].load()()
         if instrumentor.is_instrumented_by_opentelemetry:
             continue
@@ -57,8 +58,16 @@ def instrument(names: Iterable[str], tracer_provider: Any, meter_provider: Any) 
             if name in explicit:
                 raise ValueError(f"instrument={name!r}: {conflict}")
             continue  # "auto": the library it instruments is not installed
-        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-        done.append(instrumentor)
+        chosen.append(instrumentor)
+    done: list[Any] = []
+    try:
+        for instrumentor in chosen:
+            instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+            done.append(instrumentor)
+    except BaseException:
+        for instrumentor in reversed(done):
+            instrumentor.uninstrument()
+        raise
     return done
 
 

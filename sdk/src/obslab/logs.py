@@ -1,37 +1,46 @@
 """The stdlib logging bridge: root logger -> OTLP logs, plus trace-stamped console output.
 
-Installed once per process, whatever the number of ``init_telemetry`` calls or later
-``logging.config.dictConfig`` / ``basicConfig`` calls: the OTLP handler is re-attached after
-them, and the SDK's own loggers never reach it (see ``_diagnostics``), so there is no export loop.
+:class:`LoggingBridge` attaches obslab's handlers to the root logger, keeps them there through
+``logging.config.dictConfig`` / ``fileConfig`` / ``basicConfig`` calls, and takes everything back
+at ``uninstall()``. It never changes a level the application set: the root logger's level is
+lowered to ``log_level`` only while the application has not configured logging at all (the
+root logger at the standard library's WARNING with no handler), and put back afterwards. The
+console handler is added only when no handler of the application already prints to the terminal.
+
+The handlers work on copies of the records, so the application's other handlers see them as
+they were, and a record that cannot be formatted gets the standard library's
+"--- Logging error ---" report instead of an exception in the caller.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import logging.config
 import sys
 from datetime import datetime, timezone
-from functools import wraps
 from typing import Any, Callable
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
+from obslab._diagnostics import guarded
 from obslab._export import otlp_exporter
 from obslab.config import Settings
-from obslab.privacy import RedactingFilter, RedactingLogProcessor, Redactor
+from obslab.privacy import Redactor, each, mask_exports
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s trace_id=%(trace_id)s span_id=%(span_id)s - %(message)s"
 
-# Record attributes that are not user data: stdlib internals and what our console filter adds.
-_NOT_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
-    "message", "asctime", "trace_id", "span_id", "data",
-    "otelTraceID", "otelSpanID", "otelServiceName", "otelTraceSampled",
-}
+_STDLIB_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Added to records by formatters and by the upstream logging instrumentation: not user data.
+_ADDED_FIELDS = frozenset({"message", "asctime", "trace_id", "span_id", "data",
+                           "otelTraceID", "otelSpanID", "otelServiceName", "otelTraceSampled"})
+_PLAIN = (str, bool, int, float)
 
 
 def build_logger_provider(
@@ -40,60 +49,95 @@ def build_logger_provider(
 ) -> tuple[LoggerProvider, list[LogRecordExporter]]:
     """A provider exporting log records in batches (default: OTLP), masked first when privacy is on."""
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    if redactor is not None:
-        provider.add_log_record_processor(RedactingLogProcessor(redactor))
     if exporter is None and not settings.console_only:
         exporter = otlp_exporter(settings, "logs")
-    exporters = []
-    if exporter is not None:
-        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-        exporters.append(exporter)
-    return provider, exporters
+    if exporter is None:
+        return provider, []
+    if redactor is not None:
+        mask_exports(exporter, each(redactor.log), [])
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    return provider, [exporter]
 
 
 class OTLPHandler(LoggingHandler):
-    """The OpenTelemetry logging handler, with ``extra={"data": {...}}`` flattened to attributes."""
+    """The OpenTelemetry logging handler, fed a copy of each record whose ``extra={"data": {...}}``
+    is flattened to attributes.
 
-    def _get_attributes(self, record: logging.LogRecord) -> tuple[dict[str, Any], str | None]:
-        attributes, event_name = super()._get_attributes(record)
-        data = attributes.pop("data", None)
-        if isinstance(data, dict):
-            attributes.update((str(k), v) for k, v in data.items())
-        return {k: v if type(v) in _PLAIN else _attribute_value(v)
-                for k, v in attributes.items() if k not in _NOT_ATTRIBUTES}, event_name
+    Records logged while the SDK exports (an HTTP client's debug lines about the export request,
+    say) are not exported again: that would feed an export loop.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not is_instrumentation_enabled():  # the SDK's exports run with instrumentation suppressed
+            return
+        try:
+            super().emit(_otlp_record(record))
+        except Exception:
+            self.handleError(record)
 
 
-_PLAIN = frozenset((str, bool, int, float))
+def _otlp_record(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of ``record`` whose extra fields are attribute values, ``data`` flattened into them."""
+    fields: dict[str, Any] = {}
+    for key, value in vars(record).items():
+        if key in _STDLIB_FIELDS:
+            fields[key] = value
+        elif key == "data" and isinstance(value, dict):
+            fields.update((f"data.{k}" if k in _STDLIB_FIELDS else str(k), _attribute_value(v))
+                          for k, v in value.items())
+        elif key == "data" or key not in _ADDED_FIELDS:
+            fields[key] = _attribute_value(value)
+    copy = logging.LogRecord.__new__(logging.LogRecord)  # LogRecord() would read the clock and thread again
+    copy.__dict__.update(fields)
+    return copy
 
 
 def _attribute_value(value: Any) -> Any:
-    if isinstance(value, (str, bool, int, float)) or value is None:
+    if isinstance(value, _PLAIN) or value is None:
         return value
-    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, bool, int, float)) for v in value):
+    if isinstance(value, (list, tuple)) and all(isinstance(v, _PLAIN) for v in value):
         return list(value)
     return json.dumps(value, default=str)
 
 
-class TraceContextFilter(logging.Filter):
-    """Stamp ``trace_id`` / ``span_id`` (hex, or ``-`` outside a span) on records for formatters."""
+def _console_record(record: logging.LogRecord, redactor: Redactor | None) -> logging.LogRecord:
+    """A copy of ``record`` stamped with the current trace ids (hex, ``-`` outside a span), masked
+    when privacy is on."""
+    copy = logging.makeLogRecord(vars(record))
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        copy.trace_id, copy.span_id = f"{context.trace_id:032x}", f"{context.span_id:016x}"
+    else:
+        copy.trace_id = copy.span_id = "-"
+    if redactor is not None:
+        copy.msg, copy.args = redactor.text(record.getMessage()), None
+        for key, value in vars(record).items():
+            if key not in _STDLIB_FIELDS:
+                setattr(copy, key, redactor.scrub(value) if key == "data" else redactor.value(key, value))
+    return copy
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        ctx = trace.get_current_span().get_span_context()
-        if ctx.is_valid:
-            record.trace_id, record.span_id = f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
-        else:
-            record.trace_id = record.span_id = "-"
-        return True
+
+class TextFormatter(logging.Formatter):
+    """The mini-telemetry seed's text line: ``... trace_id=<hex> span_id=<hex> - message``."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(_console_record(record, self._redactor))
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, trace ids, extra attributes."""
 
-    def __init__(self, service_name: str) -> None:
+    def __init__(self, service_name: str, redactor: Redactor | None = None) -> None:
         super().__init__()
         self.service_name = service_name
+        self._redactor = redactor
 
     def format(self, record: logging.LogRecord) -> str:
+        record = _console_record(record, self._redactor)
         entry: dict[str, Any] = {
             "timestamp": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname,
@@ -101,12 +145,11 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "service": self.service_name,
         }
-        if getattr(record, "trace_id", "-") != "-":
+        if record.trace_id != "-":  # type: ignore[attr-defined]
             entry["trace_id"], entry["span_id"] = record.trace_id, record.span_id  # type: ignore[attr-defined]
-        extras = {k: v for k, v in vars(record).items() if k not in _NOT_ATTRIBUTES}
+        entry.update((k, v) for k, v in vars(record).items() if k not in _STDLIB_FIELDS and k not in _ADDED_FIELDS)
         if isinstance(getattr(record, "data", None), dict):
-            extras.update(record.data)  # type: ignore[attr-defined]
-        entry.update(extras)
+            entry.update(record.data)  # type: ignore[attr-defined]
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -116,58 +159,98 @@ def console_handler(settings: Settings, stream: Any = None, redactor: Redactor |
     """Console handler in the text format of the mini-telemetry seed, or JSON lines: on stderr,
     or on stdout with the other signals in console-only mode."""
     handler = logging.StreamHandler(stream or (sys.stdout if settings.console_only else sys.stderr))
-    handler.addFilter(TraceContextFilter())
-    if redactor is not None:
-        handler.addFilter(RedactingFilter(redactor))
-    handler.setFormatter(JsonFormatter(settings.service_name) if settings.json_logs else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter(settings.service_name, redactor) if settings.json_logs
+                         else TextFormatter(redactor))
     return handler
 
 
-def install_handlers(otlp: logging.Handler | None, console: logging.Handler | None, level: str) -> None:
-    """Attach our handlers to the root logger once and keep them through logging reconfiguration."""
-    root = logging.getLogger()
-    for handler in (otlp, console):
-        if handler is not None:
-            handler._obslab = True  # type: ignore[attr-defined]
-            root.addHandler(handler)
-    root.setLevel(level)
-    _keep_across_reconfiguration(otlp, console)
-
-
-def remove_handlers() -> None:
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_obslab", False)]:
-        root.removeHandler(handler)
-
-
 def find_installed_bridge() -> logging.Handler | None:
-    """An OpenTelemetry log handler already on the root logger (ours or opentelemetry-instrument's)."""
-    return next((h for h in logging.getLogger().handlers if isinstance(h, LoggingHandler)), None)
+    """An OpenTelemetry log handler already on the root logger (opentelemetry-instrument's, say)."""
+    return next((h for h in logging.getLogger().handlers
+                 if type(h).__name__ == "LoggingHandler" and type(h).__module__.startswith("opentelemetry")
+                 or isinstance(h, LoggingHandler)), None)
 
 
-def _keep_across_reconfiguration(otlp: logging.Handler | None, console: logging.Handler | None) -> None:
-    def wrap(config_fn: Callable[..., Any]) -> Callable[..., Any]:
-        original = getattr(config_fn, "__wrapped__", config_fn)
+_CONFIG_FUNCTIONS = ((logging, "basicConfig"), (logging.config, "dictConfig"), (logging.config, "fileConfig"))
 
-        @wraps(original)
+
+class LoggingBridge:
+    """obslab's handlers on the root logger, from ``install()`` to ``uninstall()``."""
+
+    def __init__(self, otlp: logging.Handler | None, console: logging.Handler | None, level: str) -> None:
+        self.otlp, self.console = otlp, console
+        self.level = logging.getLevelName(level)
+        self._root_level: tuple[int, int] | None = None  # (the app's level, the one obslab set)
+        self._hooks: list[tuple[Any, str, Callable[..., Any], Callable[..., Any]]] = []
+        self._active = False
+
+    @property
+    def handlers(self) -> list[logging.Handler]:
+        return [h for h in (self.otlp, self.console) if h is not None]
+
+    def install(self) -> None:
+        """Attach the handlers and keep them through logging reconfiguration."""
+        root = logging.getLogger()
+        if root.level == logging.WARNING and not root.handlers:  # logging never configured by the app
+            self._root_level = (root.level, self.level)
+            root.setLevel(self.level)
+        for handler in self.handlers:
+            handler.setLevel(self.level)
+        self._attach(otlp=True)
+        self._active = True
+        for owner, name in _CONFIG_FUNCTIONS:
+            original = getattr(owner, name)
+            hook = self._keep_handlers(original)
+            setattr(owner, name, hook)
+            self._hooks.append((owner, name, original, hook))
+
+    def uninstall(self) -> None:
+        """Detach the handlers, undo the hooks and put back the root level obslab set."""
+        self._active = False
+        for owner, name, original, hook in reversed(self._hooks):
+            if getattr(owner, name) is hook:  # else wrapped again since: the inactive hook passes through
+                setattr(owner, name, original)
+        self._hooks.clear()
+        root = logging.getLogger()
+        for handler in self.handlers:
+            root.removeHandler(handler)
+        if self._root_level is not None and root.level == self._root_level[1]:
+            root.setLevel(self._root_level[0])
+        self._root_level = None
+
+    def _attach(self, otlp: bool) -> None:
+        root = logging.getLogger()
+        if otlp and self.otlp is not None and self.otlp not in root.handlers:
+            root.addHandler(self.otlp)
+        if self.console is not None and self.console not in root.handlers and not self._app_prints():
+            root.addHandler(self.console)
+
+    def _app_prints(self) -> bool:
+        """Whether a handler of the application already prints log lines to the terminal."""
+        terminals = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)}
+        return any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+                   and id(getattr(h, "stream", None)) in terminals and h not in self.handlers
+                   for h in logging.getLogger().handlers)
+
+    def _keep_handlers(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
         def reconfigure(*args: Any, **kwargs: Any) -> Any:
+            if not self._active:
+                return original(*args, **kwargs)
             root = logging.getLogger()
-            ours = [h for h in root.handlers if getattr(h, "_obslab", False)]
-            for handler in ours:
-                root.removeHandler(handler)
+            had_otlp = self.otlp in root.handlers
+            self._detach()
             try:
                 return original(*args, **kwargs)
             finally:
-                if otlp is not None and otlp not in root.handlers:
-                    root.addHandler(otlp)
-                # The app now formats its own console output: do not print every line twice.
-                app_console = any(isinstance(h, logging.StreamHandler) and h not in ours for h in root.handlers)
-                if console is not None and not app_console and console not in root.handlers:
-                    root.addHandler(console)
-
-        reconfigure.__wrapped__ = original  # type: ignore[attr-defined]
+                self._reattach(had_otlp)
         return reconfigure
 
-    logging.config.dictConfig = wrap(logging.config.dictConfig)
-    logging.config.fileConfig = wrap(logging.config.fileConfig)
-    logging.basicConfig = wrap(logging.basicConfig)
+    @guarded("logging reconfiguration hook")
+    def _detach(self) -> None:
+        for handler in self.handlers:
+            logging.getLogger().removeHandler(handler)
+
+    @guarded("logging reconfiguration hook")
+    def _reattach(self, otlp: bool) -> None:
+        self._attach(otlp)

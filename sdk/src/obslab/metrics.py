@@ -7,12 +7,14 @@ from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
     MetricExporter,
     MetricReader,
+    MetricsData,
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
 
 from obslab._export import otlp_exporter
 from obslab.config import Settings
+from obslab.privacy import Redactor, mask_exports
 
 
 def build_meter_provider(
@@ -21,20 +23,22 @@ def build_meter_provider(
     exporter: MetricExporter | None = None,
     readers: tuple[MetricReader, ...] = (),
     extra_readers: tuple[MetricReader, ...] = (),
+    redactor: Redactor | None = None,
 ) -> tuple[MeterProvider, list[MetricExporter]]:
     """A provider whose reader exports every ``metric_export_interval`` seconds. ``readers``
-    replace the OTLP export (tests); ``extra_readers`` come on top (the Prometheus endpoint)."""
+    replace the OTLP export (tests); ``extra_readers`` come on top (the Prometheus endpoint).
+    With privacy on, every exported batch is masked first."""
     interval_ms = settings.metric_export_interval * 1000
     exporters: list[MetricExporter] = []
     if exporter is None and not readers and not settings.console_only:
         exporter = otlp_exporter(settings, "metrics")
-    all_readers = [*readers, *extra_readers]
     if exporter is not None:
-        all_readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms))
         exporters.append(exporter)
     if settings.enable_console_export:
-        console = ConsoleMetricExporter(formatter=lambda data: data.to_json(indent=None) + "\n")
-        all_readers.append(PeriodicExportingMetricReader(console, export_interval_millis=interval_ms))
-        exporters.append(console)
+        exporters.append(ConsoleMetricExporter(formatter=lambda data: data.to_json(indent=None) + "\n"))
+    for each_exporter in exporters if redactor is not None else ():
+        mask_exports(each_exporter, redactor.metrics, MetricsData(resource_metrics=[]))
+    all_readers = [*readers, *extra_readers,
+                   *(PeriodicExportingMetricReader(e, export_interval_millis=interval_ms) for e in exporters)]
     provider = MeterProvider(resource=resource, metric_readers=all_readers, shutdown_on_exit=False)
     return provider, exporters

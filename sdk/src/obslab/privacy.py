@@ -1,27 +1,38 @@
 """Masking of secrets and personal data before telemetry leaves the process (off by default).
 
 Turned on with ``privacy=True`` (``OBSLAB_PRIVACY=true``, or ``privacy.enabled`` in YAML), it
-rewrites, in span attributes, span events, log bodies and log attributes:
+rewrites span names, attributes and events, log bodies and attributes, metric attributes (OTLP,
+console and the Prometheus endpoint) and the resource:
 
 - the value of any key that names a secret (``password``, ``token``, ``api_key``,
   ``authorization``, ``cookie``... plus ``privacy_keys``) -> ``[REDACTED]``;
-- user-identifying keys (``user.id``, ``enduser.id``, ``customer_id``...) -> ``sha256:<hex>``, so
-  one user's requests still group together;
-- values that look like secrets wherever they appear: bearer tokens, JWTs, card numbers (Luhn
-  checked), e-mail addresses, ``password=...`` pairs in free text.
+- user-identifying keys (``user.id``, ``enduser.id``, ``customer_id``...) -> ``hmac-sha256:<hex>``,
+  keyed with the deployment's ``OBSLAB_PRIVACY_SECRET``, so one user's requests still group
+  together while no dictionary of ids can reverse it; ``[REDACTED]`` when no secret is set;
+- values that look like secrets wherever they appear: bearer tokens, JWTs, payment card numbers
+  (issuer prefix, length and Luhn checked), e-mail addresses, ``password=...`` pairs in free text.
+
+Masking runs in the export threads, on copies: the application's own objects are never changed.
+A span, log record or metric batch that cannot be masked is dropped, never exported as it is.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 import hashlib
-import logging
+import hmac
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
-from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.metrics.export import MetricsData
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Status
+
+from obslab._diagnostics import report
 
 MASK = "[REDACTED]"
 SENSITIVE_KEYS = (
@@ -37,14 +48,28 @@ _VALUE_PATTERNS = (
     (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK),
 )
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+# Issuer prefixes and lengths of payment cards: a Luhn-valid number must also start and be as long
+# as a card, so long numeric ids (nanosecond timestamps, snowflake ids) are left alone.
+_CARD_ISSUERS = (
+    (re.compile(r"4"), (13, 16, 19)),  # Visa
+    (re.compile(r"5[1-5]|222[1-9]|22[3-9]\d|2[3-6]\d\d|27[01]\d|2720"), (16,)),  # Mastercard
+    (re.compile(r"3[47]"), (15,)),  # American Express
+    (re.compile(r"6011|64[4-9]|65"), (16, 19)),  # Discover
+    (re.compile(r"30[0-5]|3[689]"), (14, 16)),  # Diners Club
+    (re.compile(r"352[89]|35[3-8]"), (16, 19)),  # JCB
+    (re.compile(r"62"), (16, 17, 18, 19)),  # UnionPay
+)
+
+Batch = TypeVar("Batch")
 
 
 class Redactor:
     """Masks sensitive keys and secret-looking values; pure, so it is shared by every signal."""
 
-    def __init__(self, extra_keys: Iterable[str] = ()) -> None:
+    def __init__(self, extra_keys: Iterable[str] = (), secret: str | None = None) -> None:
         words = sorted({_normalize(k) for k in (*SENSITIVE_KEYS, *extra_keys)}, key=len, reverse=True)
         self._sensitive = re.compile(rf"(^|_)({'|'.join(map(re.escape, words))})(_|$)")
+        self._secret = secret.encode() if secret else None
 
     def attributes(self, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
         """A masked copy of ``attributes``."""
@@ -52,12 +77,18 @@ class Redactor:
 
     def value(self, key: str, value: Any) -> Any:
         """The value to export for ``key``."""
-        name = _normalize(key)
+        name = _normalize(str(key))
         if self._sensitive.search(name):
             return MASK
         if _USER_KEY.search(name) and value not in (None, ""):
-            return "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
+            return self.user_id(value)
         return self.scrub(value)
+
+    def user_id(self, value: Any) -> str:
+        """A user id as its keyed hash (``[REDACTED]`` without a secret)."""
+        if self._secret is None:
+            return MASK
+        return "hmac-sha256:" + hmac.new(self._secret, str(value).encode(), hashlib.sha256).hexdigest()
 
     def scrub(self, value: Any) -> Any:
         """``value`` with secret-looking parts masked (strings, lists and dicts, recursively)."""
@@ -75,83 +106,88 @@ class Redactor:
         text = _KEY_VALUE.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
         for pattern, replacement in _VALUE_PATTERNS:
             text = pattern.sub(replacement, text)
-        return _CARD.sub(lambda m: MASK if _luhn_ok(m.group()) else m.group(), text)
+        return _CARD.sub(lambda m: MASK if _is_card_number(m.group()) else m.group(), text)
 
     def span(self, span: ReadableSpan) -> ReadableSpan:
         """A masked copy of a finished span."""
-        events = [Event(e.name, self.attributes(e.attributes), e.timestamp) for e in span.events]
+        events = [Event(self.text(e.name), self.attributes(e.attributes), e.timestamp) for e in span.events]
         status = span.status
         if status.description:
             status = Status(status.status_code, self.text(status.description))
         return ReadableSpan(
-            name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+            name=self.text(span.name), context=span.context, parent=span.parent, resource=span.resource,
             attributes=self.attributes(span.attributes), events=events, links=span.links, kind=span.kind,
             status=status, start_time=span.start_time, end_time=span.end_time,
             instrumentation_scope=span.instrumentation_scope)
 
+    def log(self, record: ReadableLogRecord) -> ReadableLogRecord:
+        """A masked copy of a log record."""
+        source = record.log_record
+        masked = copy.copy(source)
+        masked.body = self.scrub(source.body)
+        masked.attributes = self.attributes(source.attributes) if source.attributes else source.attributes
+        return dataclasses.replace(record, log_record=masked)
 
-class RedactingSpanExporter(SpanExporter):
-    """Hands the wrapped exporter masked copies of the spans."""
+    def metrics(self, data: MetricsData) -> MetricsData:
+        """A copy of a metrics batch with every data point's attributes masked."""
+        def points(metric: Any) -> Any:
+            masked = [dataclasses.replace(point, attributes=self.attributes(point.attributes))
+                      for point in metric.data.data_points]
+            return dataclasses.replace(metric, data=dataclasses.replace(metric.data, data_points=masked))
 
-    def __init__(self, exporter: SpanExporter, redactor: Redactor) -> None:
-        self.exporter, self._redactor = exporter, redactor
+        return dataclasses.replace(data, resource_metrics=[
+            dataclasses.replace(rm, scope_metrics=[
+                dataclasses.replace(sm, metrics=[points(metric) for metric in sm.metrics])
+                for sm in rm.scope_metrics])
+            for rm in data.resource_metrics])
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self.exporter.export([self._redactor.span(span) for span in spans])
-
-    def shutdown(self) -> None:
-        self.exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.exporter.force_flush(timeout_millis)
-
-
-class RedactingLogProcessor(LogRecordProcessor):
-    """Masks each log record in place; added before the export processor."""
-
-    def __init__(self, redactor: Redactor) -> None:
-        self._redactor = redactor
-
-    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        record = log_record.log_record
-        record.body = self._redactor.scrub(record.body)
-        if record.attributes:
-            for key, value in list(record.attributes.items()):
-                record.attributes[key] = self._redactor.value(key, value)
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+    def resource(self, resource: Resource) -> Resource:
+        """A masked copy of a resource."""
+        return Resource(self.attributes(resource.attributes), resource.schema_url)
 
 
-class RedactingFilter(logging.Filter):
-    """Masks a stdlib record's message and extras, for the console handler."""
+def mask_exports(exporter: Any, mask: Callable[[Batch], Batch | None], empty: Batch) -> Any:
+    """Make ``exporter`` send ``mask(batch)`` instead of each batch; a batch that cannot be masked is
+    reported and replaced by ``empty``, never sent as it is. The exporter keeps its class, so its
+    own settings (metric temporality and aggregation, read by the SDK from the exporter) still hold."""
+    send = exporter.export
 
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__()
-        self._redactor = redactor
+    @functools.wraps(send)
+    def export(batch: Batch, *args: Any, **kwargs: Any) -> Any:
+        try:
+            masked = mask(batch)
+        except Exception as error:
+            report("privacy masking", error)
+            masked = empty
+        return send(masked, *args, **kwargs)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = self._redactor.text(record.getMessage()), None
-        for key, value in list(vars(record).items()):
-            if key not in _STDLIB_FIELDS:
-                setattr(record, key, self._redactor.value(key, value) if key != "data" else self._redactor.scrub(value))
-        return True
+    exporter.export = export
+    return exporter
 
 
-_STDLIB_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "trace_id", "span_id"}
+def each(mask: Callable[[Any], Any]) -> Callable[[Sequence[Any]], list[Any]]:
+    """Mask every item of a batch, dropping (and reporting) an item that cannot be masked."""
+    def mask_batch(batch: Sequence[Any]) -> list[Any]:
+        masked = []
+        for item in batch:
+            try:
+                masked.append(mask(item))
+            except Exception as error:
+                report("privacy masking", error)
+        return masked
+    return mask_batch
 
 
 def _normalize(key: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", key.lower()).strip("_")
 
 
-def _luhn_ok(candidate: str) -> bool:
-    digits = [int(c) for c in candidate if c.isdigit()]
+def _is_card_number(candidate: str) -> bool:
+    digits = "".join(c for c in candidate if c.isdigit())
+    if not any(issuer.match(digits) and len(digits) in lengths for issuer, lengths in _CARD_ISSUERS):
+        return False
     total = 0
-    for i, digit in enumerate(reversed(digits)):
+    for i, digit in enumerate(int(c) for c in reversed(digits)):
         if i % 2:
             digit = digit * 2 - 9 if digit > 4 else digit * 2
         total += digit

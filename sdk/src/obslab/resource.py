@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
-
 from opentelemetry.sdk.resources import Resource
 
 from obslab.config import Settings
+from obslab.privacy import Redactor
 
 
-def build_resource(settings: Settings) -> Resource:
-    """``service.*`` and ``deployment.environment(.name)`` from settings, plus user attributes."""
-    attributes = {
-        "service.instance.id": f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+def build_resource(settings: Settings, redactor: Redactor | None = None) -> Resource:
+    """``service.*`` and ``deployment.environment(.name)`` from settings, plus user attributes, over
+    what the SDK detects (``service.instance.id``, a UUID renewed in forked children, and
+    ``OTEL_RESOURCE_ATTRIBUTES``). Masked when privacy is on."""
+    resource = Resource.create({
         **settings.resource_attributes,
         "service.name": settings.service_name,
         "service.version": settings.service_version,
         # Both names: `.name` is current semconv, the bare one is what most dashboards still use.
         "deployment.environment": settings.environment,
         "deployment.environment.name": settings.environment,
-    }
-    return Resource.create(attributes)
+    })
+    return resource if redactor is None else redactor.resource(resource)

@@ -5,7 +5,8 @@
     structlog.configure(processors=[add_trace_context, structlog.processors.add_log_level,
                                     OTLPLogProcessor(), structlog.processors.JSONRenderer()])
 
-or simply ``configure_structlog()`` for that chain.
+or simply ``configure_structlog()`` for that chain. Both processors hand the event dict on
+whatever happens: telemetry trouble is reported, never raised into the logging call.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, MutableMapping
 from opentelemetry import _logs, context, trace
 from opentelemetry._logs import SeverityNumber
 
+from obslab._diagnostics import report
 from obslab.telemetry import get_telemetry
 
 _SEVERITY = {
@@ -28,10 +30,13 @@ _NOT_ATTRIBUTES = ("event", "level", "timestamp", "trace_id", "span_id")
 
 def add_trace_context(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: ``trace_id`` and ``span_id`` (hex) of the current span, when there is one."""
-    span_context = trace.get_current_span().get_span_context()
-    if span_context.is_valid:
-        event_dict.setdefault("trace_id", f"{span_context.trace_id:032x}")
-        event_dict.setdefault("span_id", f"{span_context.span_id:016x}")
+    try:
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            event_dict.setdefault("trace_id", f"{span_context.trace_id:032x}")
+            event_dict.setdefault("span_id", f"{span_context.span_id:016x}")
+    except Exception as error:
+        report("structlog add_trace_context", error)
     return event_dict
 
 
@@ -42,14 +47,17 @@ class OTLPLogProcessor:
         self._logger_name = logger_name
 
     def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        level = str(event_dict.get("level", method_name)).lower()
-        _otel_logger(self._logger_name).emit(
-            body=str(event_dict.get("event", "")),
-            severity_number=_SEVERITY.get(level, SeverityNumber.INFO),
-            severity_text=level.upper(),
-            attributes={k: _attribute(v) for k, v in event_dict.items() if k not in _NOT_ATTRIBUTES},
-            context=context.get_current(),
-        )
+        try:
+            level = str(event_dict.get("level", method_name)).lower()
+            _otel_logger(self._logger_name).emit(
+                body=str(event_dict.get("event", "")),
+                severity_number=_SEVERITY.get(level, SeverityNumber.INFO),
+                severity_text=level.upper(),
+                attributes={str(k): _attribute(v) for k, v in event_dict.items() if k not in _NOT_ATTRIBUTES},
+                context=context.get_current(),
+            )
+        except Exception as error:
+            report("structlog OTLPLogProcessor", error)
         return event_dict
 
 

@@ -1,7 +1,7 @@
 """Process metrics of the autotelemetry seed, observed with the standard library only.
 
-- ``system.cpu.usage`` (gauge, %): CPU time this process used since the previous collection,
-  as a share of one core.
+- ``system.cpu.usage`` (gauge, %): CPU time this process used over the last ``window`` seconds
+  (the metric export interval), as a share of one core; the same for every metric reader.
 - ``system.memory.usage`` (gauge, bytes): resident set size (peak RSS where /proc is missing).
 - ``system.gc.count`` (counter, per ``generation``): garbage collections run.
 - ``system.gc.duration`` (counter, ms, per ``generation``): time spent in them.
@@ -12,9 +12,11 @@ collection could take a lock the interrupted thread already holds.
 
 from __future__ import annotations
 
+import collections
 import gc
 import os
 import resource
+import threading
 import time
 from typing import Any, Callable, Iterable
 
@@ -23,12 +25,12 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def register_system_metrics(meter: Meter) -> Callable[[], None]:
+def register_system_metrics(meter: Meter, window: float = 15.0) -> Callable[[], None]:
     """Create the four instruments on ``meter``; returns the function that removes the GC hook."""
     gc_stats = _GcStats()
-    cpu = _CpuUsage()
+    cpu = _CpuUsage(window)
     meter.create_observable_gauge("system.cpu.usage", [cpu.observe], unit="%",
-                                  description="CPU used by this process since the last collection")
+                                  description=f"CPU used by this process over the last {window:g} s, % of one core")
     meter.create_observable_gauge("system.memory.usage", [_observe_memory], unit="By",
                                   description="Resident memory of this process")
     meter.create_observable_counter("system.gc.count", [gc_stats.observe_count], unit="{collection}",
@@ -40,14 +42,24 @@ def register_system_metrics(meter: Meter) -> Callable[[], None]:
 
 
 class _CpuUsage:
-    def __init__(self) -> None:
-        self._last = (time.monotonic(), _cpu_seconds())
+    """CPU share over a sliding window of samples taken at each observation: a reader collecting
+    right after another one reads the same figure, not the CPU used between the two collections."""
+
+    def __init__(self, window: float) -> None:
+        self._window = window
+        self._samples = collections.deque([(time.monotonic(), _cpu_seconds())])
+        self._lock = threading.Lock()
 
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
         now, used = time.monotonic(), _cpu_seconds()
-        wall, cpu = now - self._last[0], used - self._last[1]
-        self._last = (now, used)
-        yield Observation(round(100.0 * cpu / wall, 2) if wall > 0 else 0.0)
+        with self._lock:
+            # Keep the newest sample at least one window old, and every one after it.
+            while len(self._samples) > 1 and now - self._samples[1][0] >= self._window:
+                self._samples.popleft()
+            then, used_then = self._samples[0]
+            self._samples.append((now, used))
+        wall = now - then
+        yield Observation(round(100.0 * (used - used_then) / wall, 2) if wall > 0 else 0.0)
 
 
 class _GcStats:

@@ -1,9 +1,18 @@
-"""The telemetry handle: ``init_telemetry()`` builds it once, ``get_telemetry()`` returns it."""
+"""The telemetry handle: ``init_telemetry()`` builds it once, ``get_telemetry()`` returns it.
+
+Set-up is all or nothing: everything that can be refused (settings, propagators, instrumentors)
+is checked before anything global changes, and if a step still fails, what was done is undone
+(the Prometheus endpoint stops, patches and logging hooks go, providers shut down).
+``shutdown()`` gives the application back its logging configuration and patched functions
+first, then flushes within ``shutdown_timeout``, without waiting at all on a collector that
+refuses the connection.
+"""
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import warnings
 from contextlib import AbstractContextManager
@@ -11,99 +20,154 @@ from typing import Any, Callable, Mapping, Sequence
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.metrics import Counter, Histogram, Meter, NoOpMeterProvider, UpDownCounter
+from opentelemetry.propagate import get_global_textmap, set_global_textmap
 from opentelemetry.trace import NoOpTracerProvider, Span, Tracer
 
 from obslab import _diagnostics, _export, instrumentation, web
 from obslab.agent import AgentInstruments
-from obslab.config import Settings, load_settings
-from obslab.logs import (
-    OTLPHandler,
-    build_logger_provider,
-    console_handler,
-    find_installed_bridge,
-    install_handlers,
-    remove_handlers,
-)
+from obslab.config import SIGNALS, Default, Settings, load_settings
+from obslab.logs import LoggingBridge, OTLPHandler, build_logger_provider, console_handler, find_installed_bridge
 from obslab.metrics import build_meter_provider
 from obslab.privacy import Redactor
 from obslab.prometheus import start_prometheus_endpoint
 from obslab.resource import build_resource
 from obslab.system import register_system_metrics
-from obslab.traces import build_tracer_provider, set_propagators
+from obslab.traces import build_tracer_provider, propagator
 
 _INSTRUMENTATION_NAME = "obslab"
+_OURS = "obslab_owned"  # marks the SDK providers a handle built, so that no later handle adopts them
 
 _handle: Telemetry | None = None  # the one telemetry handle of the process
 _handle_lock = threading.Lock()
+
+Providers = tuple[Any, Any, Any]  # tracer, meter and logger providers; None: not set up elsewhere
 
 
 class Telemetry:
     """Tracer, meter and logger of one service, and the agent helpers built on them.
 
     A handle made with ``enabled=False`` (``OTEL_SDK_DISABLED=true``, or before
-    ``init_telemetry``) works the same way and records nothing.
+    ``init_telemetry``) works the same way and records nothing. ``adopted`` are providers set up
+    elsewhere in the process (by ``opentelemetry-instrument``, say), used instead of building ours.
     """
 
     def __init__(self, settings: Settings, enabled: bool = True, *, span_exporter: Any = None,
                  metric_exporter: Any = None, log_exporter: Any = None, metric_readers: tuple[Any, ...] = (),
-                 arguments: Mapping[str, Any] = (), adopted: tuple[Any, Any, Any] | None = None) -> None:
+                 arguments: Mapping[str, Any] = (), adopted: Providers | None = None) -> None:
         self.settings = settings
         self.enabled = enabled
         self._arguments = dict(arguments)
         self._shutdown_done = False
-        self._exporters: list[Any] = []
+        self._installed = False
+        self._undo: list[Callable[[], Any]] = []  # what install() changed, undone newest first
+        self._stop_prometheus: Callable[[], None] | None = None
+        self._network_exporters: list[Any] = []
+        self._collectors: set[tuple[str, int]] = set()
         self._log_handlers: list[logging.Handler] = []
-        self._undo: list[Callable[[], Any]] = []  # run at shutdown, newest first
-        self._redactor = Redactor(settings.privacy_keys) if settings.privacy else None
-        self._owns_providers = adopted is None
-        self._tracer_provider: Any
-        self._meter_provider: Any
-        self._logger_provider: Any
-        if adopted is not None:
-            # Set up by opentelemetry-instrument (or the app): use those, never a second pipeline.
-            self._tracer_provider, self._meter_provider, self._logger_provider = adopted
-        elif not enabled:
-            self._tracer_provider = NoOpTracerProvider()
-            self._meter_provider = NoOpMeterProvider()
-            self._logger_provider = None
+        self._quiet = _diagnostics.QuietSdkLoggers()
+        self._built: list[Any] = [None, None, None]  # the providers this handle built
+        self._redactor = Redactor(settings.privacy_keys, settings.privacy_secret) if settings.privacy else None
+        tracer_provider, meter_provider, logger_provider = adopted or (None, None, None)
+        self._owned = (tracer_provider is None, meter_provider is None, logger_provider is None)
+        if not enabled:
+            tracer_provider, meter_provider = NoOpTracerProvider(), NoOpMeterProvider()
+            self._owned = (False, False, False)
         else:
-            extra_readers: tuple[Any, ...] = ()
-            if settings.prometheus_port is not None:
-                reader, stop = start_prometheus_endpoint(settings.prometheus_port)
-                extra_readers, self._undo = (reader,), [stop]
-            resource = build_resource(settings)
-            self._tracer_provider, span_exps = build_tracer_provider(
-                settings, resource, span_exporter, redactor=self._redactor)
-            self._meter_provider, metric_exps = build_meter_provider(
-                settings, resource, metric_exporter, metric_readers, extra_readers)
-            self._logger_provider, log_exps = build_logger_provider(
-                settings, resource, log_exporter, redactor=self._redactor)
-            self._exporters = [*span_exps, *metric_exps, *log_exps]
+            try:
+                built = self._build(span_exporter, metric_exporter, log_exporter, metric_readers,
+                                    tracer_provider is None, meter_provider is None, logger_provider is None)
+            except BaseException:
+                self._release()
+                raise
+            tracer_provider = tracer_provider or built[0]
+            meter_provider = meter_provider or built[1]
+            logger_provider = logger_provider or built[2]
+        self._tracer_provider: Any = tracer_provider
+        self._meter_provider: Any = meter_provider
+        self._logger_provider: Any = logger_provider
         self._tracer = self.get_tracer(_INSTRUMENTATION_NAME)
         self._meter = self.get_meter(_INSTRUMENTATION_NAME)
         self._agent = AgentInstruments(self._tracer, self._meter)
 
+    def _build(self, span_exporter: Any, metric_exporter: Any, log_exporter: Any, metric_readers: tuple[Any, ...],
+               traces: bool, metrics_: bool, logs: bool) -> Providers:
+        """The providers this handle owns; the Prometheus endpoint starts here (stopped by _release)."""
+        settings = self.settings
+        extra_readers: tuple[Any, ...] = ()
+        if metrics_ and settings.prometheus_port is not None:
+            reader, self._stop_prometheus = start_prometheus_endpoint(settings.prometheus_port,
+                                                                      redactor=self._redactor)
+            extra_readers = (reader,)
+        resource = build_resource(settings, self._redactor)
+        built = self._built
+        if traces:
+            built[0], exporters = build_tracer_provider(settings, resource, span_exporter, redactor=self._redactor)
+            self._network(exporters, span_exporter, "traces")
+        if metrics_:
+            built[1], exporters = build_meter_provider(settings, resource, metric_exporter, metric_readers,
+                                                       extra_readers, redactor=self._redactor)
+            self._network(exporters, metric_exporter or metric_readers, "metrics")
+        if logs:
+            built[2], exporters = build_logger_provider(settings, resource, log_exporter, redactor=self._redactor)
+            self._network(exporters, log_exporter, "logs")
+        for provider in built:
+            if provider is not None:
+                setattr(provider, _OURS, True)
+        return built[0], built[1], built[2]
+
+    def _network(self, exporters: list[Any], given: Any, signal: str) -> None:
+        """Remember the OTLP exporter of ``signal`` (the first one, unless a test gave its own)."""
+        if not given and not self.settings.console_only and exporters:
+            self._network_exporters.append(exporters[0])
+            self._collectors.add(_export.target(self.settings, signal).address)
+
     # --- set-up of process-wide state, done once by init_telemetry -------------------------
 
     def _install(self) -> None:
-        _diagnostics.quiet_sdk_loggers()
-        set_propagators(self.settings.propagators)  # first: it may reject a name
-        if self._owns_providers:
-            self._tracer_provider._obslab = True  # tells a later handle (tests) that this one was ours
-            trace.set_tracer_provider(self._tracer_provider)
-            metrics.set_meter_provider(self._meter_provider)
-            _logs.set_logger_provider(self._logger_provider)
-        web.install_trace_id_header()
+        """Put the handle in place: instrumentation, global providers and propagators, the logging
+        bridge, the exit hook. On failure, undoes what it did and re-raises."""
+        if self._installed or not self.enabled:
+            return
+        try:
+            textmap = propagator(self.settings.propagators)  # first: it may reject a name
+            self._instrument_libraries()
+            if self.settings.system_metrics:
+                self._undo.append(register_system_metrics(self.get_meter("obslab.system"),
+                                                          window=self.settings.metric_export_interval))
+            previous_textmap = get_global_textmap()
+            set_global_textmap(textmap)
+            self._undo.append(lambda: set_global_textmap(previous_textmap))
+            self._undo.append(web.install_trace_id_header())
+            self._quiet.install()
+            self._install_logging()
+            self._set_global_providers()
+            atexit.register(self.shutdown)
+            self._undo.append(lambda: atexit.unregister(self.shutdown))
+        except BaseException:
+            self._uninstall()
+            self._quiet.restore()
+            self._release()
+            raise
+        self._installed = True
+
+    def _install_logging(self) -> None:
         otlp = None
         if not self.settings.console_only and find_installed_bridge() is None:
             otlp = OTLPHandler(logger_provider=self._logger_provider)
         console = console_handler(self.settings, redactor=self._redactor)
-        self._log_handlers = [h for h in (otlp, console) if h is not None]
-        install_handlers(otlp, console, self.settings.log_level)
-        if self.settings.system_metrics:
-            self._undo.append(register_system_metrics(self.get_meter("obslab.system")))
-        self._instrument_libraries()
-        atexit.register(self.shutdown)
+        bridge = LoggingBridge(otlp, console, self.settings.log_level)
+        self._log_handlers = bridge.handlers
+        bridge.install()
+        self._undo.append(bridge.uninstall)
+
+    def _set_global_providers(self) -> None:
+        owned_tracer, owned_meter, owned_logger = self._owned
+        if owned_tracer:
+            trace.set_tracer_provider(self._tracer_provider)
+        if owned_meter:
+            metrics.set_meter_provider(self._meter_provider)
+        if owned_logger:
+            _logs.set_logger_provider(self._logger_provider)
 
     def _instrument_libraries(self) -> None:
         own = instrumentation.own_names(self.settings.instrument)
@@ -111,11 +175,38 @@ class Telemetry:
             from obslab.data import DataInstrumentor  # imports nothing of pandas/NumPy until used
 
             data = DataInstrumentor(self.get_tracer("obslab.data"), self.get_meter("obslab.data"))
-            data.instrument(own)
             self._undo.append(data.uninstrument)
+            data.instrument(own)
         for instrumentor in instrumentation.instrument(self.settings.instrument, self._tracer_provider,
                                                        self._meter_provider):
             self._undo.append(instrumentor.uninstrument)
+
+    def _uninstall(self) -> None:
+        """Undo what install() changed in the application's process, newest first."""
+        while self._undo:
+            undo = self._undo.pop()
+            try:
+                undo()
+            except Exception as error:
+                _diagnostics.report("undoing the set-up", error)
+
+    def _release(self) -> None:
+        """Stop what the constructor started: the Prometheus endpoint and the providers it built."""
+        if self._stop_prometheus is not None:
+            self._stop_prometheus()
+            self._stop_prometheus = None
+        quiet = _diagnostics.QuietSdkLoggers()
+        quiet.install()
+        quiet.mute()  # nothing was emitted yet: the SDK's remarks about it are noise
+        try:
+            for exporter in self._network_exporters:
+                exporter.shutdown()  # so that shutting the providers down waits on no collector
+            for provider in self._built:
+                if provider is not None:
+                    self._bounded(provider.shutdown, 1.0)
+        finally:
+            quiet.restore()
+        self._network_exporters, self._built = [], [None, None, None]
 
     # --- tracer, meter, logger ------------------------------------------------------------
 
@@ -146,9 +237,12 @@ class Telemetry:
         """A monotonic counter on the ``obslab`` meter (arguments in the autotelemetry seed's order)."""
         return self._meter.create_counter(name, unit=unit, description=description)
 
-    def create_histogram(self, name: str, description: str = "", unit: str = "ms") -> Histogram:
-        """A histogram on the ``obslab`` meter (milliseconds unless told otherwise)."""
-        return self._meter.create_histogram(name, unit=unit, description=description)
+    def create_histogram(self, name: str, description: str = "", unit: str = "ms",
+                         boundaries: Sequence[float] | None = None) -> Histogram:
+        """A histogram on the ``obslab`` meter (milliseconds unless told otherwise); ``boundaries``
+        are its bucket boundaries (OpenTelemetry's advisory parameter), the SDK's default otherwise."""
+        return self._meter.create_histogram(name, unit=unit, description=description,
+                                            explicit_bucket_boundaries_advisory=boundaries)
 
     def create_up_down_counter(self, name: str, description: str = "", unit: str = "1") -> UpDownCounter:
         """A counter that can go down (queue sizes, sessions in flight)."""
@@ -201,42 +295,67 @@ class Telemetry:
     # --- flush and shutdown -----------------------------------------------------------------
 
     def force_flush(self, timeout: float | None = None) -> bool:
-        """Export what is buffered; gives up after ``timeout`` s (default: shutdown_timeout)."""
+        """Export what is buffered; True when every signal was delivered. Gives up after
+        ``timeout`` s (default: shutdown_timeout), and at once when a collector refuses connections."""
         if not self.enabled:
             return True
+        if _export.unreachable(self._collectors):
+            return False
         return self._bounded(self._flush_all, timeout or self.settings.shutdown_timeout)
 
     def shutdown(self, timeout: float | None = None) -> bool:
-        """Flush and stop exporting; never takes longer than ``timeout`` s (default 2 s)."""
+        """Give the application back its logging and patched functions, then flush and stop
+        exporting; never takes longer than ``timeout`` s (default 2 s), and does not wait on a
+        collector that cannot be reached. True when everything was delivered."""
         if not self.enabled or self._shutdown_done:
             return True
         self._shutdown_done = True
+        self._uninstall()
+        down = _export.unreachable(self._collectors)
+        if down:
+            _diagnostics.notice("shutdown", f"collector {', '.join(down)} unreachable: unsent telemetry dropped")
+            self._quiet.mute()
+            for exporter in self._network_exporters:
+                exporter.shutdown()  # exports now fail at once instead of retrying
         done = self._bounded(self._shutdown_all, timeout or self.settings.shutdown_timeout)
         if not done:
-            for exporter in self._exporters:
-                _export.abort_retries(exporter)
-        remove_handlers()
-        while self._undo:
-            self._undo.pop()()
-        return done
+            self._quiet.mute()
+            for exporter in self._network_exporters:
+                exporter.shutdown()  # interrupts the retry back-off still running
+        if self._stop_prometheus is not None:
+            self._stop_prometheus()
+            self._stop_prometheus = None
+        self._quiet.restore()
+        return done and not down
 
-    def _flush_all(self) -> None:
-        for provider in (self._tracer_provider, self._meter_provider, self._logger_provider):
-            provider.force_flush()
+    def _flush_all(self) -> bool:
+        return all([provider.force_flush() is not False
+                    for provider in (self._tracer_provider, self._meter_provider, self._logger_provider)])
 
-    def _shutdown_all(self) -> None:
-        if not self._owns_providers:  # their owner shuts them down
-            return self._flush_all()
-        for provider in (self._tracer_provider, self._meter_provider, self._logger_provider):
-            provider.shutdown()
+    def _shutdown_all(self) -> bool:
+        delivered = self._flush_all() if not all(self._owned) else True
+        for provider, owned in zip((self._tracer_provider, self._meter_provider, self._logger_provider), self._owned):
+            if owned:  # adopted providers were flushed above; their owner shuts them down
+                provider.shutdown()
+        return delivered
 
     @staticmethod
-    def _bounded(work: Callable[[], None], timeout: float) -> bool:
-        """Run ``work`` in a daemon thread; True if it finished within ``timeout`` seconds."""
-        worker = threading.Thread(target=work, name="obslab-flush", daemon=True)
+    def _bounded(work: Callable[[], Any], timeout: float) -> bool:
+        """Run ``work`` in a daemon thread; True if it finished within ``timeout`` seconds without
+        reporting failure."""
+        outcome: list[bool] = []
+
+        def run() -> None:
+            try:
+                outcome.append(work() is not False)
+            except Exception as error:
+                _diagnostics.report("flush", error)
+                outcome.append(False)
+
+        worker = threading.Thread(target=run, name="obslab-flush", daemon=True)
         worker.start()
         worker.join(timeout)
-        return not worker.is_alive()
+        return outcome == [True]
 
 
 def init_telemetry(
@@ -250,7 +369,7 @@ def init_telemetry(
     json_logs: bool | None = None,
     resource_attributes: Mapping[str, str] | None = None,
     metric_export_interval: float | None = None,
-    config_file: str | None = None,
+    config_file: str | os.PathLike[str] | None = None,
     *,
     console_only: bool | None = None,
     otlp_protocol: str | None = None,
@@ -260,51 +379,70 @@ def init_telemetry(
     prometheus_port: int | None = None,
     system_metrics: bool | None = None,
     instrument: str | Sequence[str] | None = None,
+    env_file: str | os.PathLike[str] | None = None,
 ) -> Telemetry:
     """Set up traces, metrics and logs for this process and return the telemetry handle.
 
-    Arguments left as None come from the environment, a ``.env`` file, a YAML config file or
-    defaults, in that order. A bad value raises ``ValueError`` naming the setting, the value and
-    its source. A second call returns the first handle (with a warning if arguments differ).
+    Arguments left as None come from the environment, a ``.env`` file (``env_file``, or ``.env``
+    in the working directory), a YAML config file or defaults, in that order. A bad value raises
+    ``ValueError`` naming the setting, the value and its source, and leaves nothing behind. A
+    second call returns the first handle (with a warning if arguments differ).
 
     ``console_only`` prints all three signals to stdout and opens no connection; ``privacy`` masks
     secrets and personal data before export; ``prometheus_port`` serves ``/metrics`` on loopback;
     ``system_metrics`` adds CPU, memory and GC metrics; ``instrument`` turns on library
     instrumentors by name (``["fastapi", "requests", "pandas"]``) or all installed ones (``"auto"``).
     """
+    return _init(dict(locals()))
+
+
+def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = None) -> Telemetry:
+    """``init_telemetry`` with ``defaults`` below every other source (``auto_instrument``'s)."""
     global _handle
-    arguments = dict(locals())
     with _handle_lock:
         if _handle is not None:
             if _handle._arguments != arguments:
                 warnings.warn("init_telemetry() was already called with other arguments; "
-                              "returning the existing telemetry handle", RuntimeWarning, stacklevel=2)
+                              "returning the existing telemetry handle", RuntimeWarning, stacklevel=3)
             return _handle
-        settings = load_settings(arguments)
+        settings = load_settings(arguments, defaults=defaults)
         instrumentation.check_names(settings.instrument)
         if settings.disabled:
             _handle = Telemetry(settings, enabled=False, arguments=arguments)
             return _handle
+        if settings.privacy and settings.privacy_secret is None:
+            warnings.warn("privacy is on without OBSLAB_PRIVACY_SECRET: user ids are exported as [REDACTED]; "
+                          "set a per-deployment secret to export keyed hashes that keep a user's requests "
+                          "together", UserWarning, stacklevel=3)
         handle = Telemetry(settings, arguments=arguments, adopted=_providers_set_up_elsewhere(settings))
         handle._install()
         _handle = handle
         return handle
 
 
-def _providers_set_up_elsewhere(settings: Settings) -> tuple[Any, Any, Any] | None:
-    """The SDK providers already installed in this process (by ``opentelemetry-instrument``, say)."""
-    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+def _providers_set_up_elsewhere(settings: Settings) -> Providers | None:
+    """The SDK providers already installed in this process (by ``opentelemetry-instrument``, or
+    the application); None for a signal nobody set up, which obslab then sets up itself."""
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
 
-    current = trace.get_tracer_provider()
-    if not isinstance(current, SdkTracerProvider) or getattr(current, "_obslab", False):
+    current = (trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider())
+    found = tuple(provider if isinstance(provider, kind) and not getattr(provider, _OURS, False) else None
+                  for provider, kind in zip(current, (TracerProvider, MeterProvider, LoggerProvider)))
+    if not any(found):
         return None
-    for setting in ("privacy", "prometheus_port", "console_only"):
-        if getattr(settings, setting) not in (None, False):
-            raise ValueError(f"{setting}={getattr(settings, setting)!r}: OpenTelemetry was already set up in this "
-                             "process (opentelemetry-instrument?), and obslab cannot add this to its pipeline; "
-                             "run without opentelemetry-instrument to use it")
-    logging.getLogger("obslab").info("OpenTelemetry already set up in this process: obslab uses its providers")
-    return trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider()
+    adopted = [signal for signal, provider in zip(SIGNALS, found) if provider is not None]
+    needs = {"privacy": ("traces", "logs"), "prometheus_port": ("metrics",), "console_only": SIGNALS}
+    for setting, signals in needs.items():
+        clash = [signal for signal in signals if signal in adopted]
+        if getattr(settings, setting) not in (None, False) and clash:
+            raise ValueError(f"{setting}={getattr(settings, setting)!r}: OpenTelemetry {', '.join(clash)} were already "
+                             "set up in this process (opentelemetry-instrument?), and obslab cannot add this to that "
+                             "pipeline; run without opentelemetry-instrument to use it")
+    logging.getLogger("obslab").info("OpenTelemetry %s already set up in this process: obslab uses those providers",
+                                     ", ".join(adopted))
+    return found[0], found[1], found[2]
 
 
 def get_telemetry() -> Telemetry:

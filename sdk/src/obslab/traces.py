@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import entry_points
 
 from opentelemetry.propagate import set_global_textmap
 from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.util._importlib_metadata import entry_points
 
 from obslab._export import otlp_exporter
 from obslab.config import Settings
-from obslab.privacy import RedactingSpanExporter, Redactor
+from obslab.privacy import Redactor, each, mask_exports
 
 
 def build_tracer_provider(
@@ -46,18 +47,23 @@ def build_tracer_provider(
     return provider, exporters
 
 
-def set_propagators(names: tuple[str, ...]) -> None:
-    """Install the named context propagators (``tracecontext``, ``baggage``, or any installed one)."""
+def propagator(names: tuple[str, ...]) -> TextMapPropagator:
+    """The named context propagators (``tracecontext``, ``baggage``, or any installed one), as one."""
     available = {ep.name: ep for ep in entry_points(group="opentelemetry_propagator")}
     unknown = [name for name in names if name not in available]
     if unknown:
         raise ValueError(f"propagators={','.join(names)!r}: unknown propagator(s) {', '.join(unknown)}; "
                          f"installed: {', '.join(sorted(available))}")
-    set_global_textmap(CompositePropagator([available[name].load()() for name in names]))
+    return CompositePropagator([available[name].load()() for name in names])
+
+
+def set_propagators(names: tuple[str, ...]) -> None:
+    """Install the named context propagators globally."""
+    set_global_textmap(propagator(names))
 
 
 def _masked(exporter: SpanExporter, redactor: Redactor | None) -> SpanExporter:
-    return exporter if redactor is None else RedactingSpanExporter(exporter, redactor)
+    return exporter if redactor is None else mask_exports(exporter, each(redactor.span), [])
 
 
 def _span_json(span: ReadableSpan) -> str:

@@ -2,17 +2,23 @@
 
 OpenTelemetry's server instrumentations hand each response to the global *response propagator*;
 obslab installs one that writes the request's trace id, so a user reporting an error can quote the
-id that finds the trace in Tempo.
+id that finds the trace in Tempo. The hook never raises into the server's response path.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.propagators import ResponsePropagator, set_global_response_propagator
+from opentelemetry.instrumentation.propagators import (
+    ResponsePropagator,
+    get_global_response_propagator,
+    set_global_response_propagator,
+)
 from opentelemetry.propagators import textmap
+
+from obslab._diagnostics import guarded
 
 TRACE_ID_HEADER = "X-Trace-ID"
 
@@ -20,6 +26,7 @@ TRACE_ID_HEADER = "X-Trace-ID"
 class TraceIdResponsePropagator(ResponsePropagator):
     """Sets ``X-Trace-ID: <32 hex>`` and exposes it to browsers (CORS)."""
 
+    @guarded("X-Trace-ID response header")
     def inject(self, carrier: textmap.CarrierT, context: Context | None = None,
                setter: textmap.Setter = textmap.default_setter) -> None:
         span_context = trace.get_current_span(context).get_span_context()
@@ -29,9 +36,12 @@ class TraceIdResponsePropagator(ResponsePropagator):
         setter.set(carrier, "Access-Control-Expose-Headers", TRACE_ID_HEADER)
 
 
-def install_trace_id_header() -> None:
-    """Make every instrumented server answer with ``X-Trace-ID``."""
+def install_trace_id_header() -> Callable[[], None]:
+    """Make every instrumented server answer with ``X-Trace-ID``; returns the function that puts
+    back the response propagator there was before."""
+    previous = get_global_response_propagator()
     set_global_response_propagator(TraceIdResponsePropagator())
+    return lambda: set_global_response_propagator(previous)  # type: ignore[arg-type]
 
 
 def instrument_app(app: Any, tracer_provider: Any = None, meter_provider: Any = None) -> Any:

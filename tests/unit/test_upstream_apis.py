@@ -1,0 +1,99 @@
+"""obslab stands on OpenTelemetry's public API only, and on the contrib release that matches its SDK."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+import obslab
+from lab import REPO
+
+SOURCES = sorted(Path(obslab.__file__).parent.glob("*.py"))
+# OpenTelemetry Python publishes its Logs API and SDK under these names while logs are in development.
+LOGS_PACKAGES = ("opentelemetry._logs", "opentelemetry.sdk._logs")
+NAMEDTUPLE_API = {"_replace", "_asdict", "_fields"}  # public, underscored so as not to clash with fields
+
+
+def private(name: str) -> bool:
+    """``_name``: not ``__dunder__``, nor an Enum's ``_sunder_`` hook."""
+    return name.startswith("_") and not name.startswith("__") and not name.endswith("_")
+
+
+def named_attribute(node: ast.AST) -> tuple[str, bool] | None:
+    """(name, stored) of ``getattr/hasattr/setattr(obj, "name", ...)``."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in ("getattr", "hasattr", "setattr") and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)):
+        return str(node.args[1].value), node.func.id == "setattr"
+    return None
+
+
+def test_no_private_opentelemetry_module_or_name_is_imported():
+    found = []
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("opentelemetry"):
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names if alias.name.startswith("opentelemetry")]
+            else:
+                continue
+            for name in names:
+                public = name.removeprefix(next((p for p in LOGS_PACKAGES if name.startswith(p)), ""))
+                if any(private(part) for part in public.split(".")):
+                    found.append(f"{path.name}: {name}")
+    assert found == []
+
+
+def test_obslab_touches_only_the_private_attributes_it_defines():
+    defined, used = set(NAMEDTUPLE_API), {}
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                defined.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                defined.add(node.attr)
+            elif isinstance(node, ast.Attribute) and private(node.attr):
+                used.setdefault(node.attr, path.name)
+            elif (call := named_attribute(node)) is not None:
+                name, stored = call
+                if stored:
+                    defined.add(name)
+                elif private(name):
+                    used.setdefault(name, path.name)
+    assert {name: where for name, where in used.items() if name not in defined} == {}
+
+
+def test_no_obslab_class_overrides_a_private_method_of_an_upstream_class():
+    found = []
+    for module_info in pkgutil.iter_modules(obslab.__path__):
+        module = importlib.import_module(f"obslab.{module_info.name}")
+        for cls in (c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__):
+            upstream = [base for base in cls.__mro__[1:] if not base.__module__.startswith("obslab")]
+            found += [f"{cls.__name__}.{name}" for name, value in vars(cls).items()
+                      if private(name) and inspect.isfunction(value) and any(name in vars(b) for b in upstream)]
+    assert found == []
+
+
+def test_beta_contrib_packages_are_pinned_to_the_sdk_release_they_match():
+    """Every contrib package pins opentelemetry-instrumentation and -semantic-conventions exactly,
+    and the SDK pins the semantic conventions: holding those two to the beta series released with
+    the SDK (1.45 <-> 0.66b) holds all of them together."""
+    project = tomllib.loads((REPO / "sdk/pyproject.toml").read_text())["project"]
+    requirements = [Requirement(line) for line in project["dependencies"]]
+    sdk = next(r for r in requirements if r.name == "opentelemetry-sdk")
+    minor = Version(str(next(iter(sdk.specifier)).version)).minor  # 45
+    series = Version(f"0.{minor + 21}b0")  # the contrib beta released with SDK 1.<minor>: 0.66b0
+    for name in ("opentelemetry-instrumentation", "opentelemetry-semantic-conventions"):
+        specifier = next(r.specifier for r in requirements if r.name == name)
+        assert specifier.contains(series, prereleases=True), name
+        assert not specifier.contains(Version(f"0.{series.minor + 1}b0"), prereleases=True), name
