@@ -84,7 +84,7 @@ def dashboard(uid: str, title: str, panels: list[dict], tags: list[str], variabl
         panel["id"] = i  # panel ids are per dashboard and stable; dashboards themselves carry no id
         x += w
     return {"uid": uid, "title": title, "tags": ["obslab", *tags], "timezone": "browser", "editable": False,
-            "schemaVersion": SCHEMA_VERSION, "version": 1, "refresh": "30s", "time": {"from": "now-1h", "to": "now"},
+            "schemaVersion": SCHEMA_VERSION, "version": 1, "refresh": "30s", "time": {"from": "now-15m", "to": "now"},
             "templating": {"list": list(variables)}, "annotations": {"list": []}, "panels": panels}
 
 

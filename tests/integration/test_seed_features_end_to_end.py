@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 import uuid
@@ -59,7 +60,8 @@ def test_etl_example_data_metrics_reach_prometheus(lab):
 def test_with_privacy_on_secrets_are_masked_in_tempo_and_loki(lab):
     service = f"private-{uuid.uuid4().hex[:8]}"
     secret, user = f"pw-{secrets.token_hex(12)}", f"{uuid.uuid4().hex[:6]}@example.com"
-    with lab.web_api(service, OBSLAB_PRIVACY="true") as url:
+    key = secrets.token_hex(32)  # the deployment's user-id hash key
+    with lab.web_api(service, OBSLAB_PRIVACY="true", OBSLAB_PRIVACY_SECRET=key) as url:
         response = requests.post(f"{url}/login", json={"user": user, "password": secret}, timeout=5)
         trace_id = response.headers["X-Trace-ID"]
         trace = eventually(lambda: lab.trace(trace_id) if "check_credentials" in json.dumps(lab.trace(trace_id))
@@ -67,7 +69,7 @@ def test_with_privacy_on_secrets_are_masked_in_tempo_and_loki(lab):
         logs = eventually(lambda: lab.loki_query(f'{{service_name="{service}"}} | trace_id="{trace_id}"'), timeout=60)
     check = next(attributes(s) for s in spans_of(trace) if s["name"] == "check_credentials")
     assert check["password"] == "[REDACTED]"
-    assert check["user.id"] == "sha256:" + hashlib.sha256(user.encode()).hexdigest()
+    assert check["user.id"] == "hmac-sha256:" + hmac.new(key.encode(), user.encode(), hashlib.sha256).hexdigest()
     lines = [line for stream in logs for _, line, *_ in stream["values"]]
     assert any(f"password=[REDACTED]" in line for line in lines), lines
     assert any(stream["stream"].get("api_key") == "[REDACTED]" for stream in logs), logs

@@ -494,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         print(" ".join(name for name, image in effective_images(args.compose).items() if image_present(image)))
         return 0
     if args.compose_args:
-        print(" ".join(f"-f {path}" for path in compose_files(args.compose)))
+        print(" ".join(f"-f {os.path.relpath(path)}" for path in compose_files(args.compose)))
         return 0
     if args.standins:
         running = effective_images(args.compose)
