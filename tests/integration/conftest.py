@@ -185,5 +185,15 @@ def lab(request, lab_env_file, docker_compose_project_name) -> Lab:
     request.getfixturevalue("docker_services")  # compose up --wait, returns once all are healthy
     lab = Lab(lab_env_file, env, docker_compose_project_name)
     lab.up_seconds = time.monotonic() - started
-    print(f"\nlab: {len(SERVICES)} services healthy {lab.up_seconds:.1f} s after `up`")
+    request.config.stash[UP_SECONDS] = lab.up_seconds
     return lab
+
+
+UP_SECONDS = pytest.StashKey[float]()
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """The lab's start time, in every test run's output (a figure, not a timed assertion)."""
+    if UP_SECONDS in config.stash:
+        terminalreporter.write_line(f"lab: {len(SERVICES)} services healthy {config.stash[UP_SECONDS]:.1f} s "
+                                    "after `docker compose up` (images present)")
