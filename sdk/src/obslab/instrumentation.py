@@ -11,7 +11,7 @@ from typing import Any, Iterable
 from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
 # Names with an obslab extra that installs the instrumentor.
-EXTRAS = ("fastapi", "flask", "requests", "httpx", "sqlalchemy")
+EXTRAS = ("fastapi", "flask", "requests", "httpx", "sqlalchemy", "openai", "anthropic")
 # obslab's own instrumentation: name -> the library it needs.
 OWN = {"pandas": "pandas", "numpy": "numpy"}
 # Handled by obslab itself: the logging bridge is always on.
