@@ -201,3 +201,14 @@ def test_a_capture_mode_the_instrumentations_would_ignore_is_refused_at_init(fre
     with pytest.raises(ValueError, match=r"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT='yes please'.*span_only"):
         init_telemetry(service_name="x", console_only=True)
     assert telemetry_module._handle is None
+
+
+def test_a_client_librarys_own_span_of_the_same_call_is_not_priced_again(recorded):
+    usage = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic",
+             "gen_ai.request.model": "claude-haiku-4-5", "gen_ai.usage.input_tokens": 10,
+             "gen_ai.usage.output_tokens": 10}
+    with recorded.handle.span("chat claude-haiku-4-5", **usage):
+        with recorded.handle.span("anthropic.messages.create", **usage):  # the Anthropic SDK's own tracing
+            pass
+    (point,) = points(recorded, "obslab.gen_ai.client.cost")
+    assert point.value == pytest.approx((10 * 1.0 + 10 * 5.0) / 1_000_000)  # one call, not two

@@ -81,8 +81,9 @@ def test_instrumented_client_call_makes_a_chat_span_with_tokens_duration_and_cos
     reply = call(provider, server, model, stream)
     assert reply == fake_llm.reply_text(model)  # the application gets the reply untouched
     output_tokens = len(reply.split())
-    (span,) = llm.spans()
-    assert span.name == f"chat {model}" and span.kind == SpanKind.CLIENT
+    # the Anthropic SDK traces its own calls too (span anthropic.messages.create, under ours)
+    (span,) = [s for s in llm.spans() if s.name.startswith("chat ")]
+    assert span.kind == SpanKind.CLIENT
     attributes = span.attributes
     assert attributes["gen_ai.operation.name"] == "chat"
     assert attributes["gen_ai.provider.name"] == provider
@@ -106,7 +107,7 @@ def test_an_error_response_reaches_the_app_and_is_recorded_by_error_type(llm, se
     with pytest.raises((openai.APIStatusError, anthropic.APIStatusError)) as raised:
         call(provider, server, model, stream=False, extra_headers={fake_llm.ERROR_HEADER: str(status)})
     assert raised.value.status_code == status
-    (span,) = llm.spans()
+    (span,) = [s for s in llm.spans() if s.name.startswith("chat ")]
     assert span.status.status_code == StatusCode.ERROR and span.attributes["error.type"] == error
     (duration,) = metric_points(llm, "gen_ai.client.operation.duration")
     assert duration.attributes["error.type"] == error
@@ -156,4 +157,4 @@ def test_instrumentation_is_removed_at_shutdown(server, app_logging_at_info):
     handle.shutdown(1)
     call("openai", server, "gpt-4o-mini", stream=False)
     call("anthropic", server, "claude-haiku-4-5", stream=False)
-    assert spans.get_finished_spans() == ()
+    assert not [s for s in spans.get_finished_spans() if s.name.startswith("chat ")]

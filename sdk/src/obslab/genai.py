@@ -4,8 +4,9 @@ Spans and the two client metrics come from the upstream util package, whatever m
 the agent helpers use its ``TelemetryHandler``, and so do the upstream OpenAI and Anthropic
 instrumentations (``instrument=["openai", "anthropic"]``). What obslab adds here:
 
-- cost: :class:`LLMCostProcessor` prices every finished ``chat`` span from its
-  ``gen_ai.usage.*`` tokens with the :class:`~obslab.prices.PriceTable`, into
+- cost: :class:`LLMCostProcessor` prices every finished ``chat {model}`` span from its
+  ``gen_ai.usage.*`` tokens (a client library's own span of the same call, such as the Anthropic
+  SDK's ``anthropic.messages.create``, is not priced again) with the :class:`~obslab.prices.PriceTable`, into
   ``obslab.gen_ai.client.cost`` (USD) or, for a model without a price,
   ``obslab.gen_ai.client.unpriced_calls``;
 - message content: captured only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` asks
@@ -113,8 +114,9 @@ class LLMCostProcessor(SpanProcessor):
     @guarded("LLM cost")
     def on_end(self, span: ReadableSpan) -> None:
         attributes = span.attributes or {}
-        if attributes.get("gen_ai.operation.name") not in _PRICED_OPERATIONS:
-            return
+        operation = attributes.get("gen_ai.operation.name")
+        if operation not in _PRICED_OPERATIONS or not (span.name == operation or span.name.startswith(f"{operation} ")):
+            return  # only spans named by the conventions: a client library's own span of the same call is not priced
         input_tokens = attributes.get("gen_ai.usage.input_tokens")
         output_tokens = attributes.get("gen_ai.usage.output_tokens")
         if input_tokens is None and output_tokens is None:
