@@ -158,3 +158,24 @@ def test_instrumentation_is_removed_at_shutdown(server, app_logging_at_info):
     call("openai", server, "gpt-4o-mini", stream=False)
     call("anthropic", server, "claude-haiku-4-5", stream=False)
     assert not [s for s in spans.get_finished_spans() if s.name.startswith("chat ")]
+
+
+def test_message_content_events_are_masked_too(monkeypatch, server, app_logging_at_info):
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "event_only")
+    spans, logs = InMemorySpanExporter(), InMemoryLogRecordExporter()
+    handle = telemetry_module.Telemetry(Settings(service_name="events", instrument=("anthropic",)),
+                                        span_exporter=spans, log_exporter=logs, metric_readers=(InMemoryMetricReader(),))
+    handle._install()
+    try:
+        anthropic_client(server).messages.create(model="claude-haiku-4-5", max_tokens=64, messages=[
+            {"role": "user", "content": "My key is Bearer abc.def-123, book CDG"}])
+        handle.force_flush(2)
+    finally:
+        handle.shutdown(1)
+    events = [r.log_record for r in logs.get_finished_logs() if r.log_record.attributes
+              and "gen_ai.input.messages" in r.log_record.attributes]
+    assert len(events) == 1
+    text = str(events[0].attributes["gen_ai.input.messages"])
+    assert "book CDG" in text and "abc.def-123" not in text and "Bearer [REDACTED]" in text
+    (span,) = [s for s in spans.get_finished_spans() if s.name.startswith("chat ")]
+    assert "gen_ai.input.messages" not in span.attributes  # event_only: not on the span

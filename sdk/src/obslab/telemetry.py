@@ -190,7 +190,7 @@ class Telemetry:
             self._undo.append(data.uninstrument)
             data.instrument(own)
         for instrumentor in instrumentation.instrument(self.settings.instrument, self._tracer_provider,
-                                                       self._meter_provider):
+                                                       self._meter_provider, self._logger_provider):
             self._undo.append(instrumentor.uninstrument)
 
     def _uninstall(self) -> None:
