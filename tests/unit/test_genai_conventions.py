@@ -212,3 +212,17 @@ def test_a_client_librarys_own_span_of_the_same_call_is_not_priced_again(recorde
             pass
     (point,) = points(recorded, "obslab.gen_ai.client.cost")
     assert point.value == pytest.approx((10 * 1.0 + 10 * 5.0) / 1_000_000)  # one call, not two
+
+
+def test_content_capture_under_opentelemetry_instrument_is_refused_rather_than_exported_unmasked(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from test_init import COEXIST
+
+    env = {**os.environ, "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "span_only"}
+    out = subprocess.run([sys.executable, "-c", COEXIST.replace("PRIVACY", "None")], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=60, env=env)
+    assert out.returncode != 0
+    assert "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT='span_only': OpenTelemetry traces, logs" in out.stderr

@@ -460,6 +460,13 @@ def _providers_set_up_elsewhere(settings: Settings) -> Providers | None:
             raise ValueError(f"{setting}={getattr(settings, setting)!r}: OpenTelemetry {', '.join(clash)} were already "
                              "set up in this process (opentelemetry-instrument?), and obslab cannot add this to that "
                              "pipeline; run without opentelemetry-instrument to use it")
+    capture = content_capture_mode()
+    clash = [signal for signal in ("traces", "logs") if signal in adopted]
+    if capture != "no_content" and clash:
+        raise ValueError(f"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT={capture!r}: OpenTelemetry "
+                         f"{', '.join(clash)} were already set up in this process (opentelemetry-instrument?), and "
+                         "obslab cannot mask LLM message content in that pipeline; run without "
+                         "opentelemetry-instrument to capture content")
     logging.getLogger("obslab").info("OpenTelemetry %s already set up in this process: obslab uses those providers",
                                      ", ".join(adopted))
     return found[0], found[1], found[2]
