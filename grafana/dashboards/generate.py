@@ -74,6 +74,14 @@ def service_and_environment(metric: str, service_label: str = "service_name") ->
             variable("environment", "Environment", metric, "deployment_environment")]
 
 
+def thirds(panels: list[dict]) -> list[dict]:
+    """Three panels per row, so that a dashboard of up to nine stays within one screenful (Grafana
+    renders panels lazily, as they scroll into view)."""
+    for panel in panels:
+        panel["gridPos"]["w"] = 8
+    return panels
+
+
 def dashboard(uid: str, title: str, panels: list[dict], tags: list[str], variables: list[dict] = ()) -> dict:
     x = y = 0
     for i, panel in enumerate(panels, start=1):
@@ -102,7 +110,7 @@ LLM_CALLS = "gen_ai_client_operation_duration_seconds_count"  # every LLM call, 
 
 
 DASHBOARDS = {
-    "agent-performance.json": dashboard("obslab-agent-performance", "Agent Performance", [
+    "agent-performance.json": dashboard("obslab-agent-performance", "Agent Performance", thirds([
         timeseries("Requests by intent", {"{{intent}}": f"sum by (intent) (rate(agent_requests_total{APP}{RATE}))"},
                    "reqps"),
         timeseries("p95 request latency", {"{{intent}}": "histogram_quantile(0.95, sum by (le, intent) "
@@ -120,8 +128,8 @@ DASHBOARDS = {
         timeseries("LLM call error rate by error.type", {
             "{{error_type}}": f"sum by (error_type) (rate({LLM_CALLS}{CHAT_ERRORS}{RATE})) "
                               f"/ on () group_left () sum(rate({LLM_CALLS}{CHAT}{RATE}))"}, "percentunit"),
-    ], ["agent"], service_and_environment("agent_requests_total")),
-    "llm-cost.json": dashboard("obslab-llm-cost", "LLM Cost", [
+    ]), ["agent"], service_and_environment("agent_requests_total")),
+    "llm-cost.json": dashboard("obslab-llm-cost", "LLM Cost", thirds([
         timeseries("Tokens by model and type", {"{{llm_model}} {{token_type}}":
                                                 f"sum by (llm_model, token_type) (rate(agent_llm_tokens_total{APP}{RATE}))"}),
         timeseries("Estimated cost (USD, cumulative)", {"{{llm_model}}":
@@ -142,7 +150,7 @@ DASHBOARDS = {
             MODEL_LEGEND: f"sum by ({MODEL}) (rate({LLM_CALLS}{CHAT}{RATE}))"}, "reqps"),
         timeseries("Unpriced LLM calls (model not in the price table, cumulative)", {
             MODEL_LEGEND: f"sum by ({MODEL}) (obslab_gen_ai_client_unpriced_calls_total{APP})"}),
-    ], ["llm"], service_and_environment(LLM_CALLS)),
+    ]), ["llm"], service_and_environment(LLM_CALLS)),
     "service-overview.json": dashboard("obslab-service-overview", "Service Overview", [
         timeseries("Request rate (span metrics)", {"{{service}}":
                                                    f"sum by (service) (rate(traces_spanmetrics_calls_total{SPANS}{RATE}))"},
