@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 import socket
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 from dotenv import dotenv_values
@@ -50,3 +52,13 @@ def isolated_env(path: Path, **overrides: str) -> dict[str, str]:
     values.update(overrides)
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     return values
+
+
+def fake_llm_module() -> ModuleType:
+    """``examples/travel_agent/fake_llm.py``, the one fake OpenAI/Anthropic server (the example uses it too)."""
+    if "fake_llm" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("fake_llm", REPO / "examples/travel_agent/fake_llm.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["fake_llm"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["fake_llm"]

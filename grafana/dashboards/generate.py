@@ -74,6 +74,14 @@ def service_and_environment(metric: str, service_label: str = "service_name") ->
             variable("environment", "Environment", metric, "deployment_environment")]
 
 
+def thirds(panels: list[dict]) -> list[dict]:
+    """Three panels per row, so that a dashboard of up to nine stays within one screenful (Grafana
+    renders panels lazily, as they scroll into view)."""
+    for panel in panels:
+        panel["gridPos"]["w"] = 8
+    return panels
+
+
 def dashboard(uid: str, title: str, panels: list[dict], tags: list[str], variables: list[dict] = ()) -> dict:
     x = y = 0
     for i, panel in enumerate(panels, start=1):
@@ -93,10 +101,16 @@ RATE = "[5m]"
 APP = '{service_name=~"$service", deployment_environment=~"$environment"}'   # the SDK's OTLP metrics
 SPANS = '{service=~"$service", deployment_environment=~"$environment"}'      # Tempo's span metrics
 # The collector's own metrics are exposed by its Prometheus reader without the _total suffix.
+# LLM calls by the GenAI conventions, from the agent helpers and the instrumented OpenAI/Anthropic clients alike.
+CHAT = APP[:-1] + ', gen_ai_operation_name="chat"}'
+CHAT_ERRORS = CHAT[:-1] + ', error_type!=""}'
+MODEL = "gen_ai_request_model, gen_ai_provider_name"
+MODEL_LEGEND = "{{gen_ai_request_model}} ({{gen_ai_provider_name}})"
+LLM_CALLS = "gen_ai_client_operation_duration_seconds_count"  # every LLM call, whatever made it
 
 
 DASHBOARDS = {
-    "agent-performance.json": dashboard("obslab-agent-performance", "Agent Performance", [
+    "agent-performance.json": dashboard("obslab-agent-performance", "Agent Performance", thirds([
         timeseries("Requests by intent", {"{{intent}}": f"sum by (intent) (rate(agent_requests_total{APP}{RATE}))"},
                    "reqps"),
         timeseries("p95 request latency", {"{{intent}}": "histogram_quantile(0.95, sum by (le, intent) "
@@ -108,8 +122,14 @@ DASHBOARDS = {
                                   f"sum by (tool_name, success) (rate(agent_tool_calls_total{APP}{RATE}))"}),
         timeseries("p95 tool latency", {"{{tool_name}}": "histogram_quantile(0.95, sum by (le, tool_name) "
                                         f"(rate(agent_tool_latency_milliseconds_bucket{APP}{RATE})))"}, "ms"),
-    ], ["agent"], service_and_environment("agent_requests_total")),
-    "llm-cost.json": dashboard("obslab-llm-cost", "LLM Cost", [
+        timeseries("p95 LLM call latency by model (helpers and instrumented clients)", {
+            MODEL_LEGEND: f"histogram_quantile(0.95, sum by (le, {MODEL}) "
+                          f"(rate(gen_ai_client_operation_duration_seconds_bucket{CHAT}{RATE})))"}, "s"),
+        timeseries("LLM call error rate by error.type", {
+            "{{error_type}}": f"sum by (error_type) (rate({LLM_CALLS}{CHAT_ERRORS}{RATE})) "
+                              f"/ on () group_left () sum(rate({LLM_CALLS}{CHAT}{RATE}))"}, "percentunit"),
+    ]), ["agent"], service_and_environment("agent_requests_total")),
+    "llm-cost.json": dashboard("obslab-llm-cost", "LLM Cost", thirds([
         timeseries("Tokens by model and type", {"{{llm_model}} {{token_type}}":
                                                 f"sum by (llm_model, token_type) (rate(agent_llm_tokens_total{APP}{RATE}))"}),
         timeseries("Estimated cost (USD, cumulative)", {"{{llm_model}}":
@@ -121,7 +141,16 @@ DASHBOARDS = {
         timeseries("p95 LLM latency by model", {"{{llm_model}} ({{llm_provider}})":
                                                 "histogram_quantile(0.95, sum by (le, llm_model, llm_provider) "
                                                 f"(rate(agent_llm_latency_milliseconds_bucket{APP}{RATE})))"}, "ms"),
-    ], ["llm"], service_and_environment("agent_llm_calls_total")),
+        timeseries("Tokens by model and provider (all LLM calls)", {
+            f"{MODEL_LEGEND} {{{{gen_ai_token_type}}}}":
+                f"sum by ({MODEL}, gen_ai_token_type) (rate(gen_ai_client_token_usage_sum{CHAT}{RATE}))"}),
+        timeseries("Cost by model and provider (USD, cumulative, price table)", {
+            MODEL_LEGEND: f"sum by ({MODEL}) (obslab_gen_ai_client_cost_total{APP})"}, "currencyUSD"),
+        timeseries("LLM calls by model and provider (all LLM calls)", {
+            MODEL_LEGEND: f"sum by ({MODEL}) (rate({LLM_CALLS}{CHAT}{RATE}))"}, "reqps"),
+        timeseries("Unpriced LLM calls (model not in the price table, cumulative)", {
+            MODEL_LEGEND: f"sum by ({MODEL}) (obslab_gen_ai_client_unpriced_calls_total{APP})"}),
+    ]), ["llm"], service_and_environment(LLM_CALLS)),
     "service-overview.json": dashboard("obslab-service-overview", "Service Overview", [
         timeseries("Request rate (span metrics)", {"{{service}}":
                                                    f"sum by (service) (rate(traces_spanmetrics_calls_total{SPANS}{RATE}))"},

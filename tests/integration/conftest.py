@@ -42,11 +42,13 @@ class Lab:
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         return compose(self.project, self.env_file, *args, timeout=timeout)
 
-    def run_demo(self, service: str, requests_count: int = 12, interval: float = 0.05, **env: str) -> list[dict]:
-        """Run the travel-agent example against this lab; returns its per-request JSON lines."""
+    def run_demo(self, service: str, requests_count: int = 12, interval: float = 0.05, fake_llm: str | None = None,
+                 **env: str) -> list[dict]:
+        """Run the travel-agent example against this lab; returns its per-request JSON lines. ``fake_llm``
+        ("both", "openai", "anthropic") adds the real clients' calls to the local fake LLM server."""
         result = subprocess.run(
             [sys.executable, str(REPO / "examples/travel_agent/main.py"), "--requests", str(requests_count),
-             "--interval", str(interval), "--service-name", service],
+             "--interval", str(interval), "--service-name", service, *(["--fake-llm", fake_llm] if fake_llm else [])],
             capture_output=True, text=True, timeout=300, cwd=self.env_file.parent,
             env={"PATH": "/usr/bin:/bin", "OTLP_ENDPOINT": self.otlp, **env})
         assert result.returncode == 0, result.stderr
@@ -140,13 +142,15 @@ class Workload:
 def workload(lab) -> Workload:
     """The lab's demo workload, once per session, for the dashboards and Grafana's links.
 
-    It also makes the one rare condition a panel shows happen: an export failure at the collector.
+    It also makes the rare conditions panels show happen: an export failure at the collector; LLM
+    calls of the real OpenAI and Anthropic clients (to the fake LLM server), failed ones and one of a
+    model without a price among them.
     """
     lab.send_log_loki_refuses()
     etl = f"panels-etl-{uuid.uuid4().hex[:8]}"
     lab.run_etl(etl, runs=4, interval=2.5)  # long enough for rate() to have two samples
     agent = f"panels-{uuid.uuid4().hex[:8]}"
-    return Workload(agent, etl, lab.run_demo(agent, requests_count=25, interval=0.3))
+    return Workload(agent, etl, lab.run_demo(agent, requests_count=25, interval=0.3, fake_llm="both"))
 
 
 @pytest.fixture(scope="session")

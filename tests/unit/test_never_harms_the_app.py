@@ -114,12 +114,26 @@ def test_span_attributes_raise_nothing_the_plain_sdk_would_not(private_handle, n
        tool_attributes=st.dictionaries(st.text(max_size=10), values, max_size=3))
 def test_agent_helpers_never_raise(private_handle, model, provider, tokens, cost, duration, tool_attributes):
     """Without obslab these calls go to the no-op handle, which raises nothing."""
-    with private_handle.trace_agent_iteration(model), private_handle.trace_llm_call(model, provider):
+    with private_handle.trace_agent(model, model), private_handle.trace_agent_iteration(model), \
+            private_handle.trace_llm_call(model, provider):
         private_handle.record_llm_usage(model, provider, *tokens, cost_usd=cost)
         with private_handle.trace_tool_call(str(model), **tool_attributes):
             pass
     private_handle.record_request(model, duration, ok=bool(cost))
     private_handle.record_error(model, provider)
+
+
+genai_keys = st.sampled_from(["gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model",
+                              "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.input.messages"])
+
+
+@PROPERTY
+@given(attributes=st.dictionaries(genai_keys, values, max_size=6))
+def test_llm_call_spans_with_any_usage_attributes_end_without_raising(private_handle, attributes):
+    """The LLM cost processor runs in span.end(), on the application's path."""
+    with private_handle.span("chat x", **{"gen_ai.operation.name": "chat"}) as span:
+        for key, value in attributes.items():
+            span.set_attribute(key, value)
 
 
 @PROPERTY

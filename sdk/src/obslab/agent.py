@@ -1,5 +1,5 @@
-"""Agent helpers from the travel-agent seed: spans that follow the OpenTelemetry GenAI
-conventions, and the seed's metric catalogue.
+"""Agent helpers from the travel-agent seed: spans and metrics of the OpenTelemetry GenAI
+conventions (made by ``opentelemetry-util-genai``), beside the seed's metric catalogue.
 
 Metric names and the names Prometheus gives them (OTLP translation, underscores and suffixes):
 
@@ -18,6 +18,13 @@ agent.request.duration     intent              agent_request_duration_millisecon
 agent.errors.total         error_type, comp.   agent_errors_total
 =========================  ==================  ===============================================
 
+The GenAI side (``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage`` and the spans
+``chat {model}``, ``execute_tool {tool}``, ``invoke_agent {agent}``) is the upstream
+``TelemetryHandler``'s, the same code the OpenAI and Anthropic instrumentations use; see
+:mod:`obslab.genai`. Every latency is recorded while its span is current, so that the exemplar of
+a slow call opens that call's span. A client call made by an instrumented library inside
+``trace_llm_call`` adds its data to the helper's span instead of making a second one.
+
 Latency histograms carry bucket boundaries that fit them (OpenTelemetry's advisory parameter): an
 LLM call or an agent request can take minutes, a tool call milliseconds. Recording never raises
 into the caller: a bad value (a token count given as text, say) is reported and skipped.
@@ -29,11 +36,15 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.metrics import Meter
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace import Tracer
+from opentelemetry.util.genai.handler import TelemetryHandler
+from opentelemetry.util.genai.invocation import CLIENT_INFERENCE_CONTEXT_KEY, GenAIInvocation, InferenceData
 
-from obslab._diagnostics import guarded
+from obslab._diagnostics import guarded, report
+from obslab.prices import PriceTable
 
 # Bucket boundaries, milliseconds.
 LLM_LATENCY_MS = (100, 250, 500, 1000, 2000, 5000, 10000, 20000, 30000, 60000, 120000, 300000)
@@ -44,8 +55,10 @@ REQUEST_DURATION_MS = (10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000, 30
 class AgentInstruments:
     """The agent metric catalogue on one meter, and span helpers on one tracer."""
 
-    def __init__(self, tracer: Tracer, meter: Meter) -> None:
+    def __init__(self, tracer: Tracer, meter: Meter, genai: TelemetryHandler, prices: PriceTable) -> None:
         self._tracer = tracer
+        self._genai = genai
+        self._prices = prices
         self.llm_calls = meter.create_counter("agent.llm.calls", unit="1", description="LLM calls")
         self.llm_latency = meter.create_histogram("agent.llm.latency", unit="ms", description="LLM call latency",
                                                   explicit_bucket_boundaries_advisory=LLM_LATENCY_MS)
@@ -72,53 +85,105 @@ class AgentInstruments:
             yield span
 
     @contextmanager
+    def trace_agent(self, name: str, model: str | None = None) -> Iterator[trace.Span]:
+        """Span ``invoke_agent {name}`` (GenAI conventions) around one run of an in-process agent."""
+        invocation = self._start("invoke_agent", lambda: self._genai.invoke_local_agent(
+            agent_name=name, request_model=model))
+        with self._finishing(invocation) as span:
+            yield span
+
+    @contextmanager
     def trace_llm_call(self, model: str, provider: str) -> Iterator[trace.Span]:
-        """CLIENT span ``chat {model}``; counts the call and records its latency in ms."""
+        """CLIENT span ``chat {model}``; records ``gen_ai.client.operation.duration`` (and the token
+        usage given to :meth:`record_llm_usage`) and the catalogue's call count and latency in ms."""
         labels = {"llm.model": model, "llm.provider": provider}
         started = time.perf_counter()
-        try:
-            with self._tracer.start_as_current_span(
-                f"chat {model}",
-                kind=SpanKind.CLIENT,
-                attributes={"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider,
-                            "gen_ai.request.model": model,
-                            # the remote peer, so that Tempo's service graph draws an edge to it
-                            "peer.service": provider},
-            ) as span:
+        invocation = self._start("trace_llm_call", lambda: self._genai.inference(provider, request_model=model))
+        with self._finishing(invocation, {"peer.service": provider}) as span:  # peer: Tempo's service graph
+            try:
                 yield span
-        finally:
-            self._record_call(self.llm_calls, self.llm_latency, started, labels, labels)
+            finally:
+                self._record_call(self.llm_calls, self.llm_latency, started, labels, labels, span)
 
     @contextmanager
     def trace_tool_call(self, name: str, **attributes: Any) -> Iterator[trace.Span]:
         """Span ``execute_tool {name}``; counts the call by success and records its latency."""
         started, success = time.perf_counter(), "false"
-        span_attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name,
-                           **{f"tool.{k}": v for k, v in attributes.items()}}
-        try:
-            with self._tracer.start_as_current_span(f"execute_tool {name}", attributes=span_attributes) as span:
+        invocation = self._start("trace_tool_call", lambda: self._genai.tool(name))
+        with self._finishing(invocation, {f"tool.{k}": v for k, v in attributes.items()}) as span:
+            try:
                 yield span
-            success = "true"
-        finally:
-            self._record_call(self.tool_calls, self.tool_latency, started, {"tool_name": name, "success": success},
-                              {"tool_name": name})
+                success = "true"
+            finally:
+                self._record_call(self.tool_calls, self.tool_latency, started,
+                                  {"tool_name": name, "success": success}, {"tool_name": name}, span)
+
+    @staticmethod
+    def _start(where: str, start: Any) -> GenAIInvocation | None:
+        try:
+            return start()
+        except Exception as error:
+            report(where, error)
+            return None
+
+    @staticmethod
+    @contextmanager
+    def _finishing(invocation: GenAIInvocation | None, attributes: dict[str, Any] | None = None
+                   ) -> Iterator[trace.Span]:
+        """Yield the invocation's span; then stop it, or fail it with the application's exception
+        (recorded on the span, and raised again unchanged)."""
+        if invocation is None:
+            yield trace.INVALID_SPAN
+            return
+        span = invocation.span
+        if attributes:
+            try:
+                span.set_attributes(attributes)
+            except Exception as error:
+                report("span attributes", error)
+        try:
+            yield span
+        except BaseException as exc:
+            try:
+                if isinstance(exc, Exception):
+                    span.record_exception(exc)
+                invocation.fail(exc)
+            except Exception as error:
+                report("GenAI span", error)
+            raise
+        else:
+            try:
+                invocation.stop()
+            except Exception as error:
+                report("GenAI span", error)
 
     @staticmethod
     @guarded("agent metrics")
     def _record_call(calls: Any, latency: Any, started: float, call_labels: dict[str, Any],
-                     latency_labels: dict[str, Any]) -> None:
-        calls.add(1, call_labels)
-        latency.record((time.perf_counter() - started) * 1000, latency_labels)
+                     latency_labels: dict[str, Any], span: trace.Span) -> None:
+        """The catalogue's count and latency, in the span's context (its exemplar opens the span)."""
+        context = trace.set_span_in_context(span)
+        calls.add(1, call_labels, context=context)
+        latency.record((time.perf_counter() - started) * 1000, latency_labels, context=context)
 
     @guarded("record_llm_usage")
     def record_llm_usage(self, model: str, provider: str, prompt_tokens: int, completion_tokens: int,
                          cost_usd: float | None = None) -> None:
-        """Token counts (and cost) as metrics, and as GenAI usage attributes on the current span."""
+        """Token counts as the catalogue's metrics and as the GenAI usage of the current
+        ``trace_llm_call`` (its span attributes and ``gen_ai.client.token.usage``); outside one, as
+        usage attributes of the current span. ``cost_usd`` defaults to the price table's figure."""
+        prompt_tokens, completion_tokens = _count(prompt_tokens), _count(completion_tokens)
         labels = {"llm.model": model, "llm.provider": provider}
         self.llm_tokens.add(prompt_tokens, {**labels, "token_type": "prompt"})
         self.llm_tokens.add(completion_tokens, {**labels, "token_type": "completion"})
+        if cost_usd is None:
+            cost_usd = self._prices.cost(provider, model, prompt_tokens, completion_tokens)
         if cost_usd is not None:
             self.llm_cost.add(cost_usd, labels)
+        data = otel_context.get_value(CLIENT_INFERENCE_CONTEXT_KEY)
+        if isinstance(data, InferenceData):  # inside trace_llm_call: the invocation reports them at its end
+            data.usage_input_tokens, data.usage_output_tokens = prompt_tokens, completion_tokens
+            return
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attributes({"gen_ai.usage.input_tokens": prompt_tokens,
@@ -134,3 +199,10 @@ class AgentInstruments:
     def record_error(self, error_type: str, component: str) -> None:
         """One error, by type and component."""
         self.errors.add(1, {"error_type": error_type, "component": component})
+
+
+def _count(value: Any) -> int:
+    """A token count as an int; anything else is refused (and reported by the guard)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"token count {value!r}: expected a non-negative int")
+    return value

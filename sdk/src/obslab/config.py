@@ -23,6 +23,7 @@ from dotenv import dotenv_values
 
 from obslab import _parsers as p
 from obslab._yaml import read_yaml
+from obslab.prices import Price, parse_prices
 
 DEFAULT_ENDPOINT = "http://localhost:4317"
 DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
@@ -81,6 +82,8 @@ class Settings:
     otlp_insecure: bool | None = None
     otlp_timeout: float = 10.0  # seconds per export, retries included
     privacy_secret: str | None = field(default=None, repr=False)  # key of the user-id hash
+    # LLM prices (USD per million tokens) over obslab.prices.DEFAULT_PRICES: (provider, model) -> Price
+    prices: Mapping[tuple[str, str], Price] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def signal_endpoint(self, signal: str) -> str:
@@ -115,6 +118,7 @@ _PARSERS: dict[str, p.Parser] = {
     "prometheus_port": p.parse_port,
     "system_metrics": p.parse_bool,
     "instrument": p.parse_names,
+    "prices": parse_prices,
 }
 _NOT_IN_FILES = ("privacy_secret",)  # a secret belongs in the environment, not in a committed file
 
@@ -145,6 +149,7 @@ _VARIABLES: dict[str, tuple[str, p.Parser]] = {
     "OBSLAB_PROMETHEUS_PORT": ("prometheus_port", p.parse_port),
     "OBSLAB_SYSTEM_METRICS": ("system_metrics", p.parse_bool),
     "OBSLAB_INSTRUMENT": ("instrument", p.parse_names),
+    "OBSLAB_PRICES": ("prices", parse_prices),
     "OTEL_RESOURCE_ATTRIBUTES": ("resource_attributes", p.parse_resource_attributes),
 }
 # Resource attributes that also set a setting when nothing more specific does.

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
 # Names with an obslab extra that installs the instrumentor.
-EXTRAS = ("fastapi", "flask", "requests", "httpx", "sqlalchemy")
+EXTRAS = ("fastapi", "flask", "requests", "httpx", "sqlalchemy", "openai", "anthropic")
 # obslab's own instrumentation: name -> the library it needs.
 OWN = {"pandas": "pandas", "numpy": "numpy"}
 # Handled by obslab itself: the logging bridge is always on.
@@ -39,8 +39,10 @@ def check_names(names: Iterable[str], installed: dict[str, Any] | None = None) -
         raise ValueError(f"instrument={name!r}: unknown instrumentor; expected 'auto' or one of {', '.join(known)}")
 
 
-def instrument(names: Iterable[str], tracer_provider: Any, meter_provider: Any) -> list[Any]:
+def instrument(names: Iterable[str], tracer_provider: Any, meter_provider: Any, logger_provider: Any = None
+               ) -> list[Any]:
     """Instrument each named library; returns the upstream instrumentors turned on (to undo them).
+    ``logger_provider`` receives the events of those that emit some (the GenAI ones' message events).
     Libraries already instrumented (by ``opentelemetry-instrument``, say) are left as they are.
     Every refusal comes before the first library is touched."""
     names = tuple(names)
@@ -62,7 +64,10 @@ def instrument(names: Iterable[str], tracer_provider: Any, meter_provider: Any) 
     done: list[Any] = []
     try:
         for instrumentor in chosen:
-            instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+            providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
+            if logger_provider is not None:
+                providers["logger_provider"] = logger_provider
+            instrumentor.instrument(**providers)
             done.append(instrumentor)
     except BaseException:
         for instrumentor in reversed(done):

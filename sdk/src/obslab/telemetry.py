@@ -26,8 +26,10 @@ from opentelemetry.trace import NoOpTracerProvider, Span, Tracer
 from obslab import _diagnostics, _export, instrumentation, web
 from obslab.agent import AgentInstruments
 from obslab.config import SIGNALS, Default, Settings, load_settings
+from obslab.genai import ContentRedactor, LLMCostProcessor, content_capture_mode, genai_handler
 from obslab.logs import LoggingBridge, OTLPHandler, build_logger_provider, console_handler, find_installed_bridge
 from obslab.metrics import build_meter_provider
+from obslab.prices import PriceTable
 from obslab.privacy import Redactor
 from obslab.prometheus import start_prometheus_endpoint
 from obslab.resource import build_resource
@@ -67,6 +69,11 @@ class Telemetry:
         self._quiet = _diagnostics.QuietSdkLoggers()
         self._built: list[Any] = [None, None, None]  # the providers this handle built
         self._redactor = Redactor(settings.privacy_keys, settings.privacy_secret) if settings.privacy else None
+        # Spans and log records may carry LLM message content once it is turned on: masked even with privacy off.
+        self._content_redactor = self._redactor
+        if self._redactor is None and enabled and content_capture_mode() != "no_content":
+            self._content_redactor = ContentRedactor(settings.privacy_keys, settings.privacy_secret)
+        self._prices = PriceTable(settings.prices)
         tracer_provider, meter_provider, logger_provider = adopted or (None, None, None)
         self._owned = (tracer_provider is None, meter_provider is None, logger_provider is None)
         if not enabled:
@@ -87,7 +94,10 @@ class Telemetry:
         self._logger_provider: Any = logger_provider
         self._tracer = self.get_tracer(_INSTRUMENTATION_NAME)
         self._meter = self.get_meter(_INSTRUMENTATION_NAME)
-        self._agent = AgentInstruments(self._tracer, self._meter)
+        if enabled and self._owned[0]:  # prices the helpers' and the instrumented clients' LLM calls
+            tracer_provider.add_span_processor(LLMCostProcessor(self.get_meter("obslab.genai"), self._prices))
+        genai = genai_handler(tracer_provider, meter_provider, logger_provider if enabled else _logs.NoOpLoggerProvider())
+        self._agent = AgentInstruments(self._tracer, self._meter, genai, self._prices)
 
     def _build(self, span_exporter: Any, metric_exporter: Any, log_exporter: Any, metric_readers: tuple[Any, ...],
                traces: bool, metrics_: bool, logs: bool) -> Providers:
@@ -101,14 +111,16 @@ class Telemetry:
         resource = build_resource(settings, self._redactor)
         built = self._built
         if traces:
-            built[0], exporters = build_tracer_provider(settings, resource, span_exporter, redactor=self._redactor)
+            built[0], exporters = build_tracer_provider(settings, resource, span_exporter,
+                                                        redactor=self._content_redactor)
             self._network(exporters, span_exporter, "traces")
         if metrics_:
             built[1], exporters = build_meter_provider(settings, resource, metric_exporter, metric_readers,
                                                        extra_readers, redactor=self._redactor)
             self._network(exporters, metric_exporter or metric_readers, "metrics")
         if logs:
-            built[2], exporters = build_logger_provider(settings, resource, log_exporter, redactor=self._redactor)
+            built[2], exporters = build_logger_provider(settings, resource, log_exporter,
+                                                        redactor=self._content_redactor)
             self._network(exporters, log_exporter, "logs")
         for provider in built:
             if provider is not None:
@@ -178,7 +190,7 @@ class Telemetry:
             self._undo.append(data.uninstrument)
             data.instrument(own)
         for instrumentor in instrumentation.instrument(self.settings.instrument, self._tracer_provider,
-                                                       self._meter_provider):
+                                                       self._meter_provider, self._logger_provider):
             self._undo.append(instrumentor.uninstrument)
 
     def _uninstall(self) -> None:
@@ -270,6 +282,10 @@ class Telemetry:
     def trace_agent_iteration(self, iteration: int) -> AbstractContextManager[Span]:
         """See :meth:`obslab.agent.AgentInstruments.trace_agent_iteration`."""
         return self._agent.trace_agent_iteration(iteration)
+
+    def trace_agent(self, name: str, model: str | None = None) -> AbstractContextManager[Span]:
+        """See :meth:`obslab.agent.AgentInstruments.trace_agent`."""
+        return self._agent.trace_agent(name, model)
 
     def trace_llm_call(self, model: str, provider: str) -> AbstractContextManager[Span]:
         """See :meth:`obslab.agent.AgentInstruments.trace_llm_call`."""
@@ -380,6 +396,7 @@ def init_telemetry(
     system_metrics: bool | None = None,
     instrument: str | Sequence[str] | None = None,
     env_file: str | os.PathLike[str] | None = None,
+    prices: Mapping[str, Mapping[str, Mapping[str, float]]] | str | None = None,
 ) -> Telemetry:
     """Set up traces, metrics and logs for this process and return the telemetry handle.
 
@@ -391,7 +408,9 @@ def init_telemetry(
     ``console_only`` prints all three signals to stdout and opens no connection; ``privacy`` masks
     secrets and personal data before export; ``prometheus_port`` serves ``/metrics`` on loopback;
     ``system_metrics`` adds CPU, memory and GC metrics; ``instrument`` turns on library
-    instrumentors by name (``["fastapi", "requests", "pandas"]``) or all installed ones (``"auto"``).
+    instrumentors by name (``["fastapi", "requests", "pandas"]``) or all installed ones (``"auto"``),
+    ``"openai"`` and ``"anthropic"`` among them; ``prices`` adds or overrides LLM prices
+    (``{"openai": {"gpt-4o": {"input": 2.5, "output": 10}}}``, US dollars per million tokens).
     """
     return _init(dict(locals()))
 
@@ -407,6 +426,7 @@ def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = No
             return _handle
         settings = load_settings(arguments, defaults=defaults)
         instrumentation.check_names(settings.instrument)
+        content_capture_mode()  # a value the instrumentations would ignore is refused here
         if settings.disabled:
             _handle = Telemetry(settings, enabled=False, arguments=arguments)
             return _handle
@@ -440,6 +460,13 @@ def _providers_set_up_elsewhere(settings: Settings) -> Providers | None:
             raise ValueError(f"{setting}={getattr(settings, setting)!r}: OpenTelemetry {', '.join(clash)} were already "
                              "set up in this process (opentelemetry-instrument?), and obslab cannot add this to that "
                              "pipeline; run without opentelemetry-instrument to use it")
+    capture = content_capture_mode()
+    clash = [signal for signal in ("traces", "logs") if signal in adopted]
+    if capture != "no_content" and clash:
+        raise ValueError(f"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT={capture!r}: OpenTelemetry "
+                         f"{', '.join(clash)} were already set up in this process (opentelemetry-instrument?), and "
+                         "obslab cannot mask LLM message content in that pipeline; run without "
+                         "opentelemetry-instrument to capture content")
     logging.getLogger("obslab").info("OpenTelemetry %s already set up in this process: obslab uses those providers",
                                      ", ".join(adopted))
     return found[0], found[1], found[2]

@@ -1,0 +1,203 @@
+"""A local fake LLM server speaking the OpenAI and Anthropic HTTP APIs (standard library only).
+
+- ``POST /v1/chat/completions``: OpenAI chat completions, as one JSON object or, with
+  ``"stream": true``, as server-sent ``chat.completion.chunk`` events ending in ``data: [DONE]``
+  (the usage chunk comes last when ``stream_options.include_usage`` is true);
+- ``POST /v1/messages``: Anthropic messages, as one JSON object or, with ``"stream": true``, as
+  the named events ``message_start``, ``content_block_start``, ``content_block_delta``...
+  ``message_stop``;
+- an error in the provider's JSON shape when the request carries ``X-Fake-LLM-Status: 429``
+  (or 400, 500...).
+
+Token counts are deterministic: input tokens are the words of the request's messages (system
+prompt included), output tokens the words of the reply. Used by obslab's tests and by the travel
+agent example (``--fake-llm``)::
+
+    with FakeLLMServer() as server:
+        openai.OpenAI(base_url=server.openai_base_url, api_key="fake").chat.completions.create(...)
+        anthropic.Anthropic(base_url=server.url, api_key="fake").messages.create(...)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+
+ERROR_HEADER = "X-Fake-LLM-Status"
+_OPENAI_ERRORS = {400: ("invalid_request_error", "invalid_request"), 429: ("requests", "rate_limit_exceeded"),
+                  500: ("server_error", "internal_error")}
+_ANTHROPIC_ERRORS = {400: "invalid_request_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
+
+
+def reply_text(model: str) -> str:
+    """The reply the fake model gives (the same for every request to ``model``)."""
+    return f"Fake {model} here: Montreal to Paris, three flights tomorrow, the cheapest leaves at 18:40."
+
+
+def _words(value: Any) -> int:
+    """Words in a message content (a string, or a list of content blocks with text)."""
+    if isinstance(value, str):
+        return len(value.split())
+    if isinstance(value, list):
+        return sum(_words(block.get("text", "")) if isinstance(block, dict) else _words(block) for block in value)
+    return 0
+
+
+def input_tokens(body: dict[str, Any]) -> int:
+    """The input token count the fake server reports for a request body."""
+    return max(1, _words(body.get("system", "")) + sum(_words(m.get("content", "")) for m in body.get("messages", [])))
+
+
+def _pieces(text: str) -> list[str]:
+    words = text.split(" ")
+    return [word + (" " if i < len(words) - 1 else "") for i, word in enumerate(words)]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: "_Server"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet, as a test server should be
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.server.requests.append((self.path, dict(self.headers), body))
+        status = int(self.headers.get(ERROR_HEADER) or 200)
+        path = self.path.split("?")[0]
+        if path.endswith("/chat/completions"):
+            self._openai(body, status)
+        elif path.endswith("/messages"):
+            self._anthropic(body, status)
+        else:
+            self._json(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
+
+    # --- OpenAI ---------------------------------------------------------------------------
+
+    def _openai(self, body: dict[str, Any], status: int) -> None:
+        if status >= 400:
+            kind, code = _OPENAI_ERRORS.get(status, ("server_error", "error"))
+            self._json(status, {"error": {"message": f"fake {code}", "type": kind, "param": None, "code": code}})
+            return
+        model, text = body.get("model", "fake"), reply_text(body.get("model", "fake"))
+        usage = {"prompt_tokens": input_tokens(body), "completion_tokens": len(text.split())}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        base = {"id": "chatcmpl-fake", "created": 1_700_000_000, "model": model, "system_fingerprint": "fp_fake"}
+        if not body.get("stream"):
+            self._json(200, {**base, "object": "chat.completion", "usage": usage, "choices": [
+                {"index": 0, "finish_reason": "stop", "logprobs": None,
+                 "message": {"role": "assistant", "content": text, "refusal": None}}]})
+            return
+        chunk = {**base, "object": "chat.completion.chunk"}
+        events = [{**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                         "finish_reason": None}]}]
+        events += [{**chunk, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                   for piece in _pieces(text)]
+        events.append({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append({**chunk, "choices": [], "usage": usage})
+        self._sse((f"data: {json.dumps(event)}\n\n" for event in events), "data: [DONE]\n\n")
+
+    # --- Anthropic ------------------------------------------------------------------------
+
+    def _anthropic(self, body: dict[str, Any], status: int) -> None:
+        if status >= 400:
+            kind = _ANTHROPIC_ERRORS.get(status, "api_error")
+            self._json(status, {"type": "error", "error": {"type": kind, "message": f"fake {kind}"}})
+            return
+        model, text = body.get("model", "fake"), reply_text(body.get("model", "fake"))
+        usage = {"input_tokens": input_tokens(body), "output_tokens": len(text.split())}
+        message = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+                   "stop_reason": "end_turn", "stop_sequence": None}
+        if not body.get("stream"):
+            self._json(200, {**message, "content": [{"type": "text", "text": text}], "usage": usage})
+            return
+        events = [("message_start", {"type": "message_start", "message": {
+                      **message, "content": [], "stop_reason": None,
+                      "usage": {"input_tokens": usage["input_tokens"], "output_tokens": 1}}}),
+                  ("content_block_start", {"type": "content_block_start", "index": 0,
+                                           "content_block": {"type": "text", "text": ""}}),
+                  ("ping", {"type": "ping"})]
+        events += [("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                            "delta": {"type": "text_delta", "text": piece}})
+                   for piece in _pieces(text)]
+        events += [("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                   ("message_delta", {"type": "message_delta",
+                                      "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                      "usage": {"output_tokens": usage["output_tokens"]}}),
+                   ("message_stop", {"type": "message_stop"})]
+        self._sse(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
+
+    # --- transport ------------------------------------------------------------------------
+
+    def _json(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if status >= 400:
+            self.send_header("x-should-retry", "false")  # both SDKs honour it: no retry back-off in tests
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _sse(self, events: Iterator[str], last: str = "") -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for event in events:
+            self.wfile.write(event.encode())
+        if last:
+            self.wfile.write(last.encode())
+        self.wfile.flush()
+        self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+
+
+class FakeLLMServer:
+    """The fake server on a free loopback port, in a daemon thread; a context manager."""
+
+    def __init__(self) -> None:
+        self._server = _Server()
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-llm", daemon=True)
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``: the Anthropic client's ``base_url``."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """The OpenAI client's ``base_url`` (its paths are relative to ``/v1``)."""
+        return self.url + "/v1"
+
+    @property
+    def requests(self) -> list[tuple[str, dict[str, str], dict[str, Any]]]:
+        """(path, headers, JSON body) of every request received, oldest first."""
+        return self._server.requests
+
+    def start(self) -> "FakeLLMServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "FakeLLMServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

@@ -1,0 +1,136 @@
+"""The OpenTelemetry GenAI semantic conventions in obslab, on top of ``opentelemetry-util-genai``.
+
+Spans and the two client metrics come from the upstream util package, whatever made the call:
+the agent helpers use its ``TelemetryHandler``, and so do the upstream OpenAI and Anthropic
+instrumentations (``instrument=["openai", "anthropic"]``). What obslab adds here:
+
+- cost: :class:`LLMCostProcessor` prices every finished ``chat {model}`` span from its
+  ``gen_ai.usage.*`` tokens (a client library's own span of the same call, such as the Anthropic
+  SDK's ``anthropic.messages.create``, is not priced again) with the :class:`~obslab.prices.PriceTable`, into
+  ``obslab.gen_ai.client.cost`` (USD) or, for a model without a price,
+  ``obslab.gen_ai.client.unpriced_calls``;
+- message content: captured only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` asks
+  for it (``span_only``, ``event_only`` or ``span_and_event``; checked at init), and then exported
+  through privacy masking (:class:`ContentRedactor`, or the whole privacy redactor when privacy is on).
+
+=================================  ============  ==================================================
+instrument                         unit          Prometheus
+=================================  ============  ==================================================
+gen_ai.client.operation.duration   s             gen_ai_client_operation_duration_seconds_bucket
+gen_ai.client.token.usage          {token}       gen_ai_client_token_usage_bucket (gen_ai_token_type)
+obslab.gen_ai.client.cost          {USD}         obslab_gen_ai_client_cost_total
+obslab.gen_ai.client.unpriced_calls  {call}      obslab_gen_ai_client_unpriced_calls_total
+=================================  ============  ==================================================
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from typing import Any, Mapping
+
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.trace import NonRecordingSpan, set_span_in_context
+from opentelemetry.util.genai.handler import TelemetryHandler
+
+from obslab._diagnostics import guarded
+from obslab.prices import PriceTable
+from obslab.privacy import Redactor
+
+CAPTURE_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+CAPTURE_MODES = ("no_content", "span_only", "event_only", "span_and_event")
+# Attributes that carry message content (GenAI conventions), on spans and on events.
+CONTENT_KEYS = frozenset({
+    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
+    "gen_ai.tool.definitions", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
+})
+COST_METRIC = "obslab.gen_ai.client.cost"
+UNPRICED_METRIC = "obslab.gen_ai.client.unpriced_calls"
+_PRICED_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
+
+
+def content_capture_mode(environ: Mapping[str, str] | None = None) -> str:
+    """The message content capture mode asked for (``no_content`` unless the variable is set); a
+    value the upstream instrumentations would not understand raises ``ValueError``."""
+    raw = (os.environ if environ is None else environ).get(CAPTURE_VARIABLE, "")
+    mode = raw.strip().lower()
+    if not mode:
+        return "no_content"
+    if mode not in CAPTURE_MODES:
+        raise ValueError(f"{CAPTURE_VARIABLE}={raw!r} (from environment variable {CAPTURE_VARIABLE}): "
+                         f"expected one of {', '.join(CAPTURE_MODES)}")
+    return mode
+
+
+def genai_handler(tracer_provider: Any, meter_provider: Any, logger_provider: Any) -> TelemetryHandler:
+    """The upstream handler that makes GenAI spans, metrics and events for obslab's helpers."""
+    return TelemetryHandler(tracer_provider=tracer_provider, meter_provider=meter_provider,
+                            logger_provider=logger_provider, instrumentation_scope_name="obslab.genai")
+
+
+class ContentRedactor(Redactor):
+    """Masks secret-looking values (tokens, JWTs, card numbers, e-mail addresses...) inside captured
+    message content, and leaves everything else as it is: privacy masking for the content a user
+    turned on while privacy is off."""
+
+    def _content(self, attributes: Mapping[str, Any] | None) -> Any:
+        if not attributes or not CONTENT_KEYS.intersection(attributes):
+            return attributes
+        return {key: self.scrub(value) if key in CONTENT_KEYS else value for key, value in attributes.items()}
+
+    def span(self, span: ReadableSpan) -> ReadableSpan:
+        if not (CONTENT_KEYS.intersection(span.attributes or {})
+                or any(CONTENT_KEYS.intersection(e.attributes or {}) for e in span.events)):
+            return span
+        events = [Event(e.name, self._content(e.attributes), e.timestamp) for e in span.events]
+        return ReadableSpan(
+            name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+            attributes=self._content(span.attributes), events=events, links=span.links, kind=span.kind,
+            status=span.status, start_time=span.start_time, end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope)
+
+    def log(self, record: ReadableLogRecord) -> ReadableLogRecord:
+        source = record.log_record
+        if not CONTENT_KEYS.intersection(source.attributes or {}):
+            return record
+        masked = copy.copy(source)
+        masked.attributes = self._content(source.attributes)
+        return dataclasses.replace(record, log_record=masked)
+
+
+class LLMCostProcessor(SpanProcessor):
+    """Prices each finished LLM call span (the helpers' and the instrumented clients' alike)."""
+
+    def __init__(self, meter: Meter, prices: PriceTable) -> None:
+        self._prices = prices
+        self._cost = meter.create_counter(COST_METRIC, unit="{USD}",
+                                          description="Estimated cost of LLM calls in US dollars (price table)")
+        self._unpriced = meter.create_counter(UNPRICED_METRIC, unit="{call}",
+                                              description="LLM calls of a model the price table does not know")
+
+    @guarded("LLM cost")
+    def on_end(self, span: ReadableSpan) -> None:
+        attributes = span.attributes or {}
+        operation = attributes.get("gen_ai.operation.name")
+        if operation not in _PRICED_OPERATIONS or not (span.name == operation or span.name.startswith(f"{operation} ")):
+            return  # only spans named by the conventions: a client library's own span of the same call is not priced
+        input_tokens = attributes.get("gen_ai.usage.input_tokens")
+        output_tokens = attributes.get("gen_ai.usage.output_tokens")
+        if input_tokens is None and output_tokens is None:
+            return  # a failed call: no tokens, no cost
+        provider = str(attributes.get("gen_ai.provider.name") or attributes.get("gen_ai.system") or "")
+        request_model = attributes.get("gen_ai.request.model")
+        model = str(attributes.get("gen_ai.response.model") or request_model or "")
+        labels = {"gen_ai.provider.name": provider, "gen_ai.request.model": str(request_model or model)}
+        context = set_span_in_context(NonRecordingSpan(span.context))  # the exemplar opens this call
+        cost = self._prices.cost(provider, model, int(input_tokens or 0), int(output_tokens or 0))
+        if cost is None and model != labels["gen_ai.request.model"]:
+            cost = self._prices.cost(provider, labels["gen_ai.request.model"], int(input_tokens or 0),
+                                     int(output_tokens or 0))
+        if cost is None:
+            self._unpriced.add(1, labels, context=context)
+        else:
+            self._cost.add(cost, labels, context=context)
