@@ -85,15 +85,16 @@ def test_no_obslab_class_overrides_a_private_method_of_an_upstream_class():
 
 
 def test_beta_contrib_packages_are_pinned_to_the_sdk_release_they_match():
-    """Every contrib package pins opentelemetry-instrumentation and -semantic-conventions exactly,
-    and the SDK pins the semantic conventions: holding those two to the beta series released with
-    the SDK (1.45 <-> 0.66b) holds all of them together."""
+    """The SDK, its exporters and every contrib beta, in the core dependencies and in every extra,
+    come from one OpenTelemetry Python release (1.45.1 <-> 0.66b1): contrib packages pin
+    opentelemetry-instrumentation exactly, so a looser range lets pip mix releases it cannot resolve."""
     project = tomllib.loads((REPO / "sdk/pyproject.toml").read_text())["project"]
-    requirements = [Requirement(line) for line in project["dependencies"]]
-    sdk = next(r for r in requirements if r.name == "opentelemetry-sdk")
-    minor = Version(str(next(iter(sdk.specifier)).version)).minor  # 45
-    series = Version(f"0.{minor + 21}b0")  # the contrib beta released with SDK 1.<minor>: 0.66b0
-    for name in ("opentelemetry-instrumentation", "opentelemetry-semantic-conventions"):
-        specifier = next(r.specifier for r in requirements if r.name == name)
-        assert specifier.contains(series, prereleases=True), name
-        assert not specifier.contains(Version(f"0.{series.minor + 1}b0"), prereleases=True), name
+    lines = project["dependencies"] + [l for extra in project["optional-dependencies"].values() for l in extra]
+    requirements = [Requirement(line) for line in lines if line.startswith("opentelemetry-")]
+    sdk = Version(next(str(s.version) for r in requirements if r.name == "opentelemetry-sdk" for s in r.specifier))
+    beta = f"0.{sdk.minor + 21}b{sdk.micro}"  # the contrib beta released with SDK 1.45.1: 0.66b1
+    genai = ("opentelemetry-util-genai", "opentelemetry-instrumentation-genai-")  # their own release train
+    pins = {r.name: str(r.specifier) for r in requirements if not r.name.startswith(genai)}
+    expected = {name: f"=={beta}" if spec.startswith("==0.") else f"=={sdk}" for name, spec in pins.items()}
+    assert pins == expected
+    assert {"opentelemetry-instrumentation", "opentelemetry-semantic-conventions"} <= pins.keys()
