@@ -61,15 +61,28 @@ def app_logging_at_info(root_level):
 
 
 @pytest.fixture
-def recorded(monkeypatch, app_logging_at_info):
+def recording(monkeypatch, app_logging_at_info):
+    """``recording(settings)`` installs a handle built from ``settings`` on the root logger,
+    exporting in memory, and returns its ``Recorded``; the handle is shut down afterwards."""
+    handles = []
+
+    def install(settings: Settings) -> Recorded:
+        spans, logs, reader = InMemorySpanExporter(), InMemoryLogRecordExporter(), InMemoryMetricReader()
+        handle = telemetry_module.Telemetry(settings, span_exporter=spans, log_exporter=logs, metric_readers=(reader,))
+        handle._install()
+        monkeypatch.setattr(telemetry_module, "_handle", handle)
+        handles.append(handle)
+        return Recorded(handle, spans, logs, reader)
+
+    yield install
+    for handle in handles:
+        handle.shutdown(1)
+
+
+@pytest.fixture
+def recorded(recording):
     """A handle built from default settings, installed on the root logger, exporting in memory."""
-    spans, logs, reader = InMemorySpanExporter(), InMemoryLogRecordExporter(), InMemoryMetricReader()
-    handle = telemetry_module.Telemetry(
-        Settings(service_name="unit-test"), span_exporter=spans, log_exporter=logs, metric_readers=(reader,))
-    handle._install()
-    monkeypatch.setattr(telemetry_module, "_handle", handle)
-    yield Recorded(handle, spans, logs, reader)
-    handle.shutdown(1)
+    return recording(Settings(service_name="unit-test"))
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from conftest import Recorded
 from lab import fake_llm_module
 from obslab import telemetry as telemetry_module
 from obslab.config import Settings
@@ -30,15 +29,9 @@ def server():
 
 
 @pytest.fixture
-def llm(monkeypatch, app_logging_at_info):
+def llm(recording):
     """A handle with the OpenAI and Anthropic clients instrumented, exporting in memory."""
-    spans, logs, reader = InMemorySpanExporter(), InMemoryLogRecordExporter(), InMemoryMetricReader()
-    handle = telemetry_module.Telemetry(Settings(service_name="llm-clients", instrument=("openai", "anthropic")),
-                                        span_exporter=spans, log_exporter=logs, metric_readers=(reader,))
-    handle._install()
-    monkeypatch.setattr(telemetry_module, "_handle", handle)
-    yield Recorded(handle, spans, logs, reader)
-    handle.shutdown(1)
+    return recording(Settings(service_name="llm-clients", instrument=("openai", "anthropic")))
 
 
 def openai_client(server) -> openai.OpenAI:
