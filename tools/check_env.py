@@ -19,6 +19,12 @@ REPO = Path(__file__).resolve().parent.parent
 PORTS = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", "OTLP_GRPC_PORT", "OTLP_HTTP_PORT",
          "COLLECTOR_HEALTH_PORT")
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def _seconds(duration: str) -> float:
+    """A Go/Prometheus duration such as 1h30m or 15d, in seconds."""
+    return sum(int(n) * _SECONDS[unit] for n, unit in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration))
 
 
 def problems(env: dict[str, str]) -> list[str]:
@@ -58,6 +64,18 @@ def problems(env: dict[str, str]) -> list[str]:
     return found
 
 
+def warnings(env: dict[str, str]) -> list[str]:
+    """Settings that work but may surprise: logs or metrics kept longer than the traces they link to."""
+    found = []
+    traces = env.get("TEMPO_RETENTION", "")
+    for name in ("LOKI_RETENTION", "PROMETHEUS_RETENTION"):
+        value = env.get(name, "")
+        if _DURATION.match(traces) and _DURATION.match(value) and _seconds(value) > _seconds(traces):
+            found.append(f"{name}={value!r} outlives TEMPO_RETENTION={traces!r}: older log lines and "
+                         "exemplars will link to traces Tempo no longer has")
+    return found
+
+
 def ensure_env_file(path: Path) -> None:
     """Create ``path`` from .env.example with a random Grafana admin password."""
     if path.exists():
@@ -73,7 +91,10 @@ def ensure_env_file(path: Path) -> None:
 def main(argv: list[str]) -> int:
     path = Path(argv[1]) if len(argv) > 1 else REPO / ".env"
     ensure_env_file(path)
-    found = problems({k: v or "" for k, v in dotenv_values(path).items()})
+    env = {k: v or "" for k, v in dotenv_values(path).items()}
+    found = problems(env)
+    for warning in warnings(env):
+        print(f"{path.name}: warning: {warning}", file=sys.stderr)
     for problem in found:
         print(f"{path.name}: {problem}", file=sys.stderr)
     return 1 if found else 0

@@ -6,7 +6,7 @@ import pytest
 from lab import REPO, env_example
 
 sys.path.insert(0, str(REPO / "tools"))
-from check_env import problems  # noqa: E402
+from check_env import problems, warnings  # noqa: E402
 
 
 @pytest.fixture
@@ -53,3 +53,14 @@ def test_missing_env_is_created_with_a_random_password(tmp_path):
     assert result.returncode == 0, result.stderr
     assert len([line for line in env_file.read_text().splitlines()
                 if line.startswith("GRAFANA_ADMIN_PASSWORD=") and len(line) > 30]) == 1
+
+
+def test_default_retention_keeps_traces_as_long_as_the_logs_and_metrics_linking_to_them(good):
+    assert warnings(good) == []
+
+
+@pytest.mark.parametrize("name, value", [("LOKI_RETENTION", "336h"), ("PROMETHEUS_RETENTION", "15d")])
+def test_logs_or_metrics_outliving_traces_are_warned_about_by_name(good, name, value):
+    good[name] = value
+    assert [w for w in warnings(good) if w.startswith(f"{name}={value!r} outlives TEMPO_RETENTION")]
+    assert problems(good) == []  # a warning, not a refusal

@@ -9,14 +9,15 @@ A stand-in mimics the official image: binary path, entrypoint, default command a
 data directories owned by the same numeric user, exposed ports, and the tools the compose
 healthchecks call (busybox `wget` where the official image has one).
 
-Binaries are cached in $OBSLAB_CACHE (default ~/.cache/obslab), keyed by version: a rebuild
-happens only when a compose tag changes.
+Binaries are cached in $OBSLAB_CACHE (default ~/.cache/obslab), keyed by version (and, for the
+collector, by its builder manifest): a rebuild happens only when a compose tag or the manifest changes.
 
 Usage: python3 tools/images/build_images.py [--compose FILE] [--only NAME ...] [--no-pull]
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -156,7 +157,7 @@ def _owned(info: tarfile.TarInfo, uid: int, gid: int, mode: int | None) -> tarfi
     return info
 
 
-def docker_build(image: str, layout: Layout, build_dir: Path, version: str) -> None:
+def docker_build(image: str, layout: Layout, build_dir: Path, version: str, recipe: str) -> None:
     with tempfile.TemporaryDirectory(prefix="obslab-image-") as ctx:
         ctx_path = Path(ctx)
         _rootfs(layout, build_dir, ctx_path / "rootfs.tar")
@@ -166,7 +167,8 @@ def docker_build(image: str, layout: Layout, build_dir: Path, version: str) -> N
             "ADD rootfs.tar /\n"
             f"{env_lines}"
             f"LABEL org.opencontainers.image.version={json.dumps(version)} "
-            'org.opencontainers.image.description="obslab local stand-in built from the upstream Go module"\n'
+            'org.opencontainers.image.description="obslab local stand-in built from the upstream Go module" '
+            f"{RECIPE_LABEL}={json.dumps(recipe)}\n"
             f"EXPOSE {' '.join(str(p) for p in layout.ports)}\n"
             f"WORKDIR {layout.workdir}\n"
             f"USER {layout.user}\n"
@@ -392,6 +394,10 @@ RECIPES: dict[str, tuple[Callable[[str, Path], None], Callable[[], Layout]]] = {
     "obslab/grafana-standin": (build_grafana, _grafana_layout),
 }
 
+# Stand-ins built from more than their version: a change to this file rebuilds them.
+RECIPE_SOURCES = {"otel/opentelemetry-collector-contrib": HERE / "otelcol-builder.yaml"}
+RECIPE_LABEL = "org.obslab.recipe"
+
 # Official images whose stand-in is a different program version, so it is never tagged with the
 # official name: a compose file beside the main one swaps it in, and is used only where the
 # official image cannot be had.
@@ -407,6 +413,14 @@ def compose_images(compose_file: Path) -> dict[str, str]:
     """Service name -> image reference, in the compose file's order."""
     services = yaml.safe_load(compose_file.read_text())["services"]
     return {name: svc["image"] for name, svc in services.items() if "image" in svc}
+
+
+def one_shot_services(compose_file: Path) -> set[str]:
+    """Services that run once before others start (``service_completed_successfully``): not part
+    of what ``up --wait`` waits for by name, compose starts them for the services needing them."""
+    services = yaml.safe_load(compose_file.read_text())["services"]
+    return {dep for svc in services.values() for dep, cond in (svc.get("depends_on") or {}).items()
+            if isinstance(cond, dict) and cond.get("condition") == "service_completed_successfully"}
 
 
 def standin_for(image: str) -> str | None:
@@ -437,6 +451,21 @@ def image_present(image: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
 
 
+def recipe_of(name: str) -> str:
+    """Fingerprint of what a stand-in is built from beyond its version ("" when only the version)."""
+    source = RECIPE_SOURCES.get(name)
+    return hashlib.sha256(source.read_bytes()).hexdigest()[:12] if source else ""
+
+
+def _stale_standin(image: str) -> bool:
+    """True for a stand-in built by this tool from an older recipe (an official image never is)."""
+    proc = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", image],
+                          capture_output=True, text=True)
+    labels = json.loads(proc.stdout or "null") or {}
+    built_here = "obslab local stand-in" in labels.get("org.opencontainers.image.description", "")
+    return built_here and labels.get(RECIPE_LABEL, "") != recipe_of(image.rpartition(":")[0])
+
+
 def try_pull(image: str) -> bool:
     proc = subprocess.run(["docker", "pull", "-q", image], capture_output=True, text=True, timeout=300)
     return proc.returncode == 0
@@ -444,7 +473,7 @@ def try_pull(image: str) -> bool:
 
 def ensure_image(image: str, pull: bool) -> str:
     """Make one image available; returns how ('present', 'pulled', 'built', 'cached build')."""
-    if image_present(image):
+    if image_present(image) and not _stale_standin(image):
         return "present"
     if pull and try_pull(image):
         return "pulled"
@@ -457,7 +486,8 @@ def ensure_image(image: str, pull: bool) -> str:
         raise SystemExit(f"{image}: not present and not pullable; no local stand-in recipe")
     build, layout = RECIPES[name]
     version = tag.lstrip("v")
-    out = CACHE / "build" / f"{name.replace('/', '_')}-{version}"
+    recipe = recipe_of(name)
+    out = CACHE / "build" / f"{name.replace('/', '_')}-{version}{'-' + recipe if recipe else ''}"
     done_marker = out / ".done"
     how = "cached build"
     if not done_marker.exists():
@@ -470,7 +500,7 @@ def ensure_image(image: str, pull: bool) -> str:
         src = out / "src"
         if src.exists():
             shutil.rmtree(src)  # keep the binary, not the copied source tree
-    docker_build(image, layout(), out, version)
+    docker_build(image, layout(), out, version, recipe)
     return how
 
 
@@ -491,7 +521,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     images = compose_images(args.compose)
     if args.list_present:
-        print(" ".join(name for name, image in effective_images(args.compose).items() if image_present(image)))
+        once = one_shot_services(args.compose)
+        print(" ".join(name for name, image in effective_images(args.compose).items()
+                       if image_present(image) and name not in once))
         return 0
     if args.compose_args:
         print(" ".join(f"-f {os.path.relpath(path)}" for path in compose_files(args.compose)))

@@ -1,0 +1,109 @@
+"""Nothing that reached the collector is lost: its restarts, a backend stopped for 60 s, a burst.
+
+Every span and log record carries a unique seq (tests/integration/otlp_stream.py); each test counts
+what Tempo, Loki and Prometheus hold against what was sent, exactly.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+import uuid
+
+import pytest
+
+from conftest import eventually
+from otlp_stream import (Stream, logs_request, post, spans_request, stored_counter, stored_logs, stored_spans)
+
+
+def _all_stored(lab, service: str, sent: int, timeout: float = 180) -> None:
+    """Wait until every backend holds exactly ``sent`` records of ``service``; fail naming the gap."""
+    counts = {}
+
+    def complete() -> bool:
+        counts.update(tempo=stored_spans(lab, service), loki=stored_logs(lab, service),
+                      prometheus=stored_counter(lab, service))
+        return all(value == sent for value in counts.values())
+
+    deadline = time.monotonic() + timeout
+    while not complete() and time.monotonic() < deadline:
+        time.sleep(2)
+    print(f"{service}: sent {sent} spans, {sent} log records, counter {sent}; stored {counts}")
+    assert counts == {"tempo": sent, "loki": sent, "prometheus": sent}
+
+
+def _scraped(lab, name: str) -> float:
+    """Sum of a counter that Prometheus scrapes from the lab's services (0 if it has no series yet)."""
+    result = lab.promql(f"sum({name})")
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+def test_collector_restart_in_the_middle_of_a_stream_loses_nothing(lab):
+    service = f"restart-{uuid.uuid4().hex[:8]}"
+    with Stream(lab.otlp_http, service) as stream:
+        time.sleep(5)
+        lab.compose("restart", "otel-collector")
+        time.sleep(5)
+    _all_stored(lab, service, stream.sent)
+
+
+def test_what_the_collector_queued_for_a_stopped_backend_survives_its_restart(lab):
+    """Loki stopped: the collector keeps the logs in its queue; restarted meanwhile, it must still
+    hold them (on disk) and deliver them once Loki is back."""
+    service = f"queued-{uuid.uuid4().hex[:8]}"
+    lab.compose("stop", "loki")
+    try:
+        with Stream(lab.otlp_http, service) as stream:
+            time.sleep(10)
+            lab.compose("restart", "otel-collector")
+            time.sleep(5)
+    finally:
+        lab.compose("start", "loki")
+    _all_stored(lab, service, stream.sent)
+
+
+@pytest.mark.parametrize("backend", ["loki", "tempo", "prometheus"])
+def test_a_backend_stopped_for_60s_loses_nothing_once_it_is_back(lab, backend):
+    service = f"{backend}-down-{uuid.uuid4().hex[:8]}"
+    with Stream(lab.otlp_http, service) as stream:
+        time.sleep(5)
+        lab.compose("stop", backend)
+        try:
+            time.sleep(60)
+        finally:
+            lab.compose("start", backend)
+        time.sleep(5)
+    lab.compose("up", "-d", "--wait", backend)
+    _all_stored(lab, service, stream.sent)
+
+
+def test_a_burst_of_logs_and_spans_is_stored_without_refusal(lab):
+    """200,000 log records and 40,000 spans, as fast as this machine sends them: all stored, and
+    neither Loki nor Tempo refused any (no 429 for the collector to retry)."""
+    service = f"burst-{uuid.uuid4().hex[:8]}"
+    logs, spans, per_request = 200_000, 40_000, 5_000
+    requests_ = [("logs", logs_request(service, first, per_request)) for first in range(0, logs, per_request)]
+    requests_ += [("traces", spans_request(service, first, per_request)) for first in range(0, spans, per_request)]
+    time.sleep(16)  # a scrape (every 15 s) after what earlier tests did, so the deltas are this burst's
+    refused_before = {name: _scraped(lab, name) for name in _REFUSALS}
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        accepted = list(pool.map(lambda r: post(lab.otlp_http, r[0], r[1]), requests_))
+    seconds = time.monotonic() - started
+    print(f"burst: {logs} log records and {spans} spans accepted in {seconds:.2f} s "
+          f"({logs / seconds:,.0f} logs/s, {spans / seconds:,.0f} spans/s)")
+    assert all(accepted), "the collector refused part of the burst"
+    assert eventually(lambda: stored_logs(lab, service) == logs, timeout=180)
+    assert eventually(lambda: stored_spans(lab, service) == spans, timeout=180)
+    time.sleep(16)  # one more scrape of Loki, Tempo and the collector (15 s interval)
+    refused = {name: _scraped(lab, name) - refused_before[name] for name in _REFUSALS}
+    assert refused == {name: 0.0 for name in _REFUSALS}
+
+
+# Loki's and Tempo's own counts of what they refused for a limit, and the collector's failed sends.
+_REFUSALS = (
+    'loki_discarded_samples_total{reason=~"rate_limited|per_stream_rate_limit|stream_limit"}',
+    'tempo_discarded_spans_total',
+    'otelcol_exporter_send_failed_log_records{exporter="otlp_http/loki"}',
+    'otelcol_exporter_send_failed_spans{exporter="otlp_grpc/tempo"}',
+)
