@@ -88,8 +88,11 @@ def test_panel_query_returns_frames_with_data(grafana, workload, uid, title, tar
         datasource, query = "loki", {"expr": interpolate(target["expr"], variables), "queryType": "range",
                                      "maxLines": 100}
     else:
-        datasource, query = "prometheus", {"expr": interpolate(target["expr"], variables), "range": True,
-                                           "instant": False}
+        # As the panel runs it: a stat panel an instant query over the whole time range ($__range,
+        # which Grafana's backend fills in), a time series a range query.
+        instant = bool(target.get("instant"))
+        datasource, query = "prometheus", {"expr": interpolate(target["expr"], variables), "range": not instant,
+                                           "instant": instant}
     frames = eventually(lambda: [f for f in grafana.query(datasource, query) if f.has_data], timeout=120)
     assert frames, query
 

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -59,3 +60,166 @@ def test_dashboards_of_services_filter_by_service_and_environment_variables():
             for target in panel["targets"]:
                 text = target.get("expr", "") + target.get("serviceMapQuery", "")
                 assert "$service" in text, (board["uid"], panel["title"])
+
+
+# --- Dashboards that tell the truth: what a panel shows, in which unit, and counters never raw ---
+
+def _panels():
+    for board in _boards():
+        for panel in board["panels"]:
+            yield board["uid"], panel
+
+
+def _promql_targets(panel: dict) -> list[str]:
+    return [t["expr"] for t in panel["targets"] if t["datasource"]["uid"] == "prometheus"]
+
+
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "and", "or",
+                "unless"}
+
+
+def _metrics(expr: str) -> list[str]:
+    """The metric names a PromQL expression reads (a ``__name__`` regex counts as one name)."""
+    names = re.findall(r'__name__=~?"([^"]+)"', expr)
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
+    text = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", text)  # label matchers, range windows
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)  # label lists
+    names += [n for n in re.findall(r"(?<![\w.$])([a-zA-Z_:][\w:]*)\b(?!\s*\()", text) if n not in PROMQL_WORDS]
+    return names
+
+
+def _function_around(expr: str, metric: str) -> str | None:
+    """The function a metric's selector is passed to directly (``rate``, ``increase``...), else None."""
+    if metric.startswith("otelcol") and f'__name__=~"{metric}"' in expr:
+        index = expr.index("{__name__")
+    else:
+        index = re.search(rf"(?<![\w:]){re.escape(metric)}(?![\w:])", expr).start()
+    call = re.search(r"(\w+)\(\s*$", expr[:index])
+    return call.group(1) if call else None
+
+
+def test_the_promql_reader_of_these_tests_finds_metrics_and_their_functions():
+    expr = ('sum by (error_type) (rate(x_count{a=~"$service", b!="y"}[5m])) / on () group_left () '
+            'sum(increase(cost_total{c="d"}[$__range])) / 1000 + max by (job) (mem_bytes)')
+    assert _metrics(expr) == ["x_count", "cost_total", "mem_bytes"]
+    # max by (job) (mem_bytes): an aggregation, no function called right around the selector
+    assert [_function_around(expr, m) for m in _metrics(expr)] == ["rate", "increase", None]
+    regex = 'sum by (exporter) (increase({__name__=~"otelcol_exporter_send_failed_(spans|log_records)"}[5m]))'
+    assert [_function_around(regex, m) for m in _metrics(regex)] == ["increase"]
+
+
+def _is_counter(metric: str) -> bool:
+    """OpenTelemetry counters (and histograms' buckets, sums and counts) in Prometheus; the collector's
+    own counters carry no _total suffix."""
+    return (re.search(r"_(total|count|sum|bucket)$", metric) is not None
+            or re.match(r"otelcol_(receiver_(accepted|refused)|exporter_send_failed)_", metric) is not None)
+
+
+def _source_names(panel: dict) -> list[str]:
+    """What a panel's description must name: its metrics, or the datasource for logs."""
+    names = []
+    for target in panel["targets"]:
+        if target.get("queryType") == "serviceMap":
+            names.append("traces_service_graph_request_total")
+        elif target["datasource"]["uid"] == "loki":
+            names.append("Loki")
+        else:  # a __name__ regex is named by its literal prefix
+            names += [re.split(r"[(|.*+?\[]", m)[0] for m in _metrics(target["expr"])]
+    return names
+
+
+def test_every_panel_has_a_description_naming_its_metric():
+    for uid, panel in _panels():
+        description = panel.get("description", "")
+        assert len(description.split()) >= 8, (uid, panel["title"], "describe what the panel shows")
+        for name in _source_names(panel):
+            assert name in description, (uid, panel["title"], f"the description does not name {name}")
+
+
+# The unit of an OpenTelemetry metric, from the suffix its Prometheus name carries, or known here.
+UNIT_SUFFIXES = {"_seconds": "s", "_milliseconds": "ms", "_bytes": "bytes", "_percent": "percent"}
+KNOWN_UNITS = {"traces_spanmetrics_latency": "s",  # Tempo's span metrics: seconds, no suffix
+               "agent_llm_estimated_cost": "USD", "obslab_gen_ai_client_cost": "USD"}  # unit {USD}
+# Which Grafana units may show a quantity. "count:<noun>" is Grafana's custom count unit.
+GRAFANA_UNITS = {
+    "count": {"short", "none", "locale"}, "count/s": {"reqps", "ops", "cps", "rowsps", "recps", "eps", "mps"},
+    "s": {"s"}, "ms": {"ms"}, "bytes": {"bytes", "decbytes"}, "bytes/s": {"Bps", "binBps"},
+    "percent": {"percent"}, "ratio": {"percentunit"}, "USD": {"currencyUSD"},
+}
+
+
+def _metric_quantity(metric: str) -> str:
+    if metric.endswith("_count") and not metric.startswith("otelcol"):
+        return "count"  # a histogram's number of observations
+    base = re.sub(r"_(total|sum|bucket)$", "", metric)
+    if base in KNOWN_UNITS:
+        return KNOWN_UNITS[base]
+    return next((unit for suffix, unit in UNIT_SUFFIXES.items() if base.endswith(suffix)), "count")
+
+
+def _quantity(expr: str) -> str:
+    """What a PromQL expression measures: its metrics' unit, per second under rate(), a ratio for a
+    quotient of two like quantities (or of a per-second time by the milliseconds in a second)."""
+    parts = re.split(r"\s/\s", expr)
+    if len(parts) == 2:
+        numerator, denominator = _quantity(parts[0]), parts[1].strip()
+        if denominator == "1000" and numerator == "ms/s":
+            return "ratio"
+        return "ratio" if numerator == _quantity(denominator) else f"{numerator}/({denominator})"
+    units = {_metric_quantity(m) for m in _metrics(expr)}
+    assert len(units) == 1, f"{expr} mixes {units}"
+    unit = units.pop()
+    if expr.startswith("histogram_quantile("):
+        return unit
+    functions = {_function_around(expr, m) for m in _metrics(expr)}
+    return f"{unit}/s" if functions & {"rate", "irate"} else unit
+
+
+def _unit_fits(quantity: str, unit: str) -> bool:
+    if unit in GRAFANA_UNITS.get(quantity, ()):
+        return True
+    custom = re.fullmatch(r"count:(\w+)(/s)?", unit)  # e.g. count:tokens/s
+    return custom is not None and quantity == ("count/s" if custom.group(2) else "count")
+
+
+def test_every_panel_has_one_unit():
+    for uid, panel in _panels():
+        exprs = _promql_targets(panel)
+        if not exprs:  # logs and the service graph: Grafana draws their values itself
+            assert panel["type"] in {"logs", "nodeGraph"}, (uid, panel["title"])
+            continue
+        unit = panel["fieldConfig"]["defaults"].get("unit")
+        assert unit, (uid, panel["title"], "no unit")
+        assert not any(p["id"] == "unit" for o in panel["fieldConfig"]["overrides"] for p in o["properties"]), \
+            (uid, panel["title"], "a second unit in an override")
+        quantities = {_quantity(expr) for expr in exprs}
+        assert len(quantities) == 1, (uid, panel["title"], f"targets of different units: {quantities}")
+        assert _unit_fits(quantities.pop(), unit), (uid, panel["title"], f"{unit} for {_quantity(exprs[0])}")
+
+
+def test_counters_are_shown_as_increase_or_rate_never_raw():
+    for uid, panel in _panels():
+        for expr in _promql_targets(panel):
+            for metric in filter(_is_counter, _metrics(expr)):
+                assert _function_around(expr, metric) in {"rate", "increase"}, \
+                    (uid, panel["title"], f"{metric} shown as a raw cumulative value")
+            if panel["type"] != "timeseries":  # one number for the dashboard's time range
+                assert re.findall(r"\[[^\]]*\]", expr) and set(re.findall(r"\[[^\]]*\]", expr)) == {"[$__range]"}, \
+                    (uid, panel["title"], "a stat over the selected range reads its counters over [$__range]")
+                assert all(t.get("instant") for t in panel["targets"]), (uid, panel["title"])
+
+
+def test_cost_is_shown_in_dollars_over_the_selected_range():
+    cost_panels = [(uid, p) for uid, p in _panels()
+                   if any(_metric_quantity(m) == "USD" for e in _promql_targets(p) for m in _metrics(e))]
+    assert len(cost_panels) == 2
+    for uid, panel in cost_panels:
+        assert panel["fieldConfig"]["defaults"]["unit"] == "currencyUSD", (uid, panel["title"])
+        assert all("increase(" in e and "[$__range]" in e for e in _promql_targets(panel)), (uid, panel["title"])
+
+
+def test_agent_performance_and_llm_cost_keep_three_panels_a_row_in_the_first_screenful():
+    for board in _boards():
+        if board["uid"] in {"obslab-agent-performance", "obslab-llm-cost"}:
+            assert {p["gridPos"]["w"] for p in board["panels"]} == {8}, board["uid"]
+            assert max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in board["panels"]) <= 24, board["uid"]
