@@ -119,7 +119,8 @@ def test_process_cpu_reads_the_same_for_every_metric_reader():
     finally:
         remove_hook()
         provider.shutdown()
-    assert first > 30 and second > first * 0.7, (first, second)
+    # A busy loop reads well above 5 % even on a loaded machine; the shared-state bug read about 0 %.
+    assert first > 5 and second > first * 0.7, (first, second)
 
 
 def cpu_usage(reader) -> float:
