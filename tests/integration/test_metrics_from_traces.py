@@ -57,11 +57,11 @@ def test_request_rates_count_every_span_when_the_collector_keeps_10_percent(lab)
           f"service graph counts {counted_edges:.0f}")
     assert abs(counted_calls - traces) <= 0.10 * traces
     assert abs(counted_edges - traces) <= 0.10 * traces
-    # An exemplar on the latency series opens a trace that was kept.
+    # An exemplar on the latency series (Tempo names its label traceID) opens a trace that was kept.
     now = time.time()
     exemplars = requests.get(f"{lab.prometheus}/api/v1/query_exemplars", timeout=10, params={
         "query": f'traces_spanmetrics_latency_bucket{{service="{server}"}}', "start": now - 900, "end": now}).json()
-    trace_ids = [e["labels"]["trace_id"] for series in exemplars["data"] for e in series["exemplars"]]
+    trace_ids = [e["labels"]["traceID"] for series in exemplars["data"] for e in series["exemplars"]]
     assert trace_ids, exemplars
     assert eventually(lambda: lab.trace(trace_ids[-1]))
 
