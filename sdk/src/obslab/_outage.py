@@ -35,7 +35,7 @@ from obslab.config import Settings
 DEFAULT_CAPACITY = 10_000
 PROBE_INTERVAL = 1.0  # seconds between reachability checks while the collector is down
 MAX_BACKOFF = 30.0  # seconds between attempts at a batch the reachable collector refused
-REJECTED_AFTER = 5  # attempts at one batch while the collector accepts connections
+REJECTED_AFTER = 5  # retries of one batch while the collector accepts connections
 
 _RESULTS = {"traces": SpanExportResult, "logs": LogRecordExportResult}
 _NOUNS = {"traces": "spans", "logs": "log records"}
@@ -219,8 +219,8 @@ class OutageBuffer:
             return
         if starting and failed:
             where = ", ".join(f"{host}:{port}" for host, port in self._addresses)
-            _diagnostics.notice(f"outage {self.signal}",
-                                f"{self.signal}: export to {where} failed: keeping up to {self.capacity} "
+            _diagnostics.notice(f"{self.signal} outage",
+                                f"export to {where} failed: keeping up to {self.capacity} "
                                 f"{_NOUNS[self.signal]} (OBSLAB_OUTAGE_BUFFER) until the collector answers")
         self._start_thread()
         self._work.set()
@@ -293,8 +293,8 @@ class OutageBuffer:
             if self._failures >= REJECTED_AFTER:  # the collector answers but keeps refusing it
                 self._failures = 0
                 self.rejected += len(item)
-                _diagnostics.notice(f"rejected {self.signal}", f"{self.signal}: the collector refused a batch of "
-                                    f"{len(item)} {_NOUNS[self.signal]} {REJECTED_AFTER} times: dropped")
+                _diagnostics.notice(f"{self.signal} rejected", f"the collector refused a batch of {len(item)} "
+                                    f"{_NOUNS[self.signal]} {1 + REJECTED_AFTER} times: dropped")
                 return 0.0
             self._down = True  # check again before the next attempt
             delay = min(2.0 ** self._failures, MAX_BACKOFF)
