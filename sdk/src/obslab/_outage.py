@@ -35,7 +35,10 @@ from obslab.config import Settings
 DEFAULT_CAPACITY = 10_000
 PROBE_INTERVAL = 1.0  # seconds between reachability checks while the collector is down
 MAX_BACKOFF = 30.0  # seconds between attempts at a batch the reachable collector refused
-REJECTED_AFTER = 5  # retries of one batch while the collector accepts connections
+# Retries of one batch while the collector accepts connections (about 2.5 minutes with the back-off):
+# a collector starting up, or refusing data under memory pressure, is waited for; only a batch it keeps
+# refusing for longer than that is dropped.
+REJECTED_AFTER = 8
 
 _RESULTS = {"traces": SpanExportResult, "logs": LogRecordExportResult}
 _NOUNS = {"traces": "spans", "logs": "log records"}
@@ -297,7 +300,8 @@ class OutageBuffer:
                                     f"{_NOUNS[self.signal]} {1 + REJECTED_AFTER} times: dropped")
                 return 0.0
             self._down = True  # check again before the next attempt
-            delay = min(2.0 ** self._failures, MAX_BACKOFF)
+            # At once the first time (the exporter has just opened a new channel), then 2, 4, 8... s.
+            delay = 0.0 if self._failures == 1 else min(2.0 ** (self._failures - 1), MAX_BACKOFF)
         with self._lock:
             closed = self._state == "closed"
             if not closed:
