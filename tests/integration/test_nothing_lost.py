@@ -60,7 +60,12 @@ def run_through_outage(lab, tmp_path: Path, outage_seconds: float, **env: str) -
             stderr=stderr, text=True, cwd=tmp_path,
             env={"PATH": "/usr/bin:/bin", "OTLP_ENDPOINT": lab.otlp, "METRIC_INTERVAL": "2", **env})
         lines: list[dict] = []
-        reader = threading.Thread(target=lambda: lines.extend(json.loads(line) for line in app.stdout), daemon=True)
+
+        def read() -> None:
+            for line in app.stdout:
+                lines.append(json.loads(line))
+
+        reader = threading.Thread(target=read, daemon=True)
         reader.start()
         sampling = threading.Event()
 
