@@ -16,8 +16,9 @@ import obslab
 from lab import REPO
 
 SOURCES = sorted(Path(obslab.__file__).parent.glob("*.py"))
-# OpenTelemetry Python publishes its Logs API and SDK under these names while logs are in development.
-LOGS_PACKAGES = ("opentelemetry._logs", "opentelemetry.sdk._logs")
+# OpenTelemetry Python publishes its Logs API and SDK, and the OTLP encoder of logs (as it does the OTLP
+# log exporters), under these names while logs are in development.
+LOGS_PACKAGES = ("opentelemetry._logs", "opentelemetry.sdk._logs", "opentelemetry.exporter.otlp.proto.common._log_encoder")
 NAMEDTUPLE_API = {"_replace", "_asdict", "_fields"}  # public, underscored so as not to clash with fields
 
 

@@ -84,6 +84,33 @@ def notice(topic: str, message: str) -> None:
         pass
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (a test's capture, a redirected stream)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+_WARNINGS = logging.getLogger("obslab.warnings")
+_WARNINGS.propagate = False  # like obslab.trouble: never through the root logger (and OTLP)
+_warnings_handler = _CurrentStderr()
+_warnings_handler.setFormatter(logging.Formatter("obslab: %(message)s"))
+_WARNINGS.addHandler(_warnings_handler)
+
+
+def warn(message: str) -> None:
+    """One stderr line that must not be muted (it names a count the user needs once)."""
+    try:
+        _WARNINGS.warning("%s", message)
+    except Exception:  # noqa: S110
+        pass
+
+
 def guarded(where: str, default: Any = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Decorate telemetry code on the application's path: an exception is reported, not raised,
     and ``default`` is returned instead."""

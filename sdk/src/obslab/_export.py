@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from grpc import StatusCode
+
 from obslab.config import Settings
 
 # signal -> (module, class) in the gRPC and HTTP exporter packages
@@ -26,6 +28,12 @@ _EXPORTERS = {
     "logs": ("_log_exporter", "OTLPLogExporter"),
 }
 _DEFAULT_PORTS = {"https": 443, "http": 80}
+BUFFERED = ("traces", "logs")  # the signals an outage buffer keeps (metrics are cumulative)
+# With an outage buffer, the gRPC exporter retries only what a collector that is up asks to retry;
+# an unreachable collector (UNAVAILABLE, DEADLINE_EXCEEDED, CANCELLED) fails the export at once and
+# the buffer keeps the batch, instead of the exporter's back-off holding it for seconds.
+_RETRIED_BY_EXPORTER = frozenset({StatusCode.RESOURCE_EXHAUSTED, StatusCode.ABORTED, StatusCode.OUT_OF_RANGE,
+                                  StatusCode.DATA_LOSS})
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,9 @@ def otlp_exporter(settings: Settings, signal: str) -> Any:
     where = target(settings, signal)
     if settings.otlp_protocol == "grpc":
         exporter = getattr(importlib.import_module(f"opentelemetry.exporter.otlp.proto.grpc.{module}"), cls)
+        if settings.outage_buffer and signal in BUFFERED:  # unavailability is the outage buffer's to retry
+            return exporter(endpoint=where.endpoint, insecure=where.insecure, timeout=where.timeout,
+                            retryable_error_codes=_RETRIED_BY_EXPORTER)
         return exporter(endpoint=where.endpoint, insecure=where.insecure, timeout=where.timeout)
     try:
         exporter = getattr(importlib.import_module(f"opentelemetry.exporter.otlp.proto.http.{module}"), cls)

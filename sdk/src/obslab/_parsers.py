@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from typing import Any, Callable, Mapping
@@ -184,6 +185,31 @@ def parse_port(name: str, value: Any, where: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise bad(name, value, where, "expected a port number between 1 and 65535")
     return int(text)
+
+
+def parse_count(name: str, value: Any, where: str) -> int:
+    """A whole number of records, 0 or more."""
+    text = str(value).strip().replace("_", "")
+    if isinstance(value, bool) or not text.isdigit():
+        raise bad(name, value, where, "expected a whole number of records, 0 or more")
+    return int(text)
+
+
+def parse_directory(name: str, value: Any, where: str) -> str:
+    """An absolute path of a directory obslab may write to: it exists and is writable, or it can be
+    created (nothing is created here)."""
+    text = str(value).strip()
+    if not text:
+        raise bad(name, value, where, "must not be empty")
+    path = os.path.abspath(os.path.expanduser(text))
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise bad(name, value, where, f"{existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise bad(name, value, where, f"{existing} is not writable")
+    return path
 
 
 def parse_secret(name: str, value: Any, where: str) -> str:

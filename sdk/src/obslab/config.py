@@ -84,6 +84,10 @@ class Settings:
     privacy_secret: str | None = field(default=None, repr=False)  # key of the user-id hash
     # LLM prices (USD per million tokens) over obslab.prices.DEFAULT_PRICES: (provider, model) -> Price
     prices: Mapping[tuple[str, str], Price] = field(default_factory=dict)
+    # Spans and log records (each) kept while the collector is unreachable, sent when it answers
+    # again; beyond it the oldest are dropped and counted. 0 turns the outage buffer off.
+    outage_buffer: int = 10_000
+    spool_dir: str | None = None  # where what is unsent at exit is written, and sent from at the next start
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def signal_endpoint(self, signal: str) -> str:
@@ -119,6 +123,8 @@ _PARSERS: dict[str, p.Parser] = {
     "system_metrics": p.parse_bool,
     "instrument": p.parse_names,
     "prices": parse_prices,
+    "outage_buffer": p.parse_count,
+    "spool_dir": p.parse_directory,
 }
 _NOT_IN_FILES = ("privacy_secret",)  # a secret belongs in the environment, not in a committed file
 
@@ -150,6 +156,8 @@ _VARIABLES: dict[str, tuple[str, p.Parser]] = {
     "OBSLAB_SYSTEM_METRICS": ("system_metrics", p.parse_bool),
     "OBSLAB_INSTRUMENT": ("instrument", p.parse_names),
     "OBSLAB_PRICES": ("prices", parse_prices),
+    "OBSLAB_OUTAGE_BUFFER": ("outage_buffer", p.parse_count),
+    "OBSLAB_SPOOL_DIR": ("spool_dir", p.parse_directory),
     "OTEL_RESOURCE_ATTRIBUTES": ("resource_attributes", p.parse_resource_attributes),
 }
 # Resource attributes that also set a setting when nothing more specific does.

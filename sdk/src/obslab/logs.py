@@ -31,6 +31,7 @@ from opentelemetry.sdk.resources import Resource
 
 from obslab._diagnostics import guarded
 from obslab._export import otlp_exporter
+from obslab._outage import buffered
 from obslab.config import Settings
 from obslab.privacy import Redactor, each, mask_exports
 
@@ -50,7 +51,7 @@ def build_logger_provider(
     """A provider exporting log records in batches (default: OTLP), masked first when privacy is on."""
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     if exporter is None and not settings.console_only:
-        exporter = otlp_exporter(settings, "logs")
+        exporter = buffered(otlp_exporter(settings, "logs"), settings, "logs")
     if exporter is None:
         return provider, []
     if redactor is not None:

@@ -24,6 +24,7 @@ from opentelemetry.propagate import get_global_textmap, set_global_textmap
 from opentelemetry.trace import NoOpTracerProvider, Span, Tracer
 
 from obslab import _diagnostics, _export, instrumentation, web
+from obslab._outage import OutageBuffer, observe_drops
 from obslab.agent import AgentInstruments
 from obslab.config import SIGNALS, Default, Settings, load_settings
 from obslab.genai import ContentRedactor, LLMCostProcessor, content_capture_mode, genai_handler
@@ -96,6 +97,11 @@ class Telemetry:
         self._meter = self.get_meter(_INSTRUMENTATION_NAME)
         if enabled and self._owned[0]:  # prices the helpers' and the instrumented clients' LLM calls
             tracer_provider.add_span_processor(LLMCostProcessor(self.get_meter("obslab.genai"), self._prices))
+        buffers = self._outage_buffers()
+        if buffers:  # obslab.outage.dropped{signal, reason}: what the outage buffers could not keep
+            self._meter.create_observable_counter("obslab.outage.dropped", callbacks=[observe_drops(buffers)],
+                                                  unit="{record}",
+                                                  description="Spans and log records dropped during collector outages")
         genai = genai_handler(tracer_provider, meter_provider, logger_provider if enabled else _logs.NoOpLoggerProvider())
         self._agent = AgentInstruments(self._tracer, self._meter, genai, self._prices)
 
@@ -132,6 +138,9 @@ class Telemetry:
         if not given and not self.settings.console_only and exporters:
             self._network_exporters.append(exporters[0])
             self._collectors.add(_export.target(self.settings, signal).address)
+
+    def _outage_buffers(self) -> list[OutageBuffer]:
+        return [exporter for exporter in self._network_exporters if isinstance(exporter, OutageBuffer)]
 
     # --- set-up of process-wide state, done once by init_telemetry -------------------------
 
@@ -329,15 +338,16 @@ class Telemetry:
         self._uninstall()
         down = _export.unreachable(self._collectors)
         if down:
-            _diagnostics.notice("shutdown", f"collector {', '.join(down)} unreachable: unsent telemetry dropped")
             self._quiet.mute()
             for exporter in self._network_exporters:
-                exporter.shutdown()  # exports now fail at once instead of retrying
+                exporter.shutdown()  # exports now fail at once (or go to the spool) instead of retrying
         done = self._bounded(self._shutdown_all, timeout or self.settings.shutdown_timeout)
         if not done:
             self._quiet.mute()
             for exporter in self._network_exporters:
                 exporter.shutdown()  # interrupts the retry back-off still running
+        if down or not done:
+            self._report_unsent(down)
         if self._stop_prometheus is not None:
             self._stop_prometheus()
             self._stop_prometheus = None
@@ -345,8 +355,25 @@ class Telemetry:
         return done and not down
 
     def _flush_all(self) -> bool:
-        return all([provider.force_flush() is not False
-                    for provider in (self._tracer_provider, self._meter_provider, self._logger_provider)])
+        flushed = [provider.force_flush() is not False
+                   for provider in (self._tracer_provider, self._meter_provider, self._logger_provider)]
+        return all([*flushed, *(buffer.force_flush() for buffer in self._outage_buffers())])
+
+    def _report_unsent(self, down: list[str]) -> None:
+        """One stderr line on what could not be delivered at exit, and where it went."""
+        buffers = self._outage_buffers()
+        spooled = ", ".join(f"{b.spooled} {_NOUN[b.signal]}" for b in buffers if b.spooled)
+        lost = ", ".join(f"{b.lost} {_NOUN[b.signal]}" for b in buffers if b.lost)
+        where = f"collector {', '.join(down)} unreachable" if down else "collector too slow"
+        if spooled:
+            message = f"{where}: {spooled} written to {self.settings.spool_dir}, sent by the next start"
+            message += f"; {lost} dropped" if lost else ""
+        elif lost:
+            message = f"{where}: unsent telemetry dropped ({lost}; OBSLAB_SPOOL_DIR keeps it for the next start)"
+        else:
+            message = f"{where}: unsent telemetry dropped"
+        if down or lost or spooled:
+            _diagnostics.notice("shutdown", message)
 
     def _shutdown_all(self) -> bool:
         delivered = self._flush_all() if not all(self._owned) else True
@@ -397,6 +424,8 @@ def init_telemetry(
     instrument: str | Sequence[str] | None = None,
     env_file: str | os.PathLike[str] | None = None,
     prices: Mapping[str, Mapping[str, Mapping[str, float]]] | str | None = None,
+    outage_buffer: int | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
 ) -> Telemetry:
     """Set up traces, metrics and logs for this process and return the telemetry handle.
 
@@ -411,6 +440,9 @@ def init_telemetry(
     instrumentors by name (``["fastapi", "requests", "pandas"]``) or all installed ones (``"auto"``),
     ``"openai"`` and ``"anthropic"`` among them; ``prices`` adds or overrides LLM prices
     (``{"openai": {"gpt-4o": {"input": 2.5, "output": 10}}}``, US dollars per million tokens).
+    ``outage_buffer`` is how many spans and how many log records are kept while the collector is
+    unreachable (10 000 each by default, 0 for none), sent in order when it answers again;
+    ``spool_dir`` keeps what is still unsent at exit for the next process started with it.
     """
     return _init(dict(locals()))
 
@@ -485,4 +517,5 @@ def _reset_for_tests() -> None:
     _handle = None
 
 
+_NOUN = {"traces": "spans", "logs": "log records"}
 _NOOP = Telemetry(Settings(), enabled=False)

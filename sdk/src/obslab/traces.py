@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from obslab._export import otlp_exporter
+from obslab._outage import buffered
 from obslab.config import Settings
 from obslab.privacy import Redactor, each, mask_exports
 
@@ -36,7 +37,7 @@ def build_tracer_provider(
         provider.add_span_processor(processor)
     exporters: list[SpanExporter] = []
     if exporter is None and not settings.console_only:
-        exporter = otlp_exporter(settings, "traces")
+        exporter = buffered(otlp_exporter(settings, "traces"), settings, "traces")
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(_masked(exporter, redactor)))
         exporters.append(exporter)

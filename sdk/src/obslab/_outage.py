@@ -1,0 +1,357 @@
+"""The outage buffer: an OTLP span or log exporter that keeps, in order, what it could not send
+while the collector was unreachable, and sends it when the collector answers again.
+
+It sits between the SDK's batch processor and the OTLP exporter, so everything it does runs on
+the SDK's background threads: the application's ``span.end()`` and ``log.info()`` never wait on
+it. The first failed export starts the outage: that batch and every later one go to a bounded
+queue, counted in records (``capacity``); beyond it the oldest records are dropped and counted.
+One background thread checks with a TCP connection (cheap, and answered at once when refused)
+whether the collector is back, then sends the queue oldest first, before anything newer. A batch
+that still fails while the collector accepts connections is retried with back-off and dropped
+after a few attempts (``rejected``), so that one bad batch cannot hold the queue forever.
+
+At exit (``shutdown``) the queue is sent if the collector answers, within the time given;
+what is left is written to the spool directory when there is one (and sent by the next process
+that starts with it), otherwise counted as lost.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from typing import Any, Callable, Sequence
+
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.sdk._logs.export import LogRecordExportResult
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from obslab import _diagnostics, _spool
+from obslab._export import target, unreachable
+from obslab.config import Settings
+
+DEFAULT_CAPACITY = 10_000
+PROBE_INTERVAL = 1.0  # seconds between reachability checks while the collector is down
+MAX_BACKOFF = 30.0  # seconds between attempts at a batch the reachable collector refused
+# Retries of one batch while the collector accepts connections (about 2.5 minutes with the back-off):
+# a collector starting up, or refusing data under memory pressure, is waited for; only a batch it keeps
+# refusing for longer than that is dropped.
+REJECTED_AFTER = 8
+
+_RESULTS = {"traces": SpanExportResult, "logs": LogRecordExportResult}
+_NOUNS = {"traces": "spans", "logs": "log records"}
+
+
+class _Batch:
+    """Records the batch processor handed over, still as SDK objects."""
+
+    __slots__ = ("records",)
+
+    def __init__(self, records: Sequence[Any]) -> None:
+        self.records = records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def drop_oldest(self, number: int) -> None:
+        self.records = self.records[number:]
+
+    def request(self, signal: str) -> _spool.Request:
+        return _spool.encode(signal, self.records)
+
+
+class _Spooled:
+    """An OTLP request an earlier process left in the spool directory."""
+
+    __slots__ = ("message", "size", "signal")
+
+    def __init__(self, signal: str, message: _spool.Request) -> None:
+        self.signal, self.message, self.size = signal, message, _spool.count(signal, message)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def drop_oldest(self, number: int) -> None:
+        _spool.drop_oldest(self.signal, self.message, number)
+        self.size -= number
+
+    def request(self, signal: str) -> _spool.Request:
+        return self.message
+
+
+def buffered(exporter: Any, settings: Settings, signal: str) -> Any:
+    """``exporter`` behind an outage buffer sized by the settings (as it is when ``outage_buffer``
+    is 0)."""
+    if settings.outage_buffer == 0:
+        return exporter
+    where = target(settings, signal)
+    send = None
+    if settings.spool_dir:
+        send = _spool.sender(signal, where.address, where.endpoint, settings.otlp_protocol, where.insecure,
+                             where.timeout)
+    return OutageBuffer(exporter, signal, where.address, settings.outage_buffer, spool_dir=settings.spool_dir,
+                        send_request=send, exit_timeout=settings.shutdown_timeout)
+
+
+class OutageBuffer:
+    """Wraps the OTLP ``exporter`` of ``signal`` ("traces" or "logs") exporting to ``address``.
+
+    ``capacity`` bounds the records kept; ``spool_dir`` (optional) is where what is unsent at
+    exit goes, and where earlier processes' leftovers are taken from at once; ``send_request``
+    sends one such encoded request (see :func:`obslab._spool.sender`); ``exit_timeout`` bounds
+    the time ``shutdown`` spends sending the queue.
+    """
+
+    def __init__(self, exporter: Any, signal: str, address: tuple[str, int], capacity: int = DEFAULT_CAPACITY, *,
+                 spool_dir: str | None = None, send_request: _spool.Sender | None = None,
+                 exit_timeout: float = 2.0) -> None:
+        if signal not in _RESULTS:
+            raise ValueError(f"signal={signal!r}: the outage buffer holds traces or logs")
+        self.exporter = exporter
+        self.signal = signal
+        self.capacity = capacity
+        self.exit_timeout = exit_timeout
+        self.dropped = 0  # records dropped beyond the capacity, since the start
+        self.rejected = 0  # records of batches the reachable collector kept refusing
+        self.spooled = 0  # records written to the spool at exit
+        self.lost = 0  # records unsent at exit, with no spool to keep them
+        self._addresses = {address}
+        self._result = _RESULTS[signal]
+        self._spool = _spool.Spool(spool_dir, signal) if spool_dir else None
+        self._send_request = send_request
+        self._state = "open"  # then "closing" (sending what is left at exit), then "closed"
+        self._down = False  # the last attempt failed: check reachability before the next one
+        self._failures = 0  # failed attempts at the oldest batch while the collector was reachable
+        self._unreported = 0  # dropped since the last warning
+        self._exporter_shut = False
+        self._reset()
+        if self._spool is not None and send_request is not None:
+            for message in self._spool.claim():
+                self._keep(_Spooled(signal, message), failed=False)
+        if hasattr(os, "register_at_fork"):
+            reset = weakref.WeakMethod(self._reset)
+
+            def reset_in_child() -> None:
+                method = reset()
+                if method is not None:
+                    method()
+            os.register_at_fork(after_in_child=reset_in_child)
+
+    def _reset(self) -> None:
+        """Fresh queue, locks and thread (at start, and in a forked child: the parent's queue is the
+        parent's to send)."""
+        self._items: deque[Any] = deque()
+        self._records = 0
+        self._lock = threading.Lock()  # guards the queue and the counters
+        self._sending = threading.Lock()  # one send at a time, so that order holds
+        self._work = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Records waiting for the collector."""
+        return self._records
+
+    # --- the exporter interface the batch processor calls ----------------------------------
+
+    def export(self, batch: Sequence[Any]) -> Any:
+        """Send ``batch`` now if nothing is waiting and the collector takes it; otherwise queue it
+        behind what is waiting. Returns at once whenever the collector is known to be down."""
+        if not batch:
+            return self._result.SUCCESS
+        item = _Batch(list(batch))
+        if self._state == "closed":
+            self._set_aside([item])
+            return self._result.FAILURE
+        if self._sending.acquire(blocking=False):
+            try:
+                if not self._items and self._deliver(item):
+                    return self._result.SUCCESS
+            finally:
+                self._sending.release()
+        self._keep(item, failed=True)
+        return self._result.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        """Send what is waiting, for at most ``timeout_millis``; True when nothing is left."""
+        if self._items and not unreachable(self._addresses):
+            self._down = False
+            self._drain(time.monotonic() + timeout_millis / 1000)
+        return not self._items
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Send what is waiting if the collector answers (within ``exit_timeout`` and
+        ``timeout_millis``), then spool or count what is left. Called again while the first call
+        still sends, it stops that at once."""
+        first = self._state == "open"
+        if first:
+            self._state = "closing"
+        self._stop.set()
+        self._work.set()
+        if first and self._items and not unreachable(self._addresses):
+            self._down = False
+            self._drain(time.monotonic() + min(timeout_millis / 1000, self.exit_timeout))
+        with self._lock:
+            self._state = "closed"
+            left, self._items, self._records = list(self._items), deque(), 0
+        self._set_aside(left)
+        self._report_drops()
+        if not self._exporter_shut:
+            self._exporter_shut = True
+            self.exporter.shutdown()  # interrupts a retry back-off still running in the exporter
+
+    # --- the queue ------------------------------------------------------------------------
+
+    def _keep(self, item: Any, failed: bool) -> None:
+        """Queue ``item`` behind what waits; drop the oldest records beyond the capacity."""
+        with self._lock:
+            if self._state == "closed":
+                closed = True
+            else:
+                closed = False
+                starting = not self._items
+                self._items.append(item)
+                self._records += len(item)
+                self._down = self._down or failed
+                self._trim()
+        if closed:
+            self._set_aside([item])
+            return
+        if starting and failed:
+            where = ", ".join(f"{host}:{port}" for host, port in self._addresses)
+            _diagnostics.notice(f"{self.signal} outage",
+                                f"export to {where} failed: keeping up to {self.capacity} "
+                                f"{_NOUNS[self.signal]} (OBSLAB_OUTAGE_BUFFER) until the collector answers")
+        self._start_thread()
+        self._work.set()
+
+    def _trim(self) -> None:
+        """Drop the oldest records beyond the capacity (the lock is held)."""
+        excess = self._records - self.capacity
+        dropped = 0
+        while excess > 0 and self._items:
+            oldest = self._items[0]
+            if len(oldest) <= excess:
+                self._items.popleft()
+                removed = len(oldest)
+            else:
+                oldest.drop_oldest(excess)
+                removed = excess
+            excess -= removed
+            dropped += removed
+        self._records -= dropped
+        self.dropped += dropped
+        self._unreported += dropped
+
+    def _start_thread(self) -> None:
+        if self._thread is None and self._state == "open":
+            self._thread = threading.Thread(target=self._run, name=f"obslab-outage-{self.signal}", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        """The background sender: waits for queued work, then drains it, pausing while the
+        collector is down or refuses."""
+        while not self._stop.is_set():
+            self._work.wait()
+            self._work.clear()
+            while self._items and not self._stop.is_set():
+                delay = self._drain()
+                if delay:
+                    self._stop.wait(delay)
+
+    def _drain(self, deadline: float | None = None) -> float:
+        """Send the queue oldest first until it is empty (0 is returned) or an attempt fails (the
+        seconds to wait before the next one are returned), or past ``deadline``."""
+        with suppress_instrumentation():  # the sends must not be traced or logged back to us
+            while self._state != "closed" and (deadline is None or time.monotonic() < deadline):
+                with self._sending:
+                    if self._down and unreachable(self._addresses):
+                        return PROBE_INTERVAL
+                    self._down = False
+                    with self._lock:
+                        if not self._items:
+                            break
+                        item = self._items.popleft()
+                        self._records -= len(item)
+                    if self._deliver(item):
+                        self._failures = 0
+                        continue
+                    delay = self._failed(item)
+                    if delay:
+                        return delay
+        if not self._items:
+            self._report_drops()
+        return 0.0
+
+    def _failed(self, item: Any) -> float:
+        """Put back a batch that could not be sent; the delay before the next attempt (0: next)."""
+        if unreachable(self._addresses):
+            self._down = True
+            delay = PROBE_INTERVAL
+        else:
+            self._failures += 1
+            if self._failures >= REJECTED_AFTER:  # the collector answers but keeps refusing it
+                self._failures = 0
+                self.rejected += len(item)
+                _diagnostics.notice(f"{self.signal} rejected", f"the collector refused a batch of {len(item)} "
+                                    f"{_NOUNS[self.signal]} {1 + REJECTED_AFTER} times: dropped")
+                return 0.0
+            self._down = True  # check again before the next attempt
+            # At once the first time (the exporter has just opened a new channel), then 2, 4, 8... s.
+            delay = 0.0 if self._failures == 1 else min(2.0 ** (self._failures - 1), MAX_BACKOFF)
+        with self._lock:
+            closed = self._state == "closed"
+            if not closed:
+                self._items.appendleft(item)
+                self._records += len(item)
+                self._trim()
+        if closed:
+            self._set_aside([item])
+        return delay
+
+    def _deliver(self, item: Any) -> bool:
+        try:
+            if isinstance(item, _Batch):
+                return self.exporter.export(item.records) == self._result.SUCCESS
+            return self._send_request is not None and self._send_request(item.message)
+        except Exception as error:  # an exporter bug must not stop the queue
+            _diagnostics.report(f"{self.signal} export", error)
+            return False
+
+    def _set_aside(self, items: list[Any]) -> None:
+        """What is unsent at exit: into the spool if there is one, else counted as lost."""
+        for item in items:
+            if not len(item):
+                continue
+            if self._spool is not None:
+                try:
+                    self._spool.write(item.request(self.signal))
+                    self.spooled += len(item)
+                    continue
+                except Exception as error:  # a full disk, say: the records are lost, not the app
+                    _diagnostics.report("writing the spool", error)
+            self.lost += len(item)
+
+    def _report_drops(self) -> None:
+        """One warning line with the records dropped beyond the capacity since the last one."""
+        with self._lock:
+            dropped, self._unreported = self._unreported, 0
+        if dropped:
+            _diagnostics.warn(f"{self.signal}: {dropped} {_NOUNS[self.signal]} dropped during the collector outage "
+                              f"(the oldest, beyond OBSLAB_OUTAGE_BUFFER={self.capacity}); the rest were kept in order")
+
+
+def observe_drops(buffers: Sequence[OutageBuffer]) -> Callable[[Any], list[Any]]:
+    """The callback of the ``obslab.outage.dropped`` counter: records dropped per signal and reason."""
+    from opentelemetry.metrics import Observation
+
+    def observe(_options: Any) -> list[Any]:
+        observations = []
+        for buffer in buffers:
+            for reason, value in (("buffer_full", buffer.dropped), ("rejected", buffer.rejected)):
+                observations.append(Observation(value, {"signal": buffer.signal, "reason": reason}))
+        return observations
+    return observe
