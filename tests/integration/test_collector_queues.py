@@ -11,6 +11,7 @@ import time
 import uuid
 
 import pytest
+import requests
 
 from conftest import eventually
 from otlp_stream import (Stream, logs_request, post, spans_request, stored_counter, stored_logs, stored_spans)
@@ -21,8 +22,11 @@ def _all_stored(lab, service: str, sent: int, timeout: float = 180) -> None:
     counts = {}
 
     def complete() -> bool:
-        counts.update(tempo=stored_spans(lab, service), loki=stored_logs(lab, service),
-                      prometheus=stored_counter(lab, service))
+        try:
+            counts.update(tempo=stored_spans(lab, service), loki=stored_logs(lab, service),
+                          prometheus=stored_counter(lab, service))
+        except requests.RequestException:  # a backend just started may not answer yet
+            return False
         return all(value == sent for value in counts.values())
 
     deadline = time.monotonic() + timeout
@@ -58,7 +62,7 @@ def test_what_the_collector_queued_for_a_stopped_backend_survives_its_restart(la
             lab.compose("restart", "otel-collector")
             time.sleep(5)
     finally:
-        lab.compose("start", "loki")
+        lab.compose("up", "-d", "--wait", "loki")
     _all_stored(lab, service, stream.sent)
 
 
@@ -71,9 +75,8 @@ def test_a_backend_stopped_for_60s_loses_nothing_once_it_is_back(lab, backend):
         try:
             time.sleep(60)
         finally:
-            lab.compose("start", backend)
+            lab.compose("up", "-d", "--wait", backend)
         time.sleep(5)
-    lab.compose("up", "-d", "--wait", backend)
     _all_stored(lab, service, stream.sent)
 
 
