@@ -266,7 +266,8 @@ def refusals(samples) -> dict[str, float]:
 def backend_metrics(lab: Lab) -> dict[str, float]:
     """Records the backends refused themselves (their own /metrics, published ports)."""
     out = {}
-    for port, name in (("LOKI_PORT", "loki_discarded_samples_total"), ("TEMPO_PORT", "tempo_discarded_spans_total")):
+    for port, name in (("LOKI_PORT", "loki_discarded_samples_total"), ("TEMPO_PORT", "tempo_discarded_spans_total"),
+                       ("TEMPO_PORT", "tempo_metrics_generator_spans_discarded_total")):
         try:
             samples = parse_metrics(requests.get(f"{lab.url(port)}/metrics", timeout=5).text)
         except requests.RequestException:
@@ -660,9 +661,12 @@ def run_phase(phase: Phase, lab: Lab, start_load, probe_services: dict[str, str]
     if "traces" in phase.signals:
         # Span metrics count what Tempo's distributor received; spans its ingester then dropped (live
         # traces or trace size limits: every reason but rate_limited, which refuses them before) are not stored.
+        # Spans the metrics-generator skipped (arriving more than its 30 s slack after they ended) are
+        # stored all the same, uncounted by the span metrics.
         phase.stored["traces"] = max(0, phase.stored["traces"] - int(sum(
             v for k, v in phase.counters.items()
-            if k.startswith("tempo_discarded_spans_total") and "reason=rate_limited" not in k)))
+            if k.startswith("tempo_discarded_spans_total") and "reason=rate_limited" not in k)) + int(sum(
+            v for k, v in phase.counters.items() if k.startswith("tempo_metrics_generator_spans_discarded_total"))))
     return phase
 
 
@@ -889,9 +893,10 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=10,
                         help="seconds a backend count must stay unchanged before it is taken as final (x4 for Tempo)")
     parser.add_argument("--child-spans", type=int, default=1, help="telemetrygen child spans per trace (default 1)")
-    parser.add_argument("--batch-size", type=int, default=1000,
-                        help="telemetrygen records per export (default 1000; its own default, 100, makes the "
-                             "generator the bottleneck: one export round trip per 100 records per worker)")
+    parser.add_argument("--batch-size", type=int, default=4000,
+                        help="telemetrygen records per export (default 4000; its own default, 100, makes the "
+                             "generator the bottleneck: one export round trip per 100 records per worker; "
+                             "1000 brought 22k spans/s to the collector, 4000 brings 36k)")
     parser.add_argument("--series", type=int, default=2000, help="series per metrics generator (2 generators)")
     parser.add_argument("--metrics-load", choices=("otlp", "telemetrygen"), default="otlp",
                         help="metrics from this script's OTLP generator (default) or telemetrygen (one series)")
