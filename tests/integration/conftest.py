@@ -95,6 +95,11 @@ class Lab:
         response.raise_for_status()
         return response.json()["data"]["result"]
 
+    def value(self, query: str, default: float | None = 0.0) -> float | None:
+        """The first value a PromQL instant query returns, ``default`` when it returns nothing."""
+        result = self.promql(query)
+        return float(result[0]["value"][1]) if result else default
+
     def send_log_loki_refuses(self) -> None:
         """One log record eight days old, sent over OTLP/HTTP: the collector accepts it and Loki
         refuses it (older than its one-week reject_old_samples_max_age), a real export failure."""
@@ -127,6 +132,17 @@ def eventually(check, timeout: float = 90.0, interval: float = 1.0):
             last_error = exc
         time.sleep(interval)
     pytest.fail(f"not true after {timeout:.0f} s (last error: {last_error})")
+
+
+def settle(check, done, timeout: float = 120.0):
+    """Poll ``check()`` until ``done(value)`` (data still arriving), then return the value, done or
+    not after ``timeout``: the caller asserts on it, so a failure shows what was there."""
+    deadline = time.monotonic() + timeout
+    value = check()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(2)
+        value = check()
+    return value
 
 
 @dataclass

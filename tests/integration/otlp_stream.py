@@ -138,5 +138,4 @@ def stored_logs(lab, service: str) -> int:
 
 def stored_counter(lab, service: str) -> int:
     """The last value of ``stream.records`` for ``service`` in Prometheus (-1 if none)."""
-    result = lab.promql(f'max(last_over_time(stream_records_total{{job="{service}"}}[1h]))')
-    return int(float(result[0]["value"][1])) if result else -1
+    return int(lab.value(f'max(last_over_time(stream_records_total{{job="{service}"}}[1h]))', default=-1))

@@ -13,33 +13,24 @@ import uuid
 import pytest
 import requests
 
-from conftest import eventually
+from conftest import eventually, settle
 from otlp_stream import (Stream, logs_request, post, spans_request, stored_counter, stored_logs, stored_spans)
 
 
 def _all_stored(lab, service: str, sent: int, timeout: float = 180) -> None:
     """Wait until every backend holds exactly ``sent`` records of ``service``; fail naming the gap."""
-    counts = {}
+    expected = {"tempo": sent, "loki": sent, "prometheus": sent}
 
-    def complete() -> bool:
+    def counts() -> dict[str, int] | None:
         try:
-            counts.update(tempo=stored_spans(lab, service), loki=stored_logs(lab, service),
-                          prometheus=stored_counter(lab, service))
+            return {"tempo": stored_spans(lab, service), "loki": stored_logs(lab, service),
+                    "prometheus": stored_counter(lab, service)}
         except requests.RequestException:  # a backend just started may not answer yet
-            return False
-        return all(value == sent for value in counts.values())
+            return None
 
-    deadline = time.monotonic() + timeout
-    while not complete() and time.monotonic() < deadline:
-        time.sleep(2)
-    print(f"{service}: sent {sent} spans, {sent} log records, counter {sent}; stored {counts}")
-    assert counts == {"tempo": sent, "loki": sent, "prometheus": sent}
-
-
-def _scraped(lab, name: str) -> float:
-    """Sum of a counter that Prometheus scrapes from the lab's services (0 if it has no series yet)."""
-    result = lab.promql(f"sum({name})")
-    return float(result[0]["value"][1]) if result else 0.0
+    stored = settle(counts, lambda found: found == expected, timeout)
+    print(f"{service}: sent {sent} spans, {sent} log records, counter {sent}; stored {stored}")
+    assert stored == expected
 
 
 def test_collector_restart_in_the_middle_of_a_stream_loses_nothing(lab):
@@ -88,7 +79,7 @@ def test_a_burst_of_logs_and_spans_is_stored_without_refusal(lab):
     requests_ = [("logs", logs_request(service, first, per_request)) for first in range(0, logs, per_request)]
     requests_ += [("traces", spans_request(service, first, per_request)) for first in range(0, spans, per_request)]
     time.sleep(16)  # a scrape (every 15 s) after what earlier tests did, so the deltas are this burst's
-    refused_before = {name: _scraped(lab, name) for name in _REFUSALS}
+    refused_before = {name: lab.value(f"sum({name})") for name in _REFUSALS}
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         accepted = list(pool.map(lambda r: post(lab.otlp_http, r[0], r[1]), requests_))
@@ -99,7 +90,7 @@ def test_a_burst_of_logs_and_spans_is_stored_without_refusal(lab):
     assert eventually(lambda: stored_logs(lab, service) == logs, timeout=180)
     assert eventually(lambda: stored_spans(lab, service) == spans, timeout=180)
     time.sleep(16)  # one more scrape of Loki, Tempo and the collector (15 s interval)
-    refused = {name: _scraped(lab, name) - refused_before[name] for name in _REFUSALS}
+    refused = {name: lab.value(f"sum({name})") - refused_before[name] for name in _REFUSALS}
     assert refused == {name: 0.0 for name in _REFUSALS}
 
 

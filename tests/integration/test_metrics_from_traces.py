@@ -31,11 +31,6 @@ def _client_server_traces(client: str, server: str, count: int) -> ExportTraceSe
         ResourceSpans(resource=resource_of(server), scope_spans=[ScopeSpans(spans=handlers)])])
 
 
-def _value(lab, query: str) -> float:
-    result = lab.promql(query)
-    return float(result[0]["value"][1]) if result else 0.0
-
-
 def test_request_rates_count_every_span_when_the_collector_keeps_10_percent(lab):
     set_key(lab.env_file, "SAMPLING_PERCENTAGE", "10", quote_mode="never")
     lab.compose("up", "-d", "--wait", "otel-collector")
@@ -50,9 +45,9 @@ def test_request_rates_count_every_span_when_the_collector_keeps_10_percent(lab)
     calls = f'sum(traces_spanmetrics_calls_total{{service="{server}"}})'
     edges = f'sum(traces_service_graph_request_total{{client="{client}", server="{server}"}})'
     # Settled: the counters stop moving once the metrics-generator has seen every kept span.
-    eventually(lambda: _value(lab, calls) > 0 and _value(lab, edges) > 0, timeout=120)
+    eventually(lambda: lab.value(calls) > 0 and lab.value(edges) > 0, timeout=120)
     time.sleep(30)
-    counted_calls, counted_edges = _value(lab, calls), _value(lab, edges)
+    counted_calls, counted_edges = lab.value(calls), lab.value(edges)
     print(f"sampling 10 %: {traces} requests sent, span metrics count {counted_calls:.0f}, "
           f"service graph counts {counted_edges:.0f}")
     assert abs(counted_calls - traces) <= 0.10 * traces

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import eventually
+from conftest import eventually, settle
 
 APP = Path(__file__).resolve().parent / "outage_app.py"
 RATE = 50
@@ -139,18 +139,7 @@ def log_ids(lab, service: str) -> list[int]:
 
 def counter_value(lab, name: str, service: str, **labels: str) -> float | None:
     matchers = ",".join([f'job="{service}"', *(f'{k}="{v}"' for k, v in labels.items())])
-    result = lab.promql(f"sum({{__name__=~\"{name}\",{matchers}}})")
-    return float(result[0]["value"][1]) if result else None
-
-
-def settle(check, done, timeout: float = 120.0):
-    """Poll ``check()`` until ``done(value)`` (data still arriving), then return the value."""
-    deadline = time.monotonic() + timeout
-    value = check()
-    while not done(value) and time.monotonic() < deadline:
-        time.sleep(2)
-        value = check()
-    return value
+    return lab.value(f"sum({{__name__=~\"{name}\",{matchers}}})", default=None)
 
 
 def test_nothing_is_lost_through_a_60_s_collector_outage(lab, tmp_path):

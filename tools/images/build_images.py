@@ -167,7 +167,7 @@ def docker_build(image: str, layout: Layout, build_dir: Path, version: str, reci
             "ADD rootfs.tar /\n"
             f"{env_lines}"
             f"LABEL org.opencontainers.image.version={json.dumps(version)} "
-            'org.opencontainers.image.description="obslab local stand-in built from the upstream Go module" '
+            f"org.opencontainers.image.description={json.dumps(STANDIN_DESCRIPTION)} "
             f"{RECIPE_LABEL}={json.dumps(recipe)}\n"
             f"EXPOSE {' '.join(str(p) for p in layout.ports)}\n"
             f"WORKDIR {layout.workdir}\n"
@@ -397,6 +397,7 @@ RECIPES: dict[str, tuple[Callable[[str, Path], None], Callable[[], Layout]]] = {
 # Stand-ins built from more than their version: a change to this file rebuilds them.
 RECIPE_SOURCES = {"otel/opentelemetry-collector-contrib": HERE / "otelcol-builder.yaml"}
 RECIPE_LABEL = "org.obslab.recipe"
+STANDIN_DESCRIPTION = "obslab local stand-in built from the upstream Go module"
 
 # Official images whose stand-in is a different program version, so it is never tagged with the
 # official name: a compose file beside the main one swaps it in, and is used only where the
@@ -462,7 +463,7 @@ def _stale_standin(image: str) -> bool:
     proc = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", image],
                           capture_output=True, text=True)
     labels = json.loads(proc.stdout or "null") or {}
-    built_here = "obslab local stand-in" in labels.get("org.opencontainers.image.description", "")
+    built_here = labels.get("org.opencontainers.image.description") == STANDIN_DESCRIPTION
     return built_here and labels.get(RECIPE_LABEL, "") != recipe_of(image.rpartition(":")[0])
 
 
@@ -537,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     CACHE.mkdir(parents=True, exist_ok=True)
     failed = []
-    for image in images.values():
+    for image in dict.fromkeys(images.values()):  # an image two services use (the one-shot's) once
         if args.only and image.rpartition(":")[0] not in args.only:
             continue
         started = time.monotonic()

@@ -64,10 +64,9 @@ def otlp_exporter(settings: Settings, signal: str) -> Any:
     where = target(settings, signal)
     if settings.otlp_protocol == "grpc":
         exporter = getattr(importlib.import_module(f"opentelemetry.exporter.otlp.proto.grpc.{module}"), cls)
-        if settings.outage_buffer and signal in BUFFERED:  # unavailability is the outage buffer's to retry
-            return exporter(endpoint=where.endpoint, insecure=where.insecure, timeout=where.timeout,
-                            retryable_error_codes=_RETRIED_BY_EXPORTER)
-        return exporter(endpoint=where.endpoint, insecure=where.insecure, timeout=where.timeout)
+        # With an outage buffer, unavailability is the buffer's to retry.
+        retry = {"retryable_error_codes": _RETRIED_BY_EXPORTER} if settings.outage_buffer and signal in BUFFERED else {}
+        return exporter(endpoint=where.endpoint, insecure=where.insecure, timeout=where.timeout, **retry)
     try:
         exporter = getattr(importlib.import_module(f"opentelemetry.exporter.otlp.proto.http.{module}"), cls)
     except ImportError:

@@ -41,7 +41,7 @@ MAX_BACKOFF = 30.0  # seconds between attempts at a batch the reachable collecto
 REJECTED_AFTER = 8
 
 _RESULTS = {"traces": SpanExportResult, "logs": LogRecordExportResult}
-_NOUNS = {"traces": "spans", "logs": "log records"}
+NOUNS = {"traces": "spans", "logs": "log records"}  # what a record of each signal is called in messages
 
 
 class _Batch:
@@ -224,7 +224,7 @@ class OutageBuffer:
             where = ", ".join(f"{host}:{port}" for host, port in self._addresses)
             _diagnostics.notice(f"{self.signal} outage",
                                 f"export to {where} failed: keeping up to {self.capacity} "
-                                f"{_NOUNS[self.signal]} (OBSLAB_OUTAGE_BUFFER) until the collector answers")
+                                f"{NOUNS[self.signal]} (OBSLAB_OUTAGE_BUFFER) until the collector answers")
         self._start_thread()
         self._work.set()
 
@@ -297,7 +297,7 @@ class OutageBuffer:
                 self._failures = 0
                 self.rejected += len(item)
                 _diagnostics.notice(f"{self.signal} rejected", f"the collector refused a batch of {len(item)} "
-                                    f"{_NOUNS[self.signal]} {1 + REJECTED_AFTER} times: dropped")
+                                    f"{NOUNS[self.signal]} {1 + REJECTED_AFTER} times: dropped")
                 return 0.0
             self._down = True  # check again before the next attempt
             # At once the first time (the exporter has just opened a new channel), then 2, 4, 8... s.
@@ -340,7 +340,7 @@ class OutageBuffer:
         with self._lock:
             dropped, self._unreported = self._unreported, 0
         if dropped:
-            _diagnostics.warn(f"{self.signal}: {dropped} {_NOUNS[self.signal]} dropped during the collector outage "
+            _diagnostics.warn(f"{self.signal}: {dropped} {NOUNS[self.signal]} dropped during the collector outage "
                               f"(the oldest, beyond OBSLAB_OUTAGE_BUFFER={self.capacity}); the rest were kept in order")
 
 

@@ -24,7 +24,7 @@ from opentelemetry.propagate import get_global_textmap, set_global_textmap
 from opentelemetry.trace import NoOpTracerProvider, Span, Tracer
 
 from obslab import _diagnostics, _export, instrumentation, web
-from obslab._outage import OutageBuffer, observe_drops
+from obslab._outage import NOUNS, OutageBuffer, observe_drops
 from obslab.agent import AgentInstruments
 from obslab.config import SIGNALS, Default, Settings, load_settings
 from obslab.genai import ContentRedactor, LLMCostProcessor, content_capture_mode, genai_handler
@@ -362,8 +362,8 @@ class Telemetry:
     def _report_unsent(self, down: list[str]) -> None:
         """One stderr line on what could not be delivered at exit, and where it went."""
         buffers = self._outage_buffers()
-        spooled = ", ".join(f"{b.spooled} {_NOUN[b.signal]}" for b in buffers if b.spooled)
-        lost = ", ".join(f"{b.lost} {_NOUN[b.signal]}" for b in buffers if b.lost)
+        spooled = ", ".join(f"{b.spooled} {NOUNS[b.signal]}" for b in buffers if b.spooled)
+        lost = ", ".join(f"{b.lost} {NOUNS[b.signal]}" for b in buffers if b.lost)
         where = f"collector {', '.join(down)} unreachable" if down else "collector too slow"
         if spooled:
             message = f"{where}: {spooled} written to {self.settings.spool_dir}, sent by the next start"
@@ -517,5 +517,4 @@ def _reset_for_tests() -> None:
     _handle = None
 
 
-_NOUN = {"traces": "spans", "logs": "log records"}
 _NOOP = Telemetry(Settings(), enabled=False)
