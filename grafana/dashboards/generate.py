@@ -1,121 +1,139 @@
 #!/usr/bin/env python3
-"""Generate the provisioned dashboards (JSON as Grafana exports it: stable uids, datasource uids, no ids).
+"""Generate the provisioned dashboards with grafana-foundation-sdk, Grafana's dashboards-as-code library.
 
-Run: python3 grafana/dashboards/generate.py   (rewrites the *.json files beside this script)
-Edit the panels here, never the JSON.
+Run: python3 grafana/dashboards/generate.py   (rewrites the *.json files beside this script; the library
+is in the SDK's test extras: pip install -e "sdk[test]", then run it with that environment's python)
+Edit the panels here, never the JSON. The JSON is the library's: stable uids, datasource uids, no
+dashboard id, the schema version of the Grafana release the library's models are generated for.
+
+prometheus_panel_queries() lists every Prometheus panel query with the dashboard variables filled in,
+for a test that runs each against a real Prometheus.
 """
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
+
+try:
+    from grafana_foundation_sdk.builders import common as viz
+    from grafana_foundation_sdk.builders import dashboard as board_builders
+    from grafana_foundation_sdk.builders import logs as logs_panel
+    from grafana_foundation_sdk.builders import loki, nodegraph, prometheus, stat, tempo, timeseries as time_series
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models import common
+    from grafana_foundation_sdk.models import dashboard as models
+except ModuleNotFoundError as error:  # pragma: no cover - a hint for whoever runs the script bare
+    raise ModuleNotFoundError(f"{error}: the dashboards are built with grafana-foundation-sdk, pinned in the SDK's "
+                              'test extras (pip install -e "sdk[test]")', name=error.name) from error
 
 HERE = Path(__file__).resolve().parent
-PROM = {"type": "prometheus", "uid": "prometheus"}
-LOKI = {"type": "loki", "uid": "loki"}
-TEMPO = {"type": "tempo", "uid": "tempo"}
+PROM = common.DataSourceRef(type_val="prometheus", uid="prometheus")
+LOKI = common.DataSourceRef(type_val="loki", uid="loki")
+TEMPO = common.DataSourceRef(type_val="tempo", uid="tempo")
+Panel = board_builders.Panel  # every panel builder of the library builds a dashboard panel
 
 
-SCHEMA_VERSION = 38  # Grafana 10.0's: the oldest Grafana the lab runs on; newer releases migrate it forward
+def _legend() -> viz.VizLegendOptions:
+    return viz.VizLegendOptions().display_mode(common.LegendDisplayMode.LIST) \
+        .placement(common.LegendPlacement.BOTTOM).show_legend(True)
 
 
 def timeseries(title: str, description: str, exprs: dict[str, str], unit: str, width: int = 12,
-               no_value: str | None = None) -> dict:
+               no_value: str | None = None) -> time_series.Panel:
     """A time series panel; ``exprs`` maps legend format to PromQL, all of one ``unit`` (a Grafana unit id).
 
     ``no_value`` is the text shown while the query has no series yet (a condition that has not
     happened, such as an export failure), instead of Grafana's "No data".
     """
-    defaults: dict = {"unit": unit}
+    panel = (time_series.Panel().title(title).description(description).datasource(PROM).unit(unit)
+             .legend(_legend())
+             # Grafana's own default tooltip (the library's model would sort it ascending)
+             .tooltip(viz.VizTooltipOptions().mode(common.TooltipDisplayMode.SINGLE).sort(common.SortOrder.NONE))
+             .span(width).height(8))
     if no_value:
-        defaults["noValue"] = no_value
-    return {
-        "type": "timeseries", "title": title, "description": description, "datasource": PROM,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}},
-        "targets": [{"datasource": PROM, "expr": expr, "legendFormat": legend, "refId": chr(65 + i),
-                     "exemplar": True}
-                    for i, (legend, expr) in enumerate(exprs.items())],
-        "gridPos": {"w": width, "h": 8},
-    }
+        panel.no_value(no_value)
+    for i, (legend, expr) in enumerate(exprs.items()):
+        panel.with_target(prometheus.Dataquery().datasource(PROM).expr(expr).legend_format(legend)
+                          .ref_id(chr(65 + i)).exemplar(True))
+    return panel
 
 
-def in_range(title: str, description: str, legend: str, expr: str, unit: str, width: int = 12) -> dict:
+def in_range(title: str, description: str, legend: str, expr: str, unit: str, width: int = 12) -> stat.Panel:
     """A stat panel: one value per series, for the dashboard's selected time range (an instant query
     whose counters are read with ``increase(...[$__range])``)."""
-    return {
-        "type": "stat", "title": title, "description": description, "datasource": PROM,
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "options": {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-                    "orientation": "horizontal", "textMode": "value_and_name", "colorMode": "none",
-                    "graphMode": "none", "justifyMode": "auto"},
-        "targets": [{"datasource": PROM, "expr": expr, "legendFormat": legend, "refId": "A",
-                     "instant": True, "range": False}],
-        "gridPos": {"w": width, "h": 8},
-    }
+    return (stat.Panel().title(title).description(description).datasource(PROM).unit(unit)
+            .reduce_options(viz.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
+            .orientation(common.VizOrientation.HORIZONTAL).text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+            .color_mode(common.BigValueColorMode.NONE).graph_mode(common.BigValueGraphMode.NONE)
+            .justify_mode(common.BigValueJustifyMode.AUTO)
+            .with_target(prometheus.Dataquery().datasource(PROM).expr(expr).legend_format(legend).ref_id("A")
+                         .instant())
+            .span(width).height(8))
 
 
-# Grafana 10.0's Loki derived fields match the line text only (matching structured metadata came
+# Loki derived fields of Grafana 10.0 matched the line text only (matching structured metadata came
 # later), so logs panels append the trace_id kept as structured metadata to the line they show.
 WITH_TRACE_ID = ' | line_format "{{ __line__ }}{{ if .trace_id }} trace_id={{ .trace_id }}{{ end }}"'
 
 
-def logs(title: str, description: str, expr: str) -> dict:
-    return {"type": "logs", "title": title, "description": description, "datasource": LOKI,
-            "targets": [{"datasource": LOKI, "expr": expr + WITH_TRACE_ID, "refId": "A", "queryType": "range"}],
-            "options": {"showTime": True, "wrapLogMessage": True, "enableLogDetails": True,
-                        "sortOrder": "Descending"},
-            "gridPos": {"w": 24, "h": 10}}
+def logs(title: str, description: str, expr: str) -> logs_panel.Panel:
+    return (logs_panel.Panel().title(title).description(description).datasource(LOKI)
+            .with_target(loki.Dataquery().datasource(LOKI).expr(expr + WITH_TRACE_ID).ref_id("A")
+                         .query_type("range"))
+            .show_time(True).wrap_log_message(True).enable_log_details(True)
+            .sort_order(common.LogsSortOrder.DESCENDING)
+            .span(24).height(10))
 
 
-def node_graph(title: str, description: str) -> dict:
-    return {"type": "nodeGraph", "title": title, "description": description, "datasource": TEMPO,
+def node_graph(title: str, description: str) -> nodegraph.Panel:
+    return (nodegraph.Panel().title(title).description(description).datasource(TEMPO)
             # Grafana runs the service graph queries on Prometheus with this selector appended.
-            "targets": [{"datasource": TEMPO, "queryType": "serviceMap", "refId": "A",
-                         "serviceMapQuery": '{client=~"$service"}'}],
-            "gridPos": {"w": 24, "h": 10}}
+            .with_target(tempo.TempoQuery().datasource(TEMPO).query_type("serviceMap").ref_id("A")
+                         .service_map_query('{client=~"$service"}'))
+            .span(24).height(10))
 
 
-def variable(name: str, label: str, metric: str, prom_label: str) -> dict:
-    """A multi-value dashboard variable listing the values of ``prom_label`` on ``metric``."""
-    definition = f"label_values({metric}, {prom_label})"
-    return {"name": name, "label": label, "type": "query", "datasource": PROM,
-            "definition": definition, "query": definition, "refresh": 2, "sort": 1,
-            "includeAll": True, "multi": True, "current": {"text": ["All"], "value": ["$__all"]},
-            "options": [], "hide": 0, "regex": "", "skipUrlSync": False}
+def variable(name: str, label: str, metric: str, prom_label: str) -> board_builders.QueryVariable:
+    """A multi-value dashboard variable listing the values of ``prom_label`` on ``metric``.
+
+    The library's variable model has no ``definition`` (the text Grafana's variable list shows, which
+    it falls back to the query for) and adds its own defaults for fields of other variable types."""
+    return (board_builders.QueryVariable(name).label(label).datasource(PROM)
+            .query(f"label_values({metric}, {prom_label})")
+            .refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(models.VariableSort.ALPHABETICAL_ASC)
+            .include_all(True).multi(True).current(models.VariableOption(text=["All"], value=["$__all"]))
+            .options([]).hide(models.VariableHide.DONT_HIDE).regex(""))
 
 
-def service_and_environment(metric: str, service_label: str = "service_name") -> list[dict]:
+def service_and_environment(metric: str, service_label: str = "service_name") -> list:
     return [variable("service", "Service", metric, service_label),
             variable("environment", "Environment", metric, "deployment_environment")]
 
 
-def thirds(panels: list[dict]) -> list[dict]:
+def thirds(panels: list[Panel]) -> list[Panel]:
     """Three panels per row, so that a dashboard of up to nine stays within one screenful (Grafana
     renders panels lazily, as they scroll into view)."""
-    for panel in panels:
-        panel["gridPos"]["w"] = 8
-    return panels
+    return [panel.span(8) for panel in panels]
 
 
-def dashboard(uid: str, title: str, panels: list[dict], tags: list[str], variables: list[dict] = ()) -> dict:
-    x = y = 0
+def dashboard(uid: str, title: str, panels: list[Panel], tags: list[str], variables: list = ()) -> models.Dashboard:
+    board = (board_builders.Dashboard(title).uid(uid).tags(["obslab", *tags]).timezone("browser").readonly()
+             .version(1).refresh("30s").time("now-15m", "now").variables(list(variables)).annotations([]))
     for i, panel in enumerate(panels, start=1):
-        w, h = panel["gridPos"]["w"], panel["gridPos"]["h"]
-        if x + w > 24:
-            x, y = 0, y + h
-        panel["gridPos"].update({"x": x, "y": y})
-        panel["id"] = i  # panel ids are per dashboard and stable; dashboards themselves carry no id
-        x += w
-    return {"uid": uid, "title": title, "tags": ["obslab", *tags], "timezone": "browser", "editable": False,
-            "schemaVersion": SCHEMA_VERSION, "version": 1, "refresh": "30s", "time": {"from": "now-15m", "to": "now"},
-            "templating": {"list": list(variables)}, "annotations": {"list": []}, "panels": panels}
+        # The library lays panels out left to right, a new row when one is full. Panel ids are per
+        # dashboard and stable (tests find a panel by them); dashboards themselves carry no id.
+        board.with_panel(panel.id(i))
+    return board.build()
 
 
 RATE = "[5m]"  # time series: per-second rates over 5-minute windows
 RANGE = "[$__range]"  # stat panels: the dashboard's selected time range
 # Selectors of the dashboards' variables, one per label naming scheme.
 APP = '{service_name=~"$service", deployment_environment=~"$environment"}'   # the SDK's OTLP metrics
-SPANS = '{service=~"$service", deployment_environment=~"$environment"}'      # Tempo's span metrics
+SPANS = '{service=~"$service", deployment_environment=~"$environment"}'      # the collector's span metrics
 # The collector's own metrics are exposed by its Prometheus reader without the _total suffix.
 # LLM calls by the GenAI conventions, from the agent helpers and the instrumented OpenAI/Anthropic clients alike.
 CHAT = APP[:-1] + ', gen_ai_operation_name="chat"}'
@@ -213,21 +231,21 @@ DASHBOARDS = {
     ]), ["llm"], service_and_environment(LLM_CALLS)),
     "service-overview.json": dashboard("obslab-service-overview", "Service Overview", [
         timeseries("Request rate (span metrics)",
-                   "Server and consumer spans per second by service (5-minute rate), from Tempo's span metrics "
-                   "traces_spanmetrics_calls_total.",
+                   "Server and consumer spans per second by service (5-minute rate), from the collector's span "
+                   "metrics traces_spanmetrics_calls_total.",
                    {"{{service}}": f"sum by (service) (rate(traces_spanmetrics_calls_total{SPANS}{RATE}))"},
                    "reqps", 8),
         timeseries("Error rate (span metrics)",
-                   "Spans per second with an error status by service (5-minute rate), from Tempo's span metrics "
-                   "traces_spanmetrics_calls_total (status_code STATUS_CODE_ERROR).",
+                   "Spans per second with an error status by service (5-minute rate), from the collector's span "
+                   "metrics traces_spanmetrics_calls_total (status_code STATUS_CODE_ERROR).",
                    {"{{service}}": "sum by (service) (rate(traces_spanmetrics_calls_total"
                                    + SPANS[:-1] + f', status_code="STATUS_CODE_ERROR"}}{RATE}))'},
                    "reqps", 8),
         timeseries("p95 duration (span metrics)",
-                   "95th percentile of span duration by service, over 5-minute windows, from Tempo's span metrics "
-                   "histogram traces_spanmetrics_latency_bucket (seconds).",
+                   "95th percentile of span duration by service, over 5-minute windows, from the collector's span "
+                   "metrics histogram traces_spanmetrics_duration_seconds_bucket.",
                    {"{{service}}": "histogram_quantile(0.95, sum by (le, service) "
-                                   f"(rate(traces_spanmetrics_latency_bucket{SPANS}{RATE})))"}, "s", 8),
+                                   f"(rate(traces_spanmetrics_duration_seconds_bucket{SPANS}{RATE})))"}, "s", 8),
         node_graph("Service graph",
                    "Which service calls which, with request rates and latencies, drawn by Grafana from Tempo's "
                    "service graph metrics traces_service_graph_request_total (and its latency histograms)."),
@@ -322,9 +340,69 @@ DASHBOARDS = {
 }
 
 
+def as_json(board: models.Dashboard) -> dict:
+    """A dashboard as the JSON Grafana provisions: the library's model, encoded by the library."""
+    return json.loads(json.dumps(board, cls=JSONEncoder))
+
+
+# What prometheus_panel_queries() puts in place of each dashboard variable unless told otherwise:
+# the services the lab's examples run under their default names (examples/travel_agent, examples/etl),
+# in the SDK's default environment.
+TEST_VALUES: dict[str, dict[str, list[str]]] = {
+    "obslab-agent-performance": {"service": ["travel-agent"], "environment": ["development"]},
+    "obslab-llm-cost": {"service": ["travel-agent"], "environment": ["development"]},
+    "obslab-service-overview": {"service": ["travel-agent"], "environment": ["development"]},
+    "obslab-data-pipeline": {"service": ["etl-pipeline"], "environment": ["development"]},
+    "obslab-lab-health": {},
+}
+
+
+class PanelQuery(NamedTuple):
+    uid: str  # the dashboard's
+    title: str  # the panel's
+    expr: str  # PromQL, every Grafana variable replaced
+
+
+def _regex_value(values: Sequence[str]) -> str:
+    """A multi-value variable in a regex matcher, as Grafana writes it: one value escaped, several as
+    an escaped alternation."""
+    escaped = [re.sub(r"[\\^$.|?*+()\[\]{}]", lambda m: "\\\\" + m.group(0), v) for v in values]
+    return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
+
+
+def prometheus_panel_queries(values: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+                             time_range: str = "1h") -> list[PanelQuery]:
+    """Every Prometheus panel query of every dashboard, as (dashboard uid, panel title, expr), in
+    dashboard and panel order, with Grafana's variables replaced so that Prometheus runs it as is.
+
+    ``values`` maps a dashboard uid to the values of its variables (TEST_VALUES for a dashboard not
+    named); ``time_range`` takes the place of ``$__range``, which a stat panel's instant query reads
+    its counters over. A variable a query uses but the dashboard does not define raises KeyError.
+    """
+    queries = []
+    for board in map(as_json, DASHBOARDS.values()):
+        chosen = {**TEST_VALUES.get(board["uid"], {}), **(values or {}).get(board["uid"], {})}
+        defined = {v["name"] for v in board["templating"]["list"]}
+
+        def substitute(match: re.Match) -> str:
+            name = match.group(1) or match.group(2)
+            if name == "__range":
+                return time_range
+            if name not in defined:
+                raise KeyError(f"{board['uid']}: ${name} is not a variable of the dashboard")
+            return _regex_value(chosen[name])
+
+        for panel in board["panels"]:
+            for target in panel.get("targets", []):
+                if target["datasource"]["uid"] == "prometheus":
+                    expr = re.sub(r"\$\{(\w+)\}|\$(\w+)", substitute, target["expr"])
+                    queries.append(PanelQuery(board["uid"], panel["title"], expr))
+    return queries
+
+
 def main() -> None:
     for name, board in DASHBOARDS.items():
-        (HERE / name).write_text(json.dumps(board, indent=2) + "\n")
+        (HERE / name).write_text(json.dumps(board, cls=JSONEncoder, indent=2) + "\n")
 
 
 if __name__ == "__main__":

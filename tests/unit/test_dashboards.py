@@ -36,9 +36,17 @@ def _boards() -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(DASHBOARDS.glob("*.json"))]
 
 
-def test_dashboards_use_react_panels_and_a_schema_grafana_10_loads():
+# The dashboard schema of Grafana 12.0, which grafana-foundation-sdk's models are generated for; a
+# release migrates an older schema forward, never a newer one back, so the lab's Grafana must know it.
+LIBRARY_SCHEMA, LIBRARY_SCHEMA_GRAFANA = 41, 12
+
+
+def test_dashboards_use_react_panels_and_a_schema_the_labs_grafana_loads():
+    compose = (REPO / "docker-compose.observability.yml").read_text()
+    grafana_major = int(re.search(r"image: grafana/grafana:(\d+)\.", compose).group(1))
+    assert grafana_major >= LIBRARY_SCHEMA_GRAFANA
     for board in _boards():
-        assert board["schemaVersion"] <= 38, board["uid"]  # newer releases migrate forward, not back
+        assert board["schemaVersion"] <= LIBRARY_SCHEMA, board["uid"]  # newer releases migrate forward, not back
         assert {p["type"] for p in board["panels"]} <= REACT_PANELS, board["uid"]
 
 
@@ -138,8 +146,7 @@ def test_every_panel_has_a_description_naming_its_metric():
 
 # The unit of an OpenTelemetry metric, from the suffix its Prometheus name carries, or known here.
 UNIT_SUFFIXES = {"_seconds": "s", "_milliseconds": "ms", "_bytes": "bytes", "_percent": "percent"}
-KNOWN_UNITS = {"traces_spanmetrics_latency": "s",  # Tempo's span metrics: seconds, no suffix
-               "agent_llm_estimated_cost": "USD", "obslab_gen_ai_client_cost": "USD"}  # unit {USD}
+KNOWN_UNITS = {"agent_llm_estimated_cost": "USD", "obslab_gen_ai_client_cost": "USD"}  # unit {USD}
 # Which Grafana units may show a quantity. "count:<noun>" is Grafana's custom count unit.
 GRAFANA_UNITS = {
     "count": {"short", "none", "locale"}, "count/s": {"reqps", "ops", "cps", "rowsps", "recps", "eps", "mps"},
@@ -223,3 +230,40 @@ def test_agent_performance_and_llm_cost_keep_three_panels_a_row_in_the_first_scr
         if board["uid"] in {"obslab-agent-performance", "obslab-llm-cost"}:
             assert {p["gridPos"]["w"] for p in board["panels"]} == {8}, board["uid"]
             assert max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in board["panels"]) <= 24, board["uid"]
+
+
+# --- Span metrics: the names and labels the collector's spanmetrics connector writes ---
+
+SPAN_METRICS = {"traces_spanmetrics_calls_total", "traces_spanmetrics_duration_seconds_bucket",
+                "traces_spanmetrics_duration_seconds_sum", "traces_spanmetrics_duration_seconds_count"}
+# The connector's labels; deployment_environment is the deployment.environment dimension the Service
+# Overview's Environment variable reads (Tempo's span metrics carried it as a configured dimension too).
+SPAN_METRIC_LABELS = {"service", "span_name", "span_kind", "status_code", "service_name", "job",
+                      "deployment_environment"}
+
+
+def _span_metric_selectors(expr: str) -> list[tuple[str, set[str]]]:
+    """(metric, labels matched) of every span metric selector in a PromQL expression."""
+    return [(name, set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers or "")))
+            for name, matchers in re.findall(r"(traces_spanmetrics_\w+)(?:\{([^}]*)\})?", expr)]
+
+
+def test_span_metrics_are_read_by_the_connectors_names_and_labels():
+    import yaml
+
+    tempo = next(d for d in yaml.safe_load((REPO / "grafana/provisioning/datasources/datasources.yaml").read_text())
+                 ["datasources"] if d["uid"] == "tempo")["jsonData"]["tracesToMetrics"]
+    exprs = [q["query"] for q in tempo["queries"]]
+    assert {t["value"] for t in tempo["tags"]} <= SPAN_METRIC_LABELS  # what $__tags matches on
+    for board in _boards():
+        exprs += [e for panel in board["panels"] for e in _promql_targets(panel)]
+        exprs += [v["query"] for v in board["templating"]["list"]]
+    selectors = [s for e in exprs for s in _span_metric_selectors(e)]
+    assert {"traces_spanmetrics_calls_total", "traces_spanmetrics_duration_seconds_bucket"} <= {n for n, _ in selectors}
+    for name, labels in selectors:
+        assert name in SPAN_METRICS, name
+        assert labels <= SPAN_METRIC_LABELS, (name, labels - SPAN_METRIC_LABELS)
+    for board in _boards():  # a variable's label_values(metric, label) reads one of those labels
+        for variable in board["templating"]["list"]:
+            metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["query"]).groups()
+            assert not metric.startswith("traces_spanmetrics_") or label in SPAN_METRIC_LABELS, variable["query"]
