@@ -19,15 +19,14 @@ PORT_VARIABLES = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", 
                   "OTLP_HTTP_PORT", "COLLECTOR_HEALTH_PORT")
 
 
-def compose_files() -> list[Path]:
-    """The compose files the lab runs with here: the main one, plus the Grafana stand-in file where
-    the official Grafana image cannot be pulled (decided by the image tool, as for the lab command)."""
-    sys.path.insert(0, str(REPO / "tools" / "images"))
-    try:
-        import build_images
-    finally:
-        sys.path.pop(0)
-    return build_images.compose_files(COMPOSE_FILE)
+def image_tool() -> ModuleType:
+    """``tools/images/build_images.py``, which knows which of the lab's images this machine has."""
+    if "build_images" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("build_images", REPO / "tools/images/build_images.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["build_images"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["build_images"]
 
 
 def env_example() -> dict[str, str]:

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # The lab command: engine, .env check, images, `compose up --wait`, demo workload, doctor, URLs.
+# It starts every service whose image this machine has; the others are named in one line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/bootstrap.sh
 .venv/bin/python tools/check_env.py .env          # bad .env values stop here, before anything starts
-if ! .venv/bin/python tools/images/build_images.py --keep-going; then
-  echo "[lab] some images cannot be had on this machine (see above): starting the services that can run"
-fi
-# The compose file as is, plus a stand-in file where an official image cannot be pulled here.
-read -r -a files <<<"$(.venv/bin/python tools/images/build_images.py --compose-args)"
-compose() { docker compose "${files[@]}" "$@"; }
-.venv/bin/python tools/images/build_images.py --standins | sed 's/^/[lab] /'
+.venv/bin/python tools/images/build_images.py     # present, loaded, pulled or (collector, Prometheus) built
 services=$(.venv/bin/python tools/images/build_images.py --list-present)
+missing=$(.venv/bin/python tools/images/build_images.py --missing)
+if [ -n "$missing" ]; then
+  echo "[lab] not running here: ${missing// /, } (official images absent and not built here: AGPL; see the lines above to provide them)"
+fi
+compose() { docker compose -f docker-compose.observability.yml "$@"; }
 compose up -d --wait $services
 
 set -a; . ./.env; set +a
@@ -21,15 +21,13 @@ OTLP_ENDPOINT="127.0.0.1:${OTLP_GRPC_PORT}" .venv/bin/python examples/travel_age
   >/dev/null 2>/tmp/obslab-demo.log || { echo "[lab] the demo failed: /tmp/obslab-demo.log"; exit 1; }
 OTLP_ENDPOINT="127.0.0.1:${OTLP_GRPC_PORT}" OBSLAB_METRIC_EXPORT_INTERVAL=5 .venv/bin/python examples/etl/main.py \
   --runs 5 --interval 2 >/dev/null 2>>/tmp/obslab-demo.log || { echo "[lab] the ETL demo failed: /tmp/obslab-demo.log"; exit 1; }
-skip=""; case " $services " in *" grafana "*) ;; *) skip="--skip grafana";; esac
-.venv/bin/obslab doctor $skip
+.venv/bin/obslab doctor --not-running "${missing// /,}"
 
 echo "obslab is up ($services):"
-[ -z "$skip" ] && echo "  Grafana     http://127.0.0.1:${GRAFANA_PORT}   login ${GRAFANA_ADMIN_USER} / the GRAFANA_ADMIN_PASSWORD in .env"
-cat <<URLS
-  Tempo       http://127.0.0.1:${TEMPO_PORT}
-  Loki        http://127.0.0.1:${LOKI_PORT}
-  Prometheus  http://127.0.0.1:${PROMETHEUS_PORT}
-  OTLP        grpc 127.0.0.1:${OTLP_GRPC_PORT}, http 127.0.0.1:${OTLP_HTTP_PORT}
-Stop: docker compose ${files[*]} down   (add -v to wipe the data)
-URLS
+url() { case " $services " in *" $1 "*) printf '  %-11s %s\n' "$2" "$3";; esac; }
+url grafana Grafana "http://127.0.0.1:${GRAFANA_PORT}   login ${GRAFANA_ADMIN_USER} / the GRAFANA_ADMIN_PASSWORD in .env"
+url tempo Tempo "http://127.0.0.1:${TEMPO_PORT}"
+url loki Loki "http://127.0.0.1:${LOKI_PORT}"
+url prometheus Prometheus "http://127.0.0.1:${PROMETHEUS_PORT}"
+url otel-collector OTLP "grpc 127.0.0.1:${OTLP_GRPC_PORT}, http 127.0.0.1:${OTLP_HTTP_PORT}"
+echo "Stop: docker compose -f docker-compose.observability.yml down   (add -v to wipe the data)"

@@ -1,5 +1,12 @@
 """The real lab for end-to-end tests: the compose file unchanged, an isolated project name,
-free host ports, torn down (volumes included) after the session."""
+free host ports, torn down (volumes included) after the session.
+
+The lab runs what this machine has. Where the official Tempo or Loki image is absent (no registry,
+and they are AGPL, so never built here), the ingest witness (tests/ingest-witness/) answers in
+their place and the tests read what it received; each such test's id ends in ``[ingest-witness]``.
+Tests marked ``official_images(...)`` need those services themselves (their APIs, Grafana): where
+an image is absent they are not run, and one summary line names the missing images.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +26,18 @@ import pytest
 import requests
 from dotenv import dotenv_values
 
-from lab import REPO, compose_files, free_port, isolated_env
+from lab import COMPOSE_FILE, REPO, free_port, image, image_tool, isolated_env
+from witness import Witness, attributes
 
-SERVICES = ("otel-collector", "tempo", "loki", "prometheus", "grafana")
-COMPOSE_FILES = compose_files()
+_tool = image_tool()
+MISSING = _tool.missing_services(COMPOSE_FILE)  # service -> official image the engine lacks
+WITNESSED = bool({"tempo", "loki"} & MISSING.keys())
+MODE = "ingest-witness" if WITNESSED else "tempo-loki"
+WITNESS_COMPOSE_FILE = REPO / "tests/ingest-witness/docker-compose.yml"
+COMPOSE_FILES = [COMPOSE_FILE, *([WITNESS_COMPOSE_FILE] if WITNESSED else [])]
+SERVICES = tuple([name for name in _tool.compose_images(COMPOSE_FILE)
+                  if name not in MISSING and name not in _tool.one_shot_services(COMPOSE_FILE)]
+                 + (["ingest-witness"] if WITNESSED else []))
 
 
 class Lab:
@@ -38,6 +53,8 @@ class Lab:
         self.grafana = f"http://127.0.0.1:{env['GRAFANA_PORT']}"
         self.grafana_auth = (env["GRAFANA_ADMIN_USER"], env["GRAFANA_ADMIN_PASSWORD"])
         self.up_seconds = 0.0
+        # What reached Tempo's and Loki's endpoints, where the witness stands in for them.
+        self.witness = Witness(Path(env["WITNESS_DIR"])) if WITNESSED else None
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         return compose(self.project, self.env_file, *args, timeout=timeout)
@@ -81,8 +98,38 @@ class Lab:
             process.wait(timeout=30)
 
     def trace(self, trace_id: str) -> dict | None:
+        """Tempo's answer for one trace (OTLP JSON), None while it has none."""
         response = requests.get(f"{self.tempo}/api/traces/{trace_id}", timeout=5)
         return response.json() if response.status_code == 200 else None
+
+    def stored_spans(self, trace_id: str) -> list[dict]:
+        """The spans of one trace as the trace backend got them: from Tempo's API, or from the witness
+        where it stands in for Tempo. Flattened as the witness does (``attributes`` a dict, with
+        ``resource`` and ``scope`` beside); de-duplicated by span id, as Tempo returns them."""
+        if self.witness:
+            spans = self.witness.trace(trace_id)
+        else:
+            trace = self.trace(trace_id) or {}
+            spans = [{**span, "attributes": attributes(span.get("attributes", [])),
+                      "resource": attributes(batch.get("resource", {}).get("attributes", [])),
+                      "scope": scope.get("scope", {}).get("name", "")}
+                     for batch in trace.get("batches", trace.get("resourceSpans", []))
+                     for scope in batch.get("scopeSpans", []) for span in scope.get("spans", [])]
+        return list({span["spanId"]: span for span in spans}.values())
+
+    def has_logs(self, service: str, trace_id: str | None = None, text: str | None = None) -> bool:
+        """Whether the log backend got a record of ``service`` (in trace ``trace_id``, containing ``text``):
+        asked of Loki, or of the witness where it stands in for Loki."""
+        if self.witness:
+            return any((trace_id is None or r.get("traceId") == trace_id)
+                       and (text is None or text in str(r.get("body", {}).get("stringValue", "")))
+                       for r in self.witness.logs(service))
+        query = f'{{service_name="{service}"}}' + (f' | trace_id="{trace_id}"' if trace_id else "")
+        return bool(self.loki_query(query + (f" |= {json.dumps(text)}" if text else "")))
+
+    def backend(self, name: str) -> str:
+        """The compose service receiving what ``name`` ("tempo", "loki") would: the witness here, where it stands in."""
+        return "ingest-witness" if self.witness and name in ("tempo", "loki") else name
 
     def loki_query(self, query: str) -> list[dict]:
         params = {"query": query, "start": str(int((time.time() - 3600) * 1e9)), "limit": "1000"}
@@ -172,12 +219,15 @@ def workload(lab) -> Workload:
 @pytest.fixture(scope="session")
 def lab_env_file(tmp_path_factory) -> Path:
     env_file = tmp_path_factory.mktemp("lab") / ".env"
-    isolated_env(env_file)
+    witness_dir = tmp_path_factory.mktemp("witness")
+    witness_dir.chmod(0o777)  # the witness runs as the collector image's user, 10001
+    isolated_env(env_file, WITNESS_IMAGE=image("otel-collector"), WITNESS_DIR=str(witness_dir),
+                 WITNESS_HEALTH_PORT=str(free_port()))
     return env_file
 
 
-# pytest-docker: the real compose file (plus the Grafana stand-in file where the official image
-# cannot be pulled), an isolated project, our env file, `down -v` after.
+# pytest-docker: the real compose file (plus the witness file where Tempo or Loki is absent), an
+# isolated project, our env file, `down -v` after.
 @pytest.fixture(scope="session")
 def docker_compose_file() -> list[str]:
     return [str(path) for path in COMPOSE_FILES]
@@ -199,21 +249,56 @@ def docker_cleanup(lab_env_file) -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def witness(lab) -> Witness:
+    """What the ingest witness received in Tempo's and Loki's place (its tests run only where it does)."""
+    assert lab.witness, "the witness runs where the official Tempo or Loki image is absent"
+    return lab.witness
+
+
+@pytest.fixture(scope="session", params=[MODE])
 def lab(request, lab_env_file, docker_compose_project_name) -> Lab:
+    """The running lab; its parameter, in every test id, says whether Tempo and Loki or the ingest
+    witness received what the collector sent."""
     env = dotenv_values(lab_env_file)
     started = time.monotonic()
     request.getfixturevalue("docker_services")  # compose up --wait, returns once all are healthy
     lab = Lab(lab_env_file, env, docker_compose_project_name)
+    if WITNESSED:
+        eventually(lambda: requests.get(f"http://127.0.0.1:{env['WITNESS_HEALTH_PORT']}", timeout=1).ok,
+                   timeout=60, interval=0.2)
     lab.up_seconds = time.monotonic() - started
     request.config.stash[UP_SECONDS] = lab.up_seconds
     return lab
 
 
 UP_SECONDS = pytest.StashKey[float]()
+NOT_RUN = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``official_images(service, ...)`` are not run where one of those services'
+    official image is absent: deselected (never passed, never skipped), counted in the summary."""
+    kept, not_run, witness_only = [], [], []
+    for item in items:
+        marker = item.get_closest_marker("official_images")
+        if marker and set(marker.args) & MISSING.keys():
+            not_run.append(item)
+        elif "witness" in getattr(item, "fixturenames", ()) and not WITNESSED:
+            witness_only.append(item)  # Tempo and Loki run here: their own tests cover the same ground
+        else:
+            kept.append(item)
+    if not_run or witness_only:
+        config.hook.pytest_deselected(items=not_run + witness_only)
+        items[:] = kept
+        config.stash[NOT_RUN] = len(not_run)
 
 
 def pytest_terminal_summary(terminalreporter, config) -> None:
-    """The lab's start time, in every test run's output (a figure, not a timed assertion)."""
+    """The lab's start time (a figure, not a timed assertion), and what was not run here."""
     if UP_SECONDS in config.stash:
-        terminalreporter.write_line(f"lab: {len(SERVICES)} services healthy {config.stash[UP_SECONDS]:.1f} s "
-                                    "after `docker compose up` (images present)")
+        terminalreporter.write_line(f"lab: {len(SERVICES)} services ({', '.join(SERVICES)}) healthy "
+                                    f"{config.stash[UP_SECONDS]:.1f} s after `docker compose up` (images present)")
+    if config.stash.get(NOT_RUN, 0):
+        absent = ", ".join(f"{image} ({service})" for service, image in MISSING.items())
+        terminalreporter.write_line(f"NOT RUN: {config.stash[NOT_RUN]} tests need official images absent on this "
+                                    f"machine: {absent}; tools/images/build_images.py says how to provide them")

@@ -15,6 +15,8 @@ from conftest import compose, eventually
 from grafana import DASHBOARDS, Grafana, derived_trace_ids, interpolate, log_rows
 from lab import isolated_env
 
+pytestmark = pytest.mark.official_images("grafana", "tempo", "loki")  # Grafana over all three
+
 # Which workload service each dashboard's service variable is set to in these tests.
 SERVICE_OF = {"obslab-agent-performance": "agent", "obslab-llm-cost": "agent",
               "obslab-service-overview": "agent", "obslab-data-pipeline": "etl"}

@@ -16,6 +16,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from grafana import DASHBOARDS
 
+pytestmark = pytest.mark.official_images("grafana", "tempo", "loki")  # Grafana over all three
+
 # As the machines here run Chromium: no sandbox as root, and no background calls to Google.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]

@@ -1,4 +1,5 @@
-"""End to end: the SDK -> the real collector -> Tempo, Loki, Prometheus, on the real compose file."""
+"""End to end: the SDK -> the real collector -> Tempo (or the ingest witness), Loki (or the witness),
+Prometheus, on the real compose file."""
 
 from __future__ import annotations
 
@@ -10,21 +11,8 @@ import requests
 
 import pytest
 
-from conftest import eventually
+from conftest import MISSING, SERVICES, eventually, settle
 from lab import REPO, free_port
-
-
-def _spans(trace: dict) -> list[dict]:
-    """Spans of a Tempo trace response (OTLP JSON), each with its resource attributes."""
-    out = []
-    for batch in trace.get("batches", trace.get("resourceSpans", [])):
-        for scope in batch.get("scopeSpans", batch.get("instrumentationLibrarySpans", [])):
-            out.extend(scope["spans"])
-    return out
-
-
-def _attrs(span: dict) -> dict:
-    return {a["key"]: next(iter(a["value"].values())) for a in span.get("attributes", [])}
 
 
 @pytest.fixture(scope="module")
@@ -35,23 +23,26 @@ def demo(lab):
 
 def test_every_service_reaches_healthy(lab):
     print(f"up -> all healthy: {lab.up_seconds:.1f} s")
-    assert lab.compose("ps", "--status", "running", "-q").stdout.count("\n") == 5
+    running = set(lab.compose("ps", "--status", "running", "--services").stdout.split())
+    assert running == set(SERVICES)
 
 
-def test_trace_is_in_tempo_with_agent_span_tree(lab, demo):
-    _, requests_made = demo
+def test_trace_reaches_the_trace_backend_with_agent_span_tree(lab, demo):
+    service, requests_made = demo
     planning = next(r for r in requests_made if r["intent"] == "planning")
-    trace = eventually(lambda: lab.trace(planning["trace_id"]))
-    spans = {s["name"]: s for s in _spans(trace)}
+    spans = {s["name"]: s for s in eventually(lambda: lab.stored_spans(planning["trace_id"]))}
     iteration, chat = spans["agent.iteration"], next(s for n, s in spans.items() if n.startswith("chat "))
     tool = spans["execute_tool search_flights"]
     assert chat["parentSpanId"] == iteration["spanId"]
     assert tool["parentSpanId"] == chat["spanId"]
-    assert _attrs(chat)["gen_ai.operation.name"] == "chat"
-    assert _attrs(tool)["gen_ai.tool.name"] == "search_flights"
-    assert _attrs(iteration)["agent.intent"] == "planning"
+    assert chat["attributes"]["gen_ai.operation.name"] == "chat"
+    assert tool["attributes"]["gen_ai.tool.name"] == "search_flights"
+    assert iteration["attributes"]["agent.intent"] == "planning"
+    assert iteration["resource"]["service.name"] == service
+    assert iteration["resource"]["deployment.environment"] == lab.env["DEFAULT_ENVIRONMENT"]  # set by the collector
 
 
+@pytest.mark.official_images("loki")
 def test_logs_in_spans_are_in_loki_with_trace_and_span_ids(lab, demo):
     service, requests_made = demo
     trace_id = requests_made[0]["trace_id"]
@@ -62,6 +53,7 @@ def test_logs_in_spans_are_in_loki_with_trace_and_span_ids(lab, demo):
     assert len(labels["span_id"]) == 16 and labels["intent"] == requests_made[0]["intent"]
 
 
+@pytest.mark.official_images("loki")
 def test_logs_outside_spans_arrive_too(lab, demo):
     service, _ = demo
     assert eventually(lambda: lab.loki_query(f'{{service_name="{service}"}} |= "travel agent demo starting"'))
@@ -83,26 +75,56 @@ def test_agent_metrics_are_in_prometheus_under_translated_names(lab, demo):
     assert {"llm_model", "llm_provider"} <= set(labels)
 
 
-def test_span_metrics_and_service_graph_come_from_tempo(lab, demo):
+def test_span_metrics_come_from_the_collector_under_the_names_grafana_reads(lab, demo):
+    service, requests_made = demo
+    calls = eventually(lambda: lab.promql(f'traces_spanmetrics_calls_total{{service="{service}"}}'), timeout=120)
+    labels = calls[0]["metric"]
+    assert {"service", "span_name", "span_kind", "status_code", "service_name"} <= set(labels), labels
+    assert eventually(lambda: lab.promql(f'traces_spanmetrics_duration_seconds_bucket{{service="{service}"}}'))
+    iterations = f'sum(traces_spanmetrics_calls_total{{service="{service}", span_name="agent.iteration"}})'
+    agent_runs = settle(lambda: lab.value(iterations), lambda value: value == len(requests_made), timeout=60)
+    assert agent_runs == len(requests_made)  # one agent.iteration root span a request, each counted once
+
+
+@pytest.mark.official_images("tempo")
+def test_service_graph_comes_from_tempo(lab, demo):
     service, _ = demo
-    assert eventually(lambda: lab.promql(f'traces_spanmetrics_calls_total{{service="{service}"}}'), timeout=120)
     assert eventually(lambda: lab.promql(f'traces_service_graph_request_total{{client="{service}"}}'), timeout=120)
 
 
-def test_latency_exemplar_carries_a_trace_id_that_tempo_knows(lab, demo):
+def test_latency_exemplar_carries_a_trace_id_the_trace_backend_received(lab, demo):
     service, _ = demo
 
     def exemplars():
         response = requests.get(f"{lab.prometheus}/api/v1/query_exemplars", params={
-            "query": f'traces_spanmetrics_latency_bucket{{service="{service}"}}',
+            "query": f'traces_spanmetrics_duration_seconds_bucket{{service="{service}"}}',
             "start": time.time() - 3600, "end": time.time()}, timeout=5)
         return [e for series in response.json()["data"] for e in series["exemplars"]]
 
     exemplar = eventually(exemplars, timeout=120)[0]
-    # Tempo's metrics-generator names the label traceID (the Prometheus datasource maps both names).
-    assert lab.trace(exemplar["labels"]["traceID"]) is not None
+    # OTLP exemplars are stored with the label trace_id (the Prometheus datasource links it to Tempo).
+    assert eventually(lambda: lab.stored_spans(exemplar["labels"]["trace_id"]))
 
 
+def test_doctor_reports_what_runs_and_what_does_not_run_here(lab):
+    """Where Tempo, Loki or Grafana cannot run, the doctor says so for their hops, apart from failures."""
+    absent = [service for service in ("tempo", "loki", "grafana") if service in MISSING]
+    doctor = [str(REPO / ".venv/bin/obslab"), "doctor", "--timeout", "60", "--not-running", ",".join(absent)]
+    ok = subprocess.run(doctor, capture_output=True, text=True, cwd=lab.env_file.parent, timeout=300)
+    print(ok.stdout)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    hops = ("collector", "tempo", "loki", "prometheus", "grafana", "grafana>tempo", "grafana>loki",
+            "grafana>prometheus")
+    for hop in hops:
+        status = "not running here" if set(hop.split(">")) & set(absent) else "ok"
+        assert f"{hop:18} {status}" in ok.stdout, hop
+    wrong_port = {"PATH": "/usr/bin:/bin", "PROMETHEUS_PORT": str(free_port())}
+    bad = subprocess.run([*doctor[:3], "5", *doctor[4:]], capture_output=True, text=True, cwd=lab.env_file.parent,
+                         timeout=300, env=wrong_port)
+    assert bad.returncode == 1 and "the prometheus hop failed" in bad.stdout
+
+
+@pytest.mark.official_images("tempo", "loki", "grafana")
 def test_doctor_follows_every_hop_and_names_the_failed_one(lab):
     doctor = [str(REPO / ".venv/bin/obslab"), "doctor", "--timeout", "60"]
     ok = subprocess.run(doctor, capture_output=True, text=True, cwd=lab.env_file.parent, timeout=300)

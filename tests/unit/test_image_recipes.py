@@ -1,0 +1,62 @@
+"""The image tool builds stand-ins only from permissively licensed Go modules, and says in one line
+how to provide an image it can neither pull nor build."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lab import COMPOSE_FILE, REPO, image_tool
+
+tool = image_tool()
+
+# Modules this workplace's package lists mark not-to-use (AGPL): no recipe may fetch them.
+AGPL = ("github.com/grafana/grafana", "github.com/grafana/loki/v3", "github.com/grafana/tempo")
+
+
+@pytest.mark.parametrize("name", sorted(tool.RECIPES))
+def test_every_module_a_recipe_fetches_is_in_the_licence_allow_list(name):
+    modules = tool.RECIPES[name].modules()
+    assert modules
+    for module in modules:
+        assert tool.module_licence(module) in ("Apache-2.0", "MIT", "BSD-3-Clause"), module
+
+
+def test_the_allow_list_refuses_a_module_outside_it():
+    assert tool.module_licence("github.com/grafana/tempo") is None
+    assert tool.module_licence("go.opentelemetry.io/collectorx/evil") is None  # a prefix is a path, not a string
+    assert tool.module_licence("go.opentelemetry.io/collector/otelcol") == "Apache-2.0"
+
+
+def test_no_recipe_and_no_allowed_module_names_tempo_loki_or_grafana():
+    assert not {"grafana/tempo", "grafana/loki", "grafana/grafana"} & set(tool.RECIPES)
+    for prefix in tool.ALLOWED_MODULES:
+        assert not any(module == prefix or module.startswith(prefix + "/") or prefix.startswith(module)
+                       for module in AGPL), prefix
+
+
+def test_no_project_file_fetches_or_builds_an_agpl_module():
+    pattern = re.compile(r"github\.com/grafana/(grafana|loki|tempo)([^-a-z_.]|$)")
+    for folder in ("tools", "sdk", "benchmarks", ".ci", "otel-collector", "prometheus"):
+        for path in (REPO / folder).rglob("*"):
+            if path.is_file() and path.suffix in (".py", ".sh", ".yaml", ".yml", ".toml", "") and ".venv" not in path.parts:
+                assert not pattern.search(path.read_text(errors="ignore")), path
+
+
+def test_the_collector_recipe_lists_the_builder_manifest_components():
+    modules = tool.RECIPES["otel/opentelemetry-collector-contrib"].modules()
+    assert "github.com/open-telemetry/opentelemetry-collector-contrib/connector/spanmetricsconnector" in modules
+    assert "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter" in modules
+
+
+def test_an_image_that_can_be_neither_pulled_nor_built_gets_one_line_naming_service_image_and_ways():
+    line = tool.how_to_provide("tempo", "grafana/tempo:2.9.0")
+    assert "\n" not in line
+    assert line.startswith("tempo: grafana/tempo:2.9.0")
+    assert "docker pull grafana/tempo:2.9.0" in line and "docker load -i" in line and "OBSLAB_IMAGES_DIR" in line
+
+
+def test_only_permissive_components_have_recipes_among_the_compose_images():
+    images = {image.rpartition(":")[0] for image in tool.compose_images(COMPOSE_FILE).values()}
+    assert set(tool.RECIPES) == images & {"otel/opentelemetry-collector-contrib", "prom/prometheus"}
