@@ -35,8 +35,10 @@ WITNESSED = bool({"tempo", "loki"} & MISSING.keys())
 MODE = "ingest-witness" if WITNESSED else "tempo-loki"
 WITNESS_COMPOSE_FILE = REPO / "tests/ingest-witness/docker-compose.yml"
 COMPOSE_FILES = [COMPOSE_FILE, *([WITNESS_COMPOSE_FILE] if WITNESSED else [])]
+# Where the witness runs, it answers as both tempo and loki: neither of them runs beside it.
+STANDS_IN = {"tempo", "loki"} if WITNESSED else set()
 SERVICES = tuple([name for name in _tool.compose_images(COMPOSE_FILE)
-                  if name not in MISSING and name not in _tool.one_shot_services(COMPOSE_FILE)]
+                  if name not in MISSING | STANDS_IN and name not in _tool.one_shot_services(COMPOSE_FILE)]
                  + (["ingest-witness"] if WITNESSED else []))
 
 
@@ -157,6 +159,16 @@ class Lab:
                                             "body": {"stringValue": "a record older than Loki accepts"}}]}]}]}
         requests.post(f"{self.otlp_http}/v1/logs", json=body, timeout=5).raise_for_status()
 
+    def send_metric_prometheus_refuses(self) -> None:
+        """One delta counter, sent over OTLP/HTTP: the collector accepts it and Prometheus refuses it
+        (its OTLP receiver takes cumulative sums only), a real export failure where Loki does not run."""
+        point = {"asInt": "1", "startTimeUnixNano": str(time.time_ns() - 10**9), "timeUnixNano": str(time.time_ns())}
+        body = {"resourceMetrics": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "obslab-delta"}}]},
+            "scopeMetrics": [{"metrics": [{"name": "obslab.delta", "sum": {
+                "dataPoints": [point], "aggregationTemporality": 1, "isMonotonic": True}}]}]}]}
+        requests.post(f"{self.otlp_http}/v1/metrics", json=body, timeout=5).raise_for_status()
+
 
 def compose(project: str, env_file: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """``docker compose`` on the lab's compose files, for one project and env file; fails on error."""
@@ -205,11 +217,13 @@ class Workload:
 def workload(lab) -> Workload:
     """The lab's demo workload, once per session, for the dashboards and Grafana's links.
 
-    It also makes the rare conditions panels show happen: an export failure at the collector; LLM
+    It also makes the rare conditions panels show happen: export failures at the collector (a log
+    record Loki refuses, a metric Prometheus refuses); LLM
     calls of the real OpenAI and Anthropic clients (to the fake LLM server), failed ones and one of a
     model without a price among them.
     """
     lab.send_log_loki_refuses()
+    lab.send_metric_prometheus_refuses()
     etl = f"panels-etl-{uuid.uuid4().hex[:8]}"
     lab.run_etl(etl, runs=4, interval=2.5)  # long enough for rate() to have two samples
     agent = f"panels-{uuid.uuid4().hex[:8]}"

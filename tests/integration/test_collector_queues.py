@@ -30,7 +30,8 @@ def _all_stored(lab, service: str, sent: int, timeout: float = 180) -> None:
             return None
 
     stored = settle(counts, lambda found: found == expected, timeout)
-    print(f"{service}: sent {sent} spans, {sent} log records, counter {sent}; stored {stored}")
+    print(f"{service}: sent {sent} spans, {sent} log records, counter {sent}; stored {stored}"
+          + (" (tempo and loki: what the ingest witness received)" if lab.witness else ""))
     assert stored == expected
 
 

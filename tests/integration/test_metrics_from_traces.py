@@ -34,26 +34,28 @@ def _client_server_traces(client: str, server: str, count: int) -> ExportTraceSe
 
 
 @pytest.fixture(scope="module")
-def sampled(lab) -> tuple[str, str, int]:
-    """20,000 client -> server traces sent while the collector keeps 10 % of traces: (client, server, count)."""
+def sampled(lab) -> tuple[str, str, int, dict]:
+    """20,000 client -> server traces sent while the collector keeps 10 % of traces: (client, server,
+    count, the span metrics' count per service once settled). The collector is put back to 100 % only
+    then: its span_metrics connector holds the counts in memory until its next flush (15 s)."""
     set_key(lab.env_file, "SAMPLING_PERCENTAGE", "10", quote_mode="never")
     lab.compose("up", "-d", "--wait", "otel-collector")
     suffix = uuid.uuid4().hex[:8]
     client, server, traces = f"sampled-client-{suffix}", f"sampled-server-{suffix}", 20_000
+    calls = {name: f'sum(traces_spanmetrics_calls_total{{service="{name}"}})' for name in (client, server)}
     try:
         for _ in range(traces // 1000):
             assert post(lab.otlp_http, "traces", _client_server_traces(client, server, 1000), retry_for=60)
+        counted = settle(lambda: {name: lab.value(query) for name, query in calls.items()},
+                         lambda found: found == {client: traces, server: traces}, timeout=120)
     finally:
         set_key(lab.env_file, "SAMPLING_PERCENTAGE", "100", quote_mode="never")
         lab.compose("up", "-d", "--wait", "otel-collector")
-    return client, server, traces
+    return client, server, traces, counted
 
 
 def test_request_rates_count_every_span_exactly_when_the_collector_keeps_10_percent(lab, sampled):
-    client, server, traces = sampled
-    calls = {name: f'sum(traces_spanmetrics_calls_total{{service="{name}"}})' for name in (client, server)}
-    counted = settle(lambda: {name: lab.value(query) for name, query in calls.items()},
-                     lambda found: found == {client: traces, server: traces}, timeout=120)
+    client, server, traces, counted = sampled
     print(f"sampling 10 %: {traces} requests sent, span metrics count {counted}")
     assert counted == {client: traces, server: traces}
     # The latency series carry exemplars (trace_id). They are taken before the sampler, so at 10 % most
@@ -69,7 +71,7 @@ def test_request_rates_count_every_span_exactly_when_the_collector_keeps_10_perc
 
 def test_the_sampler_keeps_about_10_percent_of_traces_each_whole(lab, sampled):
     """What reaches the trace backend: about a tenth of the traces, each with both its spans."""
-    client, server, traces = sampled
+    client, server, traces, _ = sampled
     if lab.witness:
         def kept() -> dict[str, set]:
             by_trace: dict[str, set] = {}
@@ -98,7 +100,7 @@ def test_the_sampler_keeps_about_10_percent_of_traces_each_whole(lab, sampled):
 
 @pytest.mark.official_images("tempo")
 def test_service_graph_counts_every_edge_when_the_collector_keeps_10_percent(lab, sampled):
-    client, server, traces = sampled
+    client, server, traces, _ = sampled
     edges = f'sum(traces_service_graph_request_total{{client="{client}", server="{server}"}})'
     eventually(lambda: lab.value(edges) > 0, timeout=120)
     time.sleep(30)  # settled: the counter stops moving once the metrics-generator has seen every kept span

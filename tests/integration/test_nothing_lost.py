@@ -160,7 +160,8 @@ def test_nothing_is_lost_through_a_60_s_collector_outage(lab, tmp_path):
     logs = settle(lambda: sorted(log_ids(lab, run.service)), lambda ids: ids == expected)
     counter = settle(lambda: counter_value(lab, "outage_records_total", run.service), lambda v: v == emitted)
     print(f"\n60 s outage, {RATE} spans + {RATE} log records a second: emitted {emitted} spans and {emitted} log "
-          f"records; stored {len(spans)} spans in Tempo, {len(logs)} log records in Loki, counter {counter}; "
+          f"records; stored {len(spans)} spans in {lab.backend('tempo')}, {len(logs)} log records in {lab.backend('loki')}, "
+          f"counter {counter}; "
           f"dropped 0 expected; app RSS {run.rss_before_kib / 1024:.1f} MiB before the outage, peak "
           f"{run.peak_rss_kib / 1024:.1f} MiB during it; emit latency p50 {run.totals['p50_ms']:.3f} ms, "
           f"p99 {run.totals['p99_ms']:.3f} ms")

@@ -1,0 +1,47 @@
+"""Every Prometheus panel query of the provisioned dashboards, run as Grafana would run it against the
+real Prometheus after the demo workload, returns data. The queries come from the dashboards'
+generator (grafana/dashboards/generate.py), variables set to the workload's services."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+from conftest import eventually
+from lab import REPO
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("dashboards_generate", REPO / "grafana/dashboards/generate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+GENERATOR = _generator()
+# Panels that read a backend's own metrics (Tempo's, Loki's ingest): they have data where it runs.
+NEEDS = {"tempo_": "tempo", "loki_": "loki"}
+QUERIES = [pytest.param(i, id=f"{query.uid}:{query.title}:{i}",
+                        marks=[pytest.mark.official_images(service) for prefix, service in NEEDS.items()
+                               if prefix in query.expr])
+           for i, query in enumerate(GENERATOR.prometheus_panel_queries())]
+
+
+@pytest.fixture(scope="module")
+def panel_queries(workload):
+    """The panel queries with the workload's service names in the dashboards' Service variable."""
+    values = {uid: {"service": [workload.etl if uid == "obslab-data-pipeline" else workload.agent],
+                    "environment": ["development"]}
+              for uid in GENERATOR.TEST_VALUES if uid != "obslab-lab-health"}
+    return [query.expr for query in GENERATOR.prometheus_panel_queries(values)]
+
+
+@pytest.mark.parametrize("index", QUERIES)
+def test_prometheus_panel_query_returns_data_after_the_workload(lab, panel_queries, index):
+    expr = panel_queries[index]
+    assert "vector(0)" not in expr  # nothing that returns data by construction
+    result = eventually(lambda: lab.promql(expr), timeout=90, interval=3)
+    assert all(len(series["value"]) == 2 for series in result), result
