@@ -3,14 +3,28 @@
 
 Run: .venv/bin/python benchmarks/bench_lab.py [--duration 20] [--use-running ENV_FILE] [--json]
 
+It measures what runs on this machine, chosen as the integration tests choose (tests/integration/conftest.py):
+- Tempo and Loki mode, where the official grafana/tempo and grafana/loki images are present: the collector's
+  traces and logs are counted where Tempo and Loki store them, as before.
+- Ingest witness mode, where either image is absent (they are AGPL and never built here): the lab runs what
+  it has (the collector, Prometheus) plus the tests' ingest witness (tests/ingest-witness/: the collector's own
+  image answering on the compose network as `tempo` and `loki`, writing every request it receives to
+  traces.jsonl / logs.jsonl in a folder of this run). The figures are then the collector's pipeline into
+  Tempo's and Loki's endpoints and into the real Prometheus; they say nothing of Tempo's or Loki's own
+  ingest rate or query latency, which need the official images. Every figure printed says which backend
+  produced it ("stored by").
+
 1. Builds OpenTelemetry's load generator telemetrygen from its published Go module, the version of the
    collector image in docker-compose.observability.yml (or, where the Go module proxy does not serve that
    version, the newest it serves below it, remembered in ~/.cache/obslab/telemetrygen/refused-v<version>:
    delete that file to try again), into ~/.cache/obslab/telemetrygen/v<version>/; later runs reuse the
    binary and need no network.
 2. Starts an isolated lab (compose project obslabbench<pid>, free ports from tests/lab.py isolated_env,
-   `up -d --wait`, timed until every service is healthy and the collector's health port answers), or
-   drives the lab of --use-running ENV_FILE. An isolated lab is always removed with `down -v`.
+   `up -d --wait` of the services whose images are present, plus the ingest witness in witness mode, timed
+   until every service is healthy and the collector's (and the witness's) health port answers), or drives
+   the lab of --use-running ENV_FILE (witness mode when that project runs an ingest-witness container, whose
+   folder the env file names in WITNESS_DIR, as the tests' env file does). An isolated lab is always removed
+   with `down -v`.
 3. Runs one phase per load, each --duration seconds, with its own service names so that every backend
    count is exact: telemetrygen traces (2 workers, unthrottled); telemetrygen logs (two processes of one
    worker: Loki keeps one of two records with the same stream, timestamp and line, which two workers of
@@ -20,21 +34,27 @@ Run: .venv/bin/python benchmarks/bench_lab.py [--duration 20] [--use-running ENV
    fast as it can; --metrics-load telemetrygen runs it anyway); the obslab SDK in a subprocess
    emitting spans, logs and counter increments as fast as it can.
    During the first three phases, probes sent over OTLP/HTTP measure how long a record takes from emit
-   to queryable: a trace by id in Tempo, a line with a unique id in Loki, a gauge with a unique value in
-   Prometheus. docker stats is sampled all along, the collector's own metrics (:8888, read from inside
-   the compose network) before and after each phase and every few seconds during it.
-4. Prints, per phase: records generated, accepted by the collector, stored by the backend (Tempo: span
-   metrics of its metrics-generator, traces_spanmetrics_calls_total, minus the spans its ingester
-   discarded, tempo_discarded_spans_total; Loki: count_over_time; Prometheus:
-   count_over_time of samples), whether accepted == stored, and the sustained rates (sent to the
-   collector per second of load; stored per second from the phase's start until the collector's
-   exporters had sent everything); freshness p50/p99; start time; idle, peak and final memory per
-   service. Then a verdict per target (PASS/MISS with the figure) and, where one is missed, what helps
+   to visible: a trace by id in Tempo, or its id in the witness's traces file; a line with a unique id in
+   Loki, or in the witness's logs file (the witness flushes its files every 200 ms); a gauge with a unique
+   value in Prometheus. docker stats is sampled all along, the collector's own metrics (:8888, read from
+   inside the compose network) before and after each phase and every few seconds during it.
+4. Prints, per phase: records generated, accepted by the collector, stored by the backend and which
+   backend that is (Tempo: the spans its distributor received, tempo_distributor_spans_received_total,
+   minus the spans its ingester discarded, tempo_discarded_spans_total, for the whole Tempo, not by service;
+   Loki: count_over_time; ingest witness: the distinct records of the phase's services in its files, spans
+   by span id, log records by service, timestamp and body, as Loki keeps one record of a stream per
+   timestamp and line, with the records it got more than once beside; Prometheus: count_over_time of
+   samples), whether accepted == stored, and the sustained rates (sent to the collector per second of load;
+   stored per second from the phase's start until the collector's exporters had sent everything); records
+   per second per collector core (accepted / the collector's CPU seconds from docker stats over the load and
+   the drain); freshness p50/p99; start time; idle, peak and final memory per service. Then a verdict per
+   target (PASS/MISS with the figure and the backend it comes from) and, where one is missed, what helps
    find the bottleneck: CPU per service per phase, exporter queue sizes, send and enqueue failures,
    receiver refusals, HTTP 429s seen by the collector, Loki's and Tempo's own discarded counters.
 
 Exit status 0 when every target passes, 1 otherwise. With --use-running, "accepted" counts every record
-the collector received during a phase, other senders' included; the stored counts stay this run's own.
+the collector received during a phase, other senders' included; the stored counts stay this run's own
+(but Tempo's, which counts every sender's spans).
 """
 from __future__ import annotations
 
@@ -43,6 +63,7 @@ import json
 import math
 import os
 import re
+import resource
 import secrets
 import signal
 import statistics
@@ -60,11 +81,12 @@ from dotenv import dotenv_values
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from lab import compose_files, image, isolated_env  # noqa: E402
+from lab import COMPOSE_FILE, free_port, image, image_tool, isolated_env  # noqa: E402
 
 CACHE = Path(os.environ.get("OBSLAB_CACHE", Path.home() / ".cache" / "obslab"))
 TELEMETRYGEN_MODULE = "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen"
-SERVICES = ("otel-collector", "tempo", "loki", "prometheus", "grafana")
+WITNESS = "ingest-witness"  # the tests' stand-in receiver for Tempo's and Loki's endpoints
+WITNESS_COMPOSE_FILE = REPO / "tests/ingest-witness/docker-compose.yml"
 GIB = 1024 ** 3
 
 TARGET_SPANS_PER_S = 40_000
@@ -74,6 +96,7 @@ TARGET_IDLE_BYTES = 1 * GIB
 
 # What each signal is called in the collector's own metrics (otelcol_receiver_accepted_<item>...).
 ITEM = {"traces": "spans", "logs": "log_records", "metrics": "metric_points"}
+TEMPO_RECEIVED = "tempo_distributor_spans_received_total"
 
 CHILDREN: list[subprocess.Popen] = []  # load generators still running, ended on any exit
 
@@ -129,12 +152,57 @@ def telemetrygen(collector_version: str) -> tuple[Path, str]:
 
 
 @dataclass
+class Mode:
+    """What the lab runs here: Tempo and Loki, or the ingest witness at their endpoints."""
+
+    witnessed: bool
+    missing: dict[str, str]  # service -> official image the engine lacks
+    services: list[str]      # compose services started: the lab's that run here, plus the witness
+
+    @property
+    def name(self) -> str:
+        return "ingest-witness" if self.witnessed else "tempo-loki"
+
+    @property
+    def lab_services(self) -> list[str]:
+        """The lab's own services that run here (the witness is a test instrument, not part of the lab)."""
+        return [s for s in self.services if s != WITNESS]
+
+    @property
+    def files(self) -> list[Path]:
+        return [COMPOSE_FILE, *([WITNESS_COMPOSE_FILE] if self.witnessed else [])]
+
+    def stored_by(self, signal_name: str) -> str:
+        if signal_name == "metrics":
+            return "Prometheus"
+        backend = {"traces": "Tempo", "logs": "Loki"}[signal_name]
+        return f"ingest witness ({backend}'s endpoint)" if self.witnessed else backend
+
+
+def lab_mode() -> Mode:
+    """As the integration tests decide: where the official Tempo or Loki image is absent, the ingest
+    witness answers as both `tempo` and `loki` (neither of them is started then, so that each name has
+    one answer); every other service runs where its image is present."""
+    tool = image_tool()
+    missing = tool.missing_services(COMPOSE_FILE)
+    for service in ("otel-collector", "prometheus"):
+        if service in missing:
+            raise SystemExit(f"{service}: {missing[service]} is absent; tools/images/build_images.py provides it")
+    witnessed = bool({"tempo", "loki"} & missing.keys())
+    once = tool.one_shot_services(COMPOSE_FILE)
+    services = [name for name in tool.compose_images(COMPOSE_FILE)
+                if name not in missing and name not in once and not (witnessed and name in ("tempo", "loki"))]
+    return Mode(witnessed, missing, services + ([WITNESS] if witnessed else []))
+
+
+@dataclass
 class Lab:
     env: dict[str, str]
     project: str
     env_file: Path
-    files: list[Path]
+    mode: Mode
     isolated: bool
+    witness: WitnessFiles | None = None
 
     def url(self, port_var: str) -> str:
         return f"http://127.0.0.1:{self.env[port_var]}"
@@ -144,7 +212,7 @@ class Lab:
         return f"127.0.0.1:{self.env['OTLP_GRPC_PORT']}"
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        files = [a for path in self.files for a in ("-f", str(path))]
+        files = [a for path in self.mode.files for a in ("-f", str(path))]
         return subprocess.run(["docker", "compose", *files, "-p", self.project, "--env-file", str(self.env_file),
                                *args], capture_output=True, text=True, timeout=timeout)
 
@@ -156,29 +224,55 @@ class Lab:
         return {svc: cid for cid, svc in (line.split("\t") for line in out.splitlines() if "\t" in line)}
 
 
-def isolated_lab(workdir: Path) -> Lab:
-    """A lab of its own: compose project obslabbench<pid>, free ports, a random Grafana password."""
+def isolated_lab(workdir: Path, mode: Mode) -> Lab:
+    """A lab of its own: compose project obslabbench<pid>, free ports, a random Grafana password, and in
+    witness mode the witness's folder (writable by the collector image's user, 10001) and health port."""
     env_file = workdir / ".env"
-    return Lab(isolated_env(env_file), f"obslabbench{os.getpid()}", env_file, compose_files(), isolated=True)
+    extra = {}
+    if mode.witnessed:
+        witness_dir = workdir / "witness"
+        witness_dir.mkdir()
+        witness_dir.chmod(0o777)
+        extra = {"WITNESS_IMAGE": image("otel-collector"), "WITNESS_DIR": str(witness_dir),
+                 "WITNESS_HEALTH_PORT": str(free_port())}
+    env = isolated_env(env_file, **extra)
+    return Lab(env, f"obslabbench{os.getpid()}", env_file, mode, isolated=True,
+               witness=WitnessFiles(Path(env["WITNESS_DIR"])) if mode.witnessed else None)
 
 
 def compose_up(lab: Lab) -> float:
-    """`up -d --wait`; returns the seconds from `up` to every service healthy and the collector's
-    health port answering (the collector image has nothing to run a compose healthcheck with)."""
-    say(f"starting an isolated lab (project {lab.project}, {', '.join(p.name for p in lab.files)})")
+    """`up -d --wait` of the services that run here; returns the seconds from `up` to every service
+    healthy and the collector's (and the witness's) health port answering (the collector image has
+    nothing to run a compose healthcheck with)."""
+    say(f"starting an isolated lab (project {lab.project}, {', '.join(p.name for p in lab.mode.files)}; "
+        f"services {', '.join(lab.mode.services)})")
     started = time.monotonic()
-    result = lab.compose("up", "-d", "--wait")
+    result = lab.compose("up", "-d", "--wait", *lab.mode.services)
     if result.returncode != 0:
         raise RuntimeError(f"docker compose up failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     wait_for(lambda: requests.get(lab.url("COLLECTOR_HEALTH_PORT"), timeout=1).ok, 60, "collector health")
+    if lab.mode.witnessed:
+        wait_for(lambda: requests.get(lab.url("WITNESS_HEALTH_PORT"), timeout=1).ok, 60, "witness health")
     return time.monotonic() - started
 
 
 def running_lab(env_file: Path, project: str) -> Lab:
     env = {k: v or "" for k, v in dotenv_values(env_file).items()}
-    lab = Lab(env, project, env_file.resolve(), compose_files(), isolated=False)
-    if not lab.containers():
+    probe = Lab(env, project, env_file.resolve(), Mode(False, {}, []), isolated=False)
+    running = probe.containers()
+    if not running:
         raise SystemExit(f"no running containers of compose project {project!r} (see --project)")
+    if WITNESS in running:
+        if not env.get("WITNESS_DIR"):
+            raise SystemExit(f"{project} runs an ingest witness, but {env_file} names no WITNESS_DIR to read it from")
+        mode = Mode(True, {}, [s for s in running if s not in ("tempo", "loki", "collector-data-owner")])
+    elif {"tempo", "loki"} <= running.keys():
+        mode = Mode(False, {}, [s for s in running if s != "collector-data-owner"])
+    else:
+        raise SystemExit(f"{project} runs neither Tempo and Loki nor an ingest witness: nothing receives its "
+                         "collector's traces and logs to count (the tests' env file and project run the witness)")
+    lab = Lab(env, project, env_file.resolve(), mode, isolated=False,
+              witness=WitnessFiles(Path(env["WITNESS_DIR"])) if mode.witnessed else None)
     wait_for(lambda: requests.get(lab.url("COLLECTOR_HEALTH_PORT"), timeout=1).ok, 30, "collector health")
     return lab
 
@@ -264,13 +358,19 @@ def refusals(samples) -> dict[str, float]:
 
 
 def backend_metrics(lab: Lab) -> dict[str, float]:
-    """Records the backends refused themselves (their own /metrics, published ports)."""
-    out = {}
+    """Tempo's and Loki's own counters (their /metrics, published ports): the spans Tempo's distributor
+    received, the records they refused themselves. None in witness mode: they do not run."""
+    out: dict[str, float] = {}
+    if lab.mode.witnessed:
+        return out
     for port, name in (("LOKI_PORT", "loki_discarded_samples_total"), ("TEMPO_PORT", "tempo_discarded_spans_total"),
-                       ("TEMPO_PORT", "tempo_metrics_generator_spans_discarded_total")):
+                       ("TEMPO_PORT", TEMPO_RECEIVED)):
         try:
             samples = parse_metrics(requests.get(f"{lab.url(port)}/metrics", timeout=5).text)
         except requests.RequestException:
+            continue
+        if name == TEMPO_RECEIVED:
+            out[name] = metric_sum(samples, name.removesuffix("_total"))
             continue
         for reason, value in by_label(samples, name.removesuffix("_total"), "reason").items():
             out[f"{name}{{reason={reason}}}"] = value
@@ -351,7 +451,8 @@ def _resource(service: str) -> dict:
 
 
 class Prober(threading.Thread):
-    """Sends one probe about every ``interval`` s while the load runs; records emit -> queryable seconds."""
+    """Sends one probe about every ``interval`` s while the load runs; records emit -> queryable seconds
+    (Tempo, Loki, Prometheus), or emit -> written to the witness's file (witness mode, traces and logs)."""
 
     def __init__(self, lab: Lab, signal_name: str, service: str, interval: float = 1.0, timeout: float = 30.0):
         super().__init__(daemon=True)
@@ -362,6 +463,9 @@ class Prober(threading.Thread):
         self.sent = 0
         self.lost = 0
         self.session = requests.Session()
+        # In witness mode: what the witness's file for this signal gains from now on.
+        self.watch = FileWatch(lab.witness.directory / f"{signal_name}.jsonl") \
+            if lab.witness and signal_name in ("traces", "logs") else None
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -387,12 +491,14 @@ class Prober(threading.Thread):
                 {"resourceSpans": [{"resource": _resource(self.service), "scopeSpans": [{"spans": [{
                     "traceId": trace_id, "spanId": span_id, "name": "bench-probe", "kind": 1,
                     "startTimeUnixNano": str(now_ns), "endTimeUnixNano": str(now_ns + 1000)}]}]}]},
-                lambda: self.session.get(f"{self.lab.url('TEMPO_PORT')}/api/traces/{trace_id}", timeout=5).status_code == 200),
+                (lambda: self.watch.seen(trace_id.encode())) if self.watch else
+                (lambda: self.session.get(f"{self.lab.url('TEMPO_PORT')}/api/traces/{trace_id}", timeout=5).status_code == 200)),
             "logs": (
                 {"resourceLogs": [{"resource": _resource(self.service), "scopeLogs": [{"logRecords": [{
                     "timeUnixNano": str(now_ns), "body": {"stringValue": f"bench probe {marker}"}}]}]}]},
-                lambda: bool(loki_query(self.lab, f'{{service_name="{self.service}"}} |= "{marker}"',
-                                        start_ns=now_ns - 60 * 10**9, session=self.session, limit=1))),
+                (lambda: self.watch.seen(marker.encode())) if self.watch else
+                (lambda: bool(loki_query(self.lab, f'{{service_name="{self.service}"}} |= "{marker}"',
+                                         start_ns=now_ns - 60 * 10**9, session=self.session, limit=1)))),
             "metrics": (
                 {"resourceMetrics": [{"resource": _resource(self.service), "scopeMetrics": [{"metrics": [{
                     "name": "obslabbench.probe", "gauge": {"dataPoints": [{
@@ -413,6 +519,81 @@ class Prober(threading.Thread):
                 pass
             time.sleep(0.05)
         return None
+
+
+class FileWatch:
+    """Whether a string appears in the complete lines a file gained since the watch began (the ingest
+    witness writes one OTLP JSON request a line; a line still being written is read next time)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+        self.tail = b""
+
+    def seen(self, needle: bytes) -> bool:
+        if not self.path.exists():
+            return False
+        with self.path.open("rb") as file:
+            file.seek(self.offset)
+            data = file.read()
+        self.offset += len(data)
+        data = self.tail + data
+        end = data.rfind(b"\n") + 1
+        self.tail = data[end:]
+        return needle in data[:end]
+
+
+class WitnessFiles:
+    """What the ingest witness wrote (traces.jsonl, logs.jsonl: OTLP JSON, one request a line), read as
+    the files grow. Per service: the distinct records (spans by span id; log records by timestamp and
+    body, within their service: what Loki keeps of a stream) and every record, duplicates included
+    (a request the collector sent again after a time-out arrives twice)."""
+
+    ITEMS = {"traces": ("resourceSpans", "scopeSpans", "spans"), "logs": ("resourceLogs", "scopeLogs", "logRecords")}
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._offset = {s: 0 for s in self.ITEMS}
+        self._distinct: dict[str, dict[str, dict[str, set[int]]]] = {s: {} for s in self.ITEMS}
+        self._received: dict[str, dict[str, int]] = {s: {} for s in self.ITEMS}
+        self._lock = threading.Lock()
+
+    def _read(self, signal_name: str) -> None:
+        path = self.directory / f"{signal_name}.jsonl"
+        if not path.exists():
+            return
+        resources_key, scopes_key, items_key = self.ITEMS[signal_name]
+        distinct, received = self._distinct[signal_name], self._received[signal_name]
+        with path.open("rb") as file:
+            file.seek(self._offset[signal_name])
+            for line in file:
+                if not line.endswith(b"\n"):
+                    break
+                self._offset[signal_name] += len(line)
+                for batch in json.loads(line).get(resources_key, []):
+                    service = next((kv.get("value", {}).get("stringValue", "")
+                                    for kv in batch.get("resource", {}).get("attributes", [])
+                                    if kv.get("key") == "service.name"), "")
+                    keys = distinct.setdefault(service, {})  # span ids, or body -> timestamps
+                    count = 0
+                    for scope in batch.get(scopes_key, []):
+                        for item in scope.get(items_key, []):
+                            if signal_name == "traces":
+                                keys.setdefault("", set()).add(int(item.get("spanId") or "0", 16))
+                            else:
+                                body = item.get("body") or {}
+                                text = body["stringValue"] if "stringValue" in body else json.dumps(body, sort_keys=True)
+                                keys.setdefault(text, set()).add(int(item.get("timeUnixNano") or 0))
+                            count += 1
+                    received[service] = received.get(service, 0) + count
+
+    def count(self, signal_name: str, prefix: str) -> tuple[int, int]:
+        """(distinct records, records received) of the services whose name starts with ``prefix``."""
+        with self._lock:
+            self._read(signal_name)
+            return (sum(len(keys) for s, by_body in self._distinct[signal_name].items() if s.startswith(prefix)
+                        for keys in by_body.values()),
+                    sum(n for s, n in self._received[signal_name].items() if s.startswith(prefix)))
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -443,18 +624,29 @@ def _range(since: float) -> str:
     return f"{int(time.time() - since) + 60}s"
 
 
-def stored_count(lab: Lab, signal_name: str, prefix: str, since: float) -> int:
-    """Records of the services named ``prefix``* that the backend holds (exact, by service name)."""
-    if signal_name == "traces":  # spans the metrics-generator saw, by service (counters are absolute)
-        result = promql(lab, f'sum(traces_spanmetrics_calls_total{{service=~"{prefix}.*"}})')
-    elif signal_name == "logs":
+def stored_count(lab: Lab, signal_name: str, prefix: str, since: float, baseline: dict[str, float]) -> tuple[int, int | None]:
+    """(records stored, records received duplicates included, where known): in the ingest witness's files
+    or Loki or Prometheus, those of the services named ``prefix``* (exact, by service name); in Tempo, the
+    spans its distributor received since ``baseline`` (its counters before the phase), less those its
+    ingester discarded (every reason but rate_limited, which refuses spans before they count as received)."""
+    if lab.witness and signal_name in ("traces", "logs"):
+        return lab.witness.count(signal_name, prefix)
+    if signal_name == "traces":
+        now = backend_metrics(lab)
+        if TEMPO_RECEIVED not in now:
+            raise ValueError("Tempo's /metrics did not answer")
+        discarded = sum(v - baseline.get(k, 0) for k, v in now.items()
+                        if k.startswith("tempo_discarded_spans_total") and "reason=rate_limited" not in k)
+        return int(now[TEMPO_RECEIVED] - baseline.get(TEMPO_RECEIVED, 0) - discarded), None
+    if signal_name == "logs":
         response = requests.get(f"{lab.url('LOKI_PORT')}/loki/api/v1/query", timeout=120, params={
             "query": f'sum(count_over_time({{service_name=~"{prefix}.*"}}[{_range(since)}]))'})
         response.raise_for_status()
         result = response.json()["data"]["result"]
-    else:  # samples of the run's series, but target_info (one per resource and request) and Tempo's
+    else:  # samples of the run's series, but target_info (one per resource and request) and the span
+        # metrics the collector's span_metrics connector makes of the run's spans (traces_spanmetrics_*)
         result = promql(lab, f'sum(count_over_time({{job=~"(.+/)?{prefix}.*", __name__!~"target_info|traces_.*"}}[{_range(since)}]))')
-    return int(float(result[0]["value"][1])) if result else 0
+    return (int(float(result[0]["value"][1])) if result else 0), None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -572,8 +764,11 @@ class Phase:
     sent: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     stored: dict[str, int] = field(default_factory=dict)
+    received: dict[str, int | None] = field(default_factory=dict)  # witness: records, duplicates included
     freshness: dict[str, dict] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)  # deltas of the diagnostic counters
+    cores: dict[str, float] = field(default_factory=dict)  # service -> mean cores used, load and drain
+    generator_cpu_s: float = 0.0  # CPU seconds of the load processes (telemetrygen, this script's)
 
 
 def _collector_counts(samples, signal_name: str) -> dict[str, float]:
@@ -604,12 +799,16 @@ def run_phase(phase: Phase, lab: Lab, start_load, probe_services: dict[str, str]
     before = collector_metrics(lab)
     before_backends = backend_metrics(lab)
     probers = [Prober(lab, s, svc) for s, svc in probe_services.items()]
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     phase.start = time.time()
     finish_load = start_load()
     for prober in probers:
         prober.start()
-    generated = finish_load()  # waits for the load to end
+    generated = finish_load()  # waits for the load to end (and reaps its processes)
     phase.load_end = time.time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    phase.generator_cpu_s = (children.ru_utime + children.ru_stime
+                             - children_before.ru_utime - children_before.ru_stime)
     for prober in probers:  # no new probe; the one in flight may still be waiting for its record
         prober.stop.set()
     phase.generated = generated
@@ -644,29 +843,21 @@ def run_phase(phase: Phase, lab: Lab, start_load, probe_services: dict[str, str]
 
     # Stored: poll each backend until it holds what was sent, or its count stops moving.
     for s in phase.signals:
-        wait = settle * (4 if s == "traces" else 1)  # span metrics reach Prometheus every 15 s
-        last, last_change, deadline = -1, time.monotonic(), time.monotonic() + max(180, wait * 2)
+        last, received, last_change = -1, None, time.monotonic()
+        deadline = time.monotonic() + max(180, settle * 2)
         while time.monotonic() < deadline:
             try:
-                count = stored_count(lab, s, f"{prefix}-{phase.name}", phase.start - 5)
+                count, received = stored_count(lab, s, f"{prefix}-{phase.name}", phase.start - 5, before_backends)
             except (requests.RequestException, KeyError, ValueError, IndexError) as exc:
                 say(f"{s} count failed: {exc}")
                 count = last
             if count != last:
                 last, last_change = count, time.monotonic()
-            if count >= phase.sent[s] or time.monotonic() - last_change > wait:
+            if count >= phase.sent[s] or time.monotonic() - last_change > settle:
                 break
             time.sleep(2)
         phase.stored[s] = max(last, 0)
-    if "traces" in phase.signals:
-        # Span metrics count what Tempo's distributor received; spans its ingester then dropped (live
-        # traces or trace size limits: every reason but rate_limited, which refuses them before) are not stored.
-        # Spans the metrics-generator skipped (arriving more than its 30 s slack after they ended) are
-        # stored all the same, uncounted by the span metrics.
-        phase.stored["traces"] = max(0, phase.stored["traces"] - int(sum(
-            v for k, v in phase.counters.items()
-            if k.startswith("tempo_discarded_spans_total") and "reason=rate_limited" not in k)) + int(sum(
-            v for k, v in phase.counters.items() if k.startswith("tempo_metrics_generator_spans_discarded_total"))))
+        phase.received[s] = received
     return phase
 
 
@@ -678,17 +869,25 @@ def rate(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else 0.0
 
 
-def phase_rows(phase: Phase, duration: int) -> list[dict]:
+def phase_rows(phase: Phase, lab_mode_: Mode) -> list[dict]:
     rows = []
+    window = phase.drained - phase.start
+    collector_cpu_s = phase.cores.get("otel-collector", 0.0) * window  # CPU seconds over load and drain
     for s in phase.signals:
         load_s = phase.load_end - phase.start
-        to_drained = max(phase.drained - phase.start, load_s)
+        to_drained = max(window, load_s)
+        received = phase.received.get(s)
         rows.append({
             "phase": phase.name, "signal": s, "generated": phase.generated.get(s),
             "accepted": phase.accepted[s], "refused": phase.refused[s], "export_failed": phase.failed[s],
             "stored": phase.stored[s], "equal": phase.accepted[s] == phase.stored[s],
+            "stored_by": lab_mode_.stored_by(s),
+            "received": received, "twice": None if received is None else received - phase.stored[s],
             "sent_per_s": rate(phase.accepted[s] + phase.refused[s], load_s),
             "stored_per_s": rate(phase.stored[s], to_drained), "load_s": load_s, "drain_s": phase.drained - phase.load_end,
+            # the collector's CPU serves every signal of a phase: a per-core figure only for one-signal phases
+            "collector_cores": phase.cores.get("otel-collector"),
+            "per_core": rate(phase.accepted[s], collector_cpu_s) if len(phase.signals) == 1 and collector_cpu_s else None,
         })
     return rows
 
@@ -701,27 +900,75 @@ def fmt(value, digits: int = 0) -> str:
     return f"{value:,}"
 
 
-def verdicts(rows: list[dict], phases: list[Phase], idle: dict[str, float]) -> list[dict]:
+def lab_service_names() -> list[str]:
+    """The lab's long-running services, as the compose file names them."""
+    tool = image_tool()
+    once = tool.one_shot_services(COMPOSE_FILE)
+    return [name for name in tool.compose_images(COMPOSE_FILE) if name not in once]
+
+
+def not_running(mode: Mode) -> dict[str, str]:
+    """The lab's services that do not run in this benchmark, and why."""
+    out = {}
+    for service in lab_service_names():
+        if service in mode.lab_services:
+            continue
+        if service in mode.missing:
+            out[service] = f"{mode.missing[service]} absent"
+        elif mode.witnessed and service in ("tempo", "loki"):
+            out[service] = "the ingest witness answers in its place"
+        else:
+            out[service] = "not running in this project"
+    return out
+
+
+def verdicts(rows: list[dict], phases: list[Phase], idle: dict[str, float], mode: Mode) -> list[dict]:
     row = {(r["phase"], r["signal"]): r for r in rows}
     out = []
+    stored = "received" if mode.witnessed else "stored"
     for key, target, what in ((("traces", "traces"), TARGET_SPANS_PER_S, "spans/s"),
                               (("logs", "logs"), TARGET_LOGS_PER_S, "log records/s")):
         r = row[key]
         lost = r["accepted"] - r["stored"]
         ok = r["stored_per_s"] >= target and lost == 0
-        out.append((f">= {target:,} {what} stored, nothing lost", ok,
-                    f"{r['stored_per_s']:,.0f} {what} stored; accepted {r['accepted']:,}, stored {r['stored']:,} "
-                    f"(lost {lost:,}; refused at the receiver, the sender's to retry: {r['refused']:,})"))
+        figure = (f"{r['stored_per_s']:,.0f} {what} {stored}; accepted {r['accepted']:,}, {stored} {r['stored']:,} "
+                  f"(lost {lost:,}; refused at the receiver, the sender's to retry: {r['refused']:,}")
+        if r["twice"] is not None:
+            figure += f"; delivered more than once: {r['twice']:,}"
+        figure += ")"
+        if r["per_core"] is not None:
+            figure += f"; {r['per_core']:,.0f} {what} per collector core"
+        if mode.witnessed:
+            backend = r["stored_by"].split("(")[1].split("'")[0]
+            out.append((f">= {target:,} {what} delivered by the collector to {backend}'s endpoint (ingest witness), "
+                        f"nothing lost", ok, figure + f"; says nothing of {backend}'s own ingest rate (official image absent)"))
+        else:
+            out.append((f">= {target:,} {what} stored by {r['stored_by']}, nothing lost", ok, figure))
     fresh = {s: f for p in phases for s, f in p.freshness.items()}
-    for s, name in (("traces", "Tempo"), ("logs", "Loki")):
+    for s in ("traces", "logs"):
         f = fresh.get(s, {})
         ok = f.get("p99") is not None and f["p99"] <= TARGET_FRESHNESS_P99_S and not f.get("not_found")
         figure = "no probe found" if f.get("p99") is None else f"p99 {f['p99']:.2f} s"
-        out.append((f"{name} freshness p99 <= {TARGET_FRESHNESS_P99_S:g} s", ok,
-                    f"{figure} over {f.get('probes', 0)} probes, {f.get('not_found', 0)} not found in 30 s"))
-    total = sum(idle.values())
-    out.append(("all five services idle <= 1 GiB", total <= TARGET_IDLE_BYTES and len(idle) == len(SERVICES),
-                f"{total / 2**20:,.0f} MiB ({len(idle)} services measured)"))
+        figure += f" over {f.get('probes', 0)} probes, {f.get('not_found', 0)} not found in 30 s"
+        backend = {"traces": "Tempo", "logs": "Loki"}[s]
+        if mode.witnessed:
+            out.append((f"{s} freshness p99 <= {TARGET_FRESHNESS_P99_S:g} s, emit -> written by the ingest witness "
+                        f"({backend}'s endpoint)", ok,
+                        figure + f"; {backend}'s own time to make a record queryable not included"))
+        else:
+            out.append((f"{backend} freshness p99 <= {TARGET_FRESHNESS_P99_S:g} s", ok, figure))
+    services = mode.lab_services
+    total = sum(idle.get(svc, 0) for svc in services)
+    absent = not_running(mode)
+    each = ", ".join(f"{svc} {idle[svc] / 2**20:,.0f}" for svc in services if svc in idle)
+    figure = f"{total / 2**20:,.0f} MiB ({each})"
+    if absent:
+        figure += "; not running, not measured: " + ", ".join(f"{svc} ({why})" for svc, why in absent.items())
+    if WITNESS in idle:
+        figure += f"; the ingest witness, a test instrument, not counted: {idle[WITNESS] / 2**20:,.0f} MiB"
+    name = "all five services idle <= 1 GiB" if not absent and len(services) == 5 else \
+        f"the lab's services running here ({', '.join(services)}) idle <= 1 GiB"
+    out.append((name, total <= TARGET_IDLE_BYTES and all(svc in idle for svc in services), figure))
     return [{"target": name, "pass": ok, "figure": figure} for name, ok, figure in out]
 
 
@@ -729,33 +976,68 @@ def print_report(report: dict) -> None:
     p = print
     p(f"\nobslab lab benchmark: telemetrygen v{report['telemetrygen']}, {report['duration']} s per phase, "
       f"{'isolated lab' if report['isolated'] else 'running lab ' + report['project']}")
+    if report["mode"] == "ingest-witness":
+        p("mode: ingest witness (as the tests choose it: the official Tempo or Loki image is absent here)")
+        p(f"  running: {', '.join(report['services'])}; not running: "
+          + ", ".join(f"{svc} ({why})" for svc, why in report["not_running"].items()))
+        p("  traces and logs: what the collector delivered to Tempo's (tempo:4317, OTLP gRPC) and Loki's"
+          "\n  (loki:3100/otlp/v1/logs) endpoints, counted in the files of the ingest witness answering there;"
+          "\n  Tempo's and Loki's own ingest and query figures need their official images"
+          "\n  metrics: stored by the real Prometheus")
+    else:
+        p(f"mode: Tempo and Loki (official images present); running: {', '.join(report['services'])}"
+          + ("; not running: " + ", ".join(f"{svc} ({why})" for svc, why in report["not_running"].items())
+             if report["not_running"] else ""))
     if not report["isolated"]:
         p("(a running lab: accepted counts whatever else the collector received during each phase)")
     if report.get("start_s") is not None:
-        p(f"lab start: {report['start_s']:.1f} s from `docker compose up` to all services healthy")
-    p(f"\n{'phase':8} {'signal':8} {'generated':>11} {'accepted':>11} {'stored':>11} {'equal':>6} "
-      f"{'sent/s':>10} {'stored/s':>10} {'drain s':>8}")
+        p(f"lab start: {report['start_s']:.1f} s from `docker compose up` to all services healthy "
+          f"({', '.join(report['services'])})")
+    p(f"\n{'phase':8} {'signal':8} {'generated':>11} {'accepted':>11} {'stored':>11} {'equal':>6} {'twice':>6} "
+      f"{'sent/s':>10} {'stored/s':>10} {'drain s':>8}  stored by")
     for r in report["rows"]:
         p(f"{r['phase']:8} {r['signal']:8} {fmt(r['generated']):>11} {fmt(r['accepted']):>11} {fmt(r['stored']):>11} "
-          f"{'yes' if r['equal'] else 'NO':>6} {fmt(r['sent_per_s']):>10} {fmt(r['stored_per_s']):>10} "
-          f"{r['drain_s']:8.1f}")
-    p("(accepted: by the collector's receiver; stored: Tempo span metrics minus the spans Tempo's ingester"
-      "\n discarded, Loki count_over_time, Prometheus samples;"
+          f"{'yes' if r['equal'] else 'NO':>6} {fmt(r['twice']):>6} {fmt(r['sent_per_s']):>10} "
+          f"{fmt(r['stored_per_s']):>10} {r['drain_s']:8.1f}  {r['stored_by']}")
+    p("(accepted: by the collector's receiver; stored: the distinct records in the ingest witness's files"
+      "\n (spans by span id, log records by service, timestamp and body), Tempo's distributor's received spans"
+      "\n minus those its ingester discarded, Loki count_over_time, Prometheus samples; twice: records the"
+      "\n witness received more than once (a retried request), not counted in stored;"
       "\n sent/s: reaching the collector per second of load; stored/s: from the phase's start until the collector"
       "\n had sent everything; generated > accepted: dropped in the generator, e.g. a full span queue)")
-    p(f"\n{'freshness (emit -> queryable)':30} {'p50 s':>7} {'p99 s':>7} {'probes':>7} {'not found':>10}")
-    for s, name in (("traces", "Tempo, trace by id"), ("logs", "Loki, line with an id"),
+    p(f"\n{'per collector core':18} {'signal':8} {'collector cores':>16} {'CPU s':>7} {'accepted/CPU s':>15}  "
+      "other cores: services; load generators (during the load)")
+    for name, diag in report["diagnostics"].items():
+        rows = [r for r in report["rows"] if r["phase"] == name]
+        cores = diag["cores"].get("otel-collector")
+        window = rows[0]["load_s"] + rows[0]["drain_s"]
+        others = ", ".join(f"{svc} {c:.2f}" for svc, c in diag["cores"].items() if svc != "otel-collector")
+        generators = diag.get("generator_cores")
+        p(f"{name:18} {rows[0]['signal'] if len(rows) == 1 else 'all':8} {fmt(cores, 2):>16} "
+          f"{fmt(cores * window if cores is not None else None, 1):>7} "
+          f"{fmt(rows[0]['per_core'] if len(rows) == 1 else None):>15}  {others}; {fmt(generators, 2)}")
+    p("(cores: docker stats CPU %, mean of its samples over the load and the drain, / 100; accepted/CPU s:"
+      "\n records per second per collector core, for one-signal phases; load generators: their processes' CPU"
+      "\n time over the load, on the same cores)")
+    p(f"\n{'freshness (emit -> visible)':52} {'p50 s':>7} {'p99 s':>7} {'probes':>7} {'not found':>10}")
+    witnessed = report["mode"] == "ingest-witness"
+    for s, name in (("traces", "ingest witness's file (Tempo's endpoint), trace id" if witnessed else "Tempo, trace by id"),
+                    ("logs", "ingest witness's file (Loki's endpoint), line id" if witnessed else "Loki, line with an id"),
                     ("metrics", "Prometheus, unique gauge value")):
         f = report["freshness"].get(s)
         if f:
-            p(f"{name:30} {fmt(f['p50'], 2):>7} {fmt(f['p99'], 2):>7} {f['probes']:>7} {f['not_found']:>10}")
+            p(f"{name:52} {fmt(f['p50'], 2):>7} {fmt(f['p99'], 2):>7} {f['probes']:>7} {f['not_found']:>10}")
+    if witnessed:
+        p("(the witness flushes its files every 200 ms)")
     p(f"\n{'memory MiB':16} {'idle':>7} {'peak':>7} {'end':>7}")
-    for svc in SERVICES:
+    for svc in report["services"]:
         m = report["memory"].get(svc, {})
         p(f"{svc:16} " + " ".join(f"{m[k] / 2**20:7.0f}" if m.get(k) is not None else f"{'-':>7}"
                                   for k in ("idle", "peak", "end")))
-    p(f"{'total':16} " + " ".join(
-        f"{sum(m.get(k) or 0 for m in report['memory'].values()) / 2**20:7.0f}" for k in ("idle", "peak", "end")))
+    lab_services = [svc for svc in report["services"] if svc != WITNESS]
+    p(f"{'lab total':16} " + " ".join(
+        f"{sum(report['memory'].get(svc, {}).get(k) or 0 for svc in lab_services) / 2**20:7.0f}"
+        for k in ("idle", "peak", "end")) + ("   (without the ingest witness)" if witnessed else ""))
     p("\nverdict")
     for v in report["verdicts"]:
         p(f"  {'PASS' if v['pass'] else 'MISS'}  {v['target']}: {v['figure']}")
@@ -772,10 +1054,10 @@ def print_report(report: dict) -> None:
                 p(f"  {'':8} {key}: {value:,.0f}")
 
 
-def diagnostics(phase: Phase, monitor: Monitor) -> dict:
+def diagnostics(phase: Phase, monitor: Monitor, services: list[str]) -> dict:
     samples = monitor.between(phase.start, phase.drained)
     cpu = {}
-    for svc in SERVICES:
+    for svc in services:
         values = [s.cpu[svc] for s in samples if svc in s.cpu]
         if values:
             cpu[svc] = (statistics.mean(values), max(values))
@@ -784,12 +1066,13 @@ def diagnostics(phase: Phase, monitor: Monitor) -> dict:
         if phase.start <= t <= phase.drained:
             for exporter, size in queues.items():
                 peaks[exporter] = max(peaks.get(exporter, 0), size)
-    return {"cpu": cpu, "queue_peak": peaks, "counters": phase.counters}
+    return {"cpu": cpu, "cores": {svc: a / 100 for svc, (a, _) in cpu.items()}, "queue_peak": peaks,
+            "generator_cores": rate(phase.generator_cpu_s, phase.load_end - phase.start), "counters": phase.counters}
 
 
-def memory(monitor: Monitor, idle_until: float, end_from: float) -> dict[str, dict]:
+def memory(monitor: Monitor, idle_until: float, end_from: float, services: list[str]) -> dict[str, dict]:
     out = {}
-    for svc in SERVICES:
+    for svc in services:
         idle = [s.mem[svc] for s in monitor.stats if s.t <= idle_until and svc in s.mem]
         every = [s.mem[svc] for s in monitor.stats if svc in s.mem]
         end = [s.mem[svc] for s in monitor.stats if s.t >= end_from and svc in s.mem]
@@ -808,10 +1091,12 @@ def bench(args, workdir: Path) -> dict:
     if args.use_running:
         lab = running_lab(Path(args.use_running), args.project)
     else:
-        lab = args._lab = isolated_lab(workdir)  # known before `up`: removed even if `up` fails
+        lab = args._lab = isolated_lab(workdir, lab_mode())  # known before `up`: removed even if `up` fails
         start_s = compose_up(lab)
+    say(f"mode {lab.mode.name}: running {', '.join(lab.mode.services)}")
     if lab.env.get("SAMPLING_PERCENTAGE", "100") != "100":
-        say(f"SAMPLING_PERCENTAGE={lab.env['SAMPLING_PERCENTAGE']}: Tempo stores fewer spans than accepted")
+        say(f"SAMPLING_PERCENTAGE={lab.env['SAMPLING_PERCENTAGE']}: {lab.mode.stored_by('traces')} gets fewer "
+            "spans than accepted")
     monitor = Monitor(lab)
     monitor.start()
     say(f"lab up{f' in {start_s:.1f} s' if start_s else ''}; measuring idle memory for {args.idle} s")
@@ -857,27 +1142,30 @@ def bench(args, workdir: Path) -> dict:
         "sdk-load", [{"endpoint": lab.otlp_grpc, "service": f"{prefix}-sdk", "duration": d}],
         lambda results: {"traces": results[0]["spans"], "logs": results[0]["logs"], "metrics": None})))
 
+    services = lab.mode.services
     for name, signals, start in loads:
         say(f"phase {name}: {d} s of load, then counting")
         probes = {name: f"{prefix}-{name}-probe"} if name in ITEM else {}
         phase = run_phase(Phase(name, signals), lab, start, probes, monitor, prefix, args.settle)
+        phase.cores = diagnostics(phase, monitor, services)["cores"]
         phases.append(phase)
-        for r in phase_rows(phase, d):
-            say(f"  {r['signal']}: accepted {r['accepted']:,}, stored {r['stored']:,}, "
+        for r in phase_rows(phase, lab.mode):
+            say(f"  {r['signal']}: accepted {r['accepted']:,}, stored {r['stored']:,} ({r['stored_by']}), "
                 f"{r['stored_per_s']:,.0f}/s stored")
     end_from = time.time()
     time.sleep(5)
     monitor.stop.set()
     monitor.join(timeout=10)
-    rows = [r for p in phases for r in phase_rows(p, d)]
-    mem = memory(monitor, idle_until, end_from)
+    rows = [r for p in phases for r in phase_rows(p, lab.mode)]
+    mem = memory(monitor, idle_until, end_from, services)
     idle = {svc: m["idle"] for svc, m in mem.items() if m["idle"] is not None}
     return {
         "telemetrygen": tg_version, "duration": d, "isolated": lab.isolated, "project": lab.project,
+        "mode": lab.mode.name, "services": services, "not_running": not_running(lab.mode),
         "run_id": run_id, "start_s": start_s, "rows": rows,
         "freshness": {s: f for p in phases for s, f in p.freshness.items()},
-        "memory": mem, "verdicts": verdicts(rows, phases, idle),
-        "diagnostics": {p.name: diagnostics(p, monitor) for p in phases},
+        "memory": mem, "verdicts": verdicts(rows, phases, idle, lab.mode),
+        "diagnostics": {p.name: diagnostics(p, monitor, services) for p in phases},
         "phases": [asdict(p) for p in phases],
     }
 
@@ -891,7 +1179,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     parser.add_argument("--idle", type=float, default=10, help="seconds of idle memory sampling before the load")
     parser.add_argument("--settle", type=float, default=10,
-                        help="seconds a backend count must stay unchanged before it is taken as final (x4 for Tempo)")
+                        help="seconds a backend count must stay unchanged before it is taken as final")
     parser.add_argument("--child-spans", type=int, default=1, help="telemetrygen child spans per trace (default 1)")
     parser.add_argument("--batch-size", type=int, default=4000,
                         help="telemetrygen records per export (default 4000; its own default, 100, makes the "
