@@ -38,7 +38,7 @@ COMPOSE_FILES = [COMPOSE_FILE, *([WITNESS_COMPOSE_FILE] if WITNESSED else [])]
 # Where the witness runs, it answers as both tempo and loki: neither of them runs beside it.
 STANDS_IN = {"tempo", "loki"} if WITNESSED else set()
 SERVICES = tuple([name for name in _tool.compose_images(COMPOSE_FILE)
-                  if name not in MISSING | STANDS_IN and name not in _tool.one_shot_services(COMPOSE_FILE)]
+                  if name not in MISSING.keys() | STANDS_IN and name not in _tool.one_shot_services(COMPOSE_FILE)]
                  + (["ingest-witness"] if WITNESSED else []))
 
 
