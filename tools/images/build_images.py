@@ -344,7 +344,8 @@ def _stale_standin(image: str) -> bool:
                           capture_output=True, text=True)
     labels = json.loads(proc.stdout or "null") or {}
     built_here = labels.get("org.opencontainers.image.description") == STANDIN_DESCRIPTION
-    return built_here and labels.get(RECIPE_LABEL, "") != recipe_of(image.rpartition(":")[0])
+    name = image.rpartition(":")[0]
+    return built_here and name in RECIPES and labels.get(RECIPE_LABEL, "") != recipe_of(name)
 
 
 def try_pull(image: str) -> bool:
