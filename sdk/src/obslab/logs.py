@@ -162,7 +162,36 @@ def console_handler(settings: Settings, stream: Any = None, redactor: Redactor |
     handler = logging.StreamHandler(stream or (sys.stdout if settings.console_only else sys.stderr))
     handler.setFormatter(JsonFormatter(settings.service_name, redactor) if settings.json_logs
                          else TextFormatter(redactor))
+    handler.addFilter(_NotPrintedByTheApplication())
     return handler
+
+
+def _prints_to_terminal(handler: logging.Handler) -> bool:
+    """Whether ``handler`` writes log lines to the terminal (stdout or stderr)."""
+    terminals = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)}
+    return (isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+            and id(getattr(handler, "stream", None)) in terminals)
+
+
+class _NotPrintedByTheApplication(logging.Filter):
+    """Lets a record through obslab's console handler only when no handler of the application on
+    the record's way up the logger tree (its own logger, its parents while they propagate, the
+    root) prints it to the terminal already; checked for each record, so handlers the application
+    adds after init count too."""
+
+    @guarded("console log filter")
+    def _printed_elsewhere(self, record: logging.LogRecord) -> bool:
+        logger: logging.Logger | None = logging.getLogger(record.name) if record.name != "root" else logging.getLogger()
+        while logger is not None:
+            for handler in logger.handlers:
+                if (record.levelno >= handler.level and _prints_to_terminal(handler)
+                        and not any(isinstance(f, _NotPrintedByTheApplication) for f in handler.filters)):
+                    return True
+            logger = logger.parent if logger.propagate else None
+        return False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self._printed_elsewhere(record)
 
 
 def find_installed_bridge() -> logging.Handler | None:
@@ -227,11 +256,8 @@ class LoggingBridge:
             root.addHandler(self.console)
 
     def _app_prints(self) -> bool:
-        """Whether a handler of the application already prints log lines to the terminal."""
-        terminals = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)}
-        return any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-                   and id(getattr(h, "stream", None)) in terminals and h not in self.handlers
-                   for h in logging.getLogger().handlers)
+        """Whether a handler of the application on the root logger already prints to the terminal."""
+        return any(_prints_to_terminal(h) and h not in self.handlers for h in logging.getLogger().handlers)
 
     def _keep_handlers(self, original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)
