@@ -29,7 +29,7 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from obslab import _diagnostics, _spool
-from obslab._export import target, unreachable
+from obslab._export import address, is_otlp, unreachable
 from obslab.config import Settings
 
 DEFAULT_CAPACITY = 10_000
@@ -82,16 +82,13 @@ class _Spooled:
 
 
 def buffered(exporter: Any, settings: Settings, signal: str) -> Any:
-    """``exporter`` behind an outage buffer sized by the settings (as it is when ``outage_buffer``
-    is 0)."""
-    if settings.outage_buffer == 0:
+    """An OTLP ``exporter`` behind an outage buffer sized by the settings; any other exporter, or
+    any exporter when ``outage_buffer`` is 0, as it is."""
+    where = address(exporter) if is_otlp(exporter) else None
+    if settings.outage_buffer == 0 or where is None:
         return exporter
-    where = target(settings, signal)
-    send = None
-    if settings.spool_dir:
-        send = _spool.sender(signal, where.address, where.endpoint, settings.otlp_protocol, where.insecure,
-                             where.timeout)
-    return OutageBuffer(exporter, signal, where.address, settings.outage_buffer, spool_dir=settings.spool_dir,
+    send = _spool.sender(signal, exporter) if settings.spool_dir else None
+    return OutageBuffer(exporter, signal, where, settings.outage_buffer, spool_dir=settings.spool_dir,
                         send_request=send, exit_timeout=settings.shutdown_timeout)
 
 

@@ -30,7 +30,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.resources import Resource
 
 from obslab._diagnostics import guarded
-from obslab._export import otlp_exporter
+from obslab._export import build_exporters
 from obslab._outage import buffered
 from obslab.config import Settings
 from obslab.privacy import Redactor, each, mask_exports
@@ -48,16 +48,16 @@ def build_logger_provider(
     settings: Settings, resource: Resource, exporter: LogRecordExporter | None = None,
     redactor: Redactor | None = None,
 ) -> tuple[LoggerProvider, list[LogRecordExporter]]:
-    """A provider exporting log records in batches (default: OTLP), masked first when privacy is on."""
+    """A provider exporting log records in batches (default: the exporters ``OTEL_LOGS_EXPORTER``
+    names, each behind an outage buffer), masked first when privacy is on."""
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    if exporter is None and not settings.console_only:
-        exporter = buffered(otlp_exporter(settings, "logs"), settings, "logs")
-    if exporter is None:
-        return provider, []
-    if redactor is not None:
-        mask_exports(exporter, each(redactor.log), [])
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-    return provider, [exporter]
+    exporters = [exporter] if exporter is not None else [buffered(e, settings, "logs")
+                                                         for e in build_exporters(settings, "logs")]
+    for each_exporter in exporters:
+        if redactor is not None:
+            mask_exports(each_exporter, each(redactor.log), [])
+        provider.add_log_record_processor(BatchLogRecordProcessor(each_exporter))
+    return provider, exporters
 
 
 class OTLPHandler(LoggingHandler):

@@ -134,10 +134,15 @@ class Telemetry:
         return built[0], built[1], built[2]
 
     def _network(self, exporters: list[Any], given: Any, signal: str) -> None:
-        """Remember the OTLP exporter of ``signal`` (the first one, unless a test gave its own)."""
-        if not given and not self.settings.console_only and exporters:
-            self._network_exporters.append(exporters[0])
-            self._collectors.add(_export.target(self.settings, signal).address)
+        """Remember the OTLP exporters of ``signal`` and where they send (unless a test gave its own)."""
+        if given:
+            return
+        for exporter in exporters:
+            inner = exporter.exporter if isinstance(exporter, OutageBuffer) else exporter
+            where = _export.address(inner) if _export.is_otlp(inner) else None
+            if where is not None:
+                self._network_exporters.append(exporter)
+                self._collectors.add(where)
 
     def _outage_buffers(self) -> list[OutageBuffer]:
         return [exporter for exporter in self._network_exporters if isinstance(exporter, OutageBuffer)]
@@ -150,14 +155,17 @@ class Telemetry:
         if self._installed or not self.enabled:
             return
         try:
-            textmap = propagator(self.settings.propagators)  # first: it may reject a name
+            # obslab's propagators setting, checked first: it may reject a name; without it, the
+            # propagators the SDK read from OTEL_PROPAGATORS stay.
+            textmap = propagator(self.settings.propagators) if self.settings.propagators is not None else None
             self._instrument_libraries()
             if self.settings.system_metrics:
                 self._undo.append(register_system_metrics(self.get_meter("obslab.system"),
                                                           window=self.settings.metric_export_interval))
-            previous_textmap = get_global_textmap()
-            set_global_textmap(textmap)
-            self._undo.append(lambda: set_global_textmap(previous_textmap))
+            if textmap is not None:
+                previous_textmap = get_global_textmap()
+                set_global_textmap(textmap)
+                self._undo.append(lambda: set_global_textmap(previous_textmap))
             self._undo.append(web.install_trace_id_header())
             self._quiet.install()
             self._install_logging()
@@ -458,7 +466,6 @@ def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = No
             return _handle
         settings = load_settings(arguments, defaults=defaults)
         instrumentation.check_names(settings.instrument)
-        content_capture_mode()  # a value the instrumentations would ignore is refused here
         if settings.disabled:
             _handle = Telemetry(settings, enabled=False, arguments=arguments)
             return _handle
