@@ -27,6 +27,9 @@ CONFIGURATION_PACKAGE = "opentelemetry.sdk._configuration"
 # reachability check) and their transport, on which the spool sends with the same endpoint, TLS
 # credentials, compression and headers. No public accessor exists for them.
 EXPORTER_STATE = {"_endpoint", "_client", "_headers", "_stub", "_timeout"}
+# The API's set-once guards of the global providers, reset (obslab._globals) only to replace providers
+# obslab itself built and shut down, when init_telemetry() is called again after shutdown().
+GLOBAL_GUARDS = ("opentelemetry.metrics._internal", "opentelemetry._logs._internal")
 
 
 def private(name: str) -> bool:
@@ -108,3 +111,9 @@ def test_beta_contrib_packages_are_pinned_to_the_sdk_release_they_match():
     expected = {name: f"=={beta}" if spec.startswith("==0.") else f"=={sdk}" for name, spec in pins.items()}
     assert pins == expected
     assert {"opentelemetry-instrumentation", "opentelemetry-semantic-conventions"} <= pins.keys()
+
+
+def test_the_only_private_api_modules_reached_are_the_documented_global_guards():
+    from obslab import _globals
+
+    assert {module for module, *_ in _globals._GLOBALS.values()} - {"opentelemetry.trace"} == set(GLOBAL_GUARDS)

@@ -145,6 +145,7 @@ class OutageBuffer:
         self._sending = threading.Lock()  # one send at a time, so that order holds
         self._work = threading.Event()
         self._stop = threading.Event()
+        self._nudge = threading.Event()  # ends a pause between attempts (force_flush, shutdown)
         self._thread: threading.Thread | None = None
 
     @property
@@ -173,10 +174,20 @@ class OutageBuffer:
         return self._result.SUCCESS
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        """Send what is waiting, for at most ``timeout_millis``; True when nothing is left."""
-        if self._items and not unreachable(self._addresses):
-            self._down = False
-            self._drain(time.monotonic() + timeout_millis / 1000)
+        """Have the background sender send what is waiting now, and wait for it at most
+        ``timeout_millis`` (no thread of its own: a call never leaves anything behind); True when
+        nothing is left."""
+        if not self._items:
+            return True
+        if unreachable(self._addresses):
+            return False
+        self._down = False
+        self._start_thread()
+        self._work.set()
+        self._nudge.set()
+        deadline = time.monotonic() + timeout_millis / 1000
+        while self._items and time.monotonic() < deadline and self._thread is not None:
+            time.sleep(0.005)
         return not self._items
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
@@ -188,6 +199,7 @@ class OutageBuffer:
             self._state = "closing"
         self._stop.set()
         self._work.set()
+        self._nudge.set()
         if first and self._items and not unreachable(self._addresses):
             self._down = False
             self._drain(time.monotonic() + min(timeout_millis / 1000, self.exit_timeout))
@@ -257,7 +269,10 @@ class OutageBuffer:
             while self._items and not self._stop.is_set():
                 delay = self._drain()
                 if delay:
-                    self._stop.wait(delay)
+                    self._nudge.wait(delay)
+                    if self._nudge.is_set():
+                        self._nudge.clear()
+                        self._down = False
 
     def _drain(self, deadline: float | None = None) -> float:
         """Send the queue oldest first until it is empty (0 is returned) or an attempt fails (the

@@ -23,7 +23,7 @@ from opentelemetry.metrics import Counter, Histogram, Meter, NoOpMeterProvider, 
 from opentelemetry.propagate import get_global_textmap, set_global_textmap
 from opentelemetry.trace import NoOpTracerProvider, Span, Tracer
 
-from obslab import _diagnostics, _export, instrumentation, web
+from obslab import _diagnostics, _export, _globals, instrumentation, web
 from obslab._outage import NOUNS, OutageBuffer, observe_drops
 from obslab.agent import AgentInstruments
 from obslab.config import SIGNALS, Default, Settings, load_settings
@@ -69,6 +69,8 @@ class Telemetry:
         self._log_handlers: list[logging.Handler] = []
         self._quiet = _diagnostics.QuietSdkLoggers()
         self._built: list[Any] = [None, None, None]  # the providers this handle built
+        self._replaces: tuple[Any, ...] = ()  # the providers of a handle shut down before this one
+        self._built_once: tuple[Any, ...] = ()  # what _build made, kept after _release forgets it
         self._redactor = Redactor(settings.privacy_keys, settings.privacy_secret) if settings.privacy else None
         # Spans and log records may carry LLM message content once it is turned on: masked even with privacy off.
         self._content_redactor = self._redactor
@@ -131,6 +133,7 @@ class Telemetry:
         for provider in built:
             if provider is not None:
                 setattr(provider, _OURS, True)
+        self._built_once = tuple(built)
         return built[0], built[1], built[2]
 
     def _network(self, exporters: list[Any], given: Any, signal: str) -> None:
@@ -190,13 +193,10 @@ class Telemetry:
         self._undo.append(bridge.uninstall)
 
     def _set_global_providers(self) -> None:
-        owned_tracer, owned_meter, owned_logger = self._owned
-        if owned_tracer:
-            trace.set_tracer_provider(self._tracer_provider)
-        if owned_meter:
-            metrics.set_meter_provider(self._meter_provider)
-        if owned_logger:
-            _logs.set_logger_provider(self._logger_provider)
+        providers = (self._tracer_provider, self._meter_provider, self._logger_provider)
+        for signal, provider, owned in zip(SIGNALS, providers, self._owned):
+            if owned:
+                _globals.set_provider(signal, provider, retired=self._replaces)
 
     def _instrument_libraries(self) -> None:
         own = instrumentation.own_names(self.settings.instrument)
@@ -232,7 +232,7 @@ class Telemetry:
                 exporter.shutdown()  # so that shutting the providers down waits on no collector
             for provider in self._built:
                 if provider is not None:
-                    self._bounded(provider.shutdown, 1.0)
+                    provider.shutdown()
         finally:
             quiet.restore()
         self._network_exporters, self._built = [], [None, None, None]
@@ -328,13 +328,20 @@ class Telemetry:
     # --- flush and shutdown -----------------------------------------------------------------
 
     def force_flush(self, timeout: float | None = None) -> bool:
-        """Export what is buffered; True when every signal was delivered. Gives up after
-        ``timeout`` s (default: shutdown_timeout), and at once when a collector refuses connections."""
+        """Export what is buffered, in the calling thread; True when every signal was delivered.
+        Returns at once when a collector refuses connections; otherwise each provider flushes within
+        ``timeout`` s (default: shutdown_timeout) as far as it can tell, and an export already under
+        way against a collector that never answers ends with the exporter's own timeout
+        (``OTEL_EXPORTER_OTLP_TIMEOUT``)."""
         if not self.enabled:
             return True
         if _export.unreachable(self._collectors):
             return False
-        return self._bounded(self._flush_all, timeout or self.settings.shutdown_timeout)
+        try:
+            return self._flush_all(timeout or self.settings.shutdown_timeout)
+        except Exception as error:
+            _diagnostics.report("flush", error)
+            return False
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Give the application back its logging and patched functions, then flush and stop
@@ -349,11 +356,20 @@ class Telemetry:
             self._quiet.mute()
             for exporter in self._network_exporters:
                 exporter.shutdown()  # exports now fail at once (or go to the spool) instead of retrying
-        done = self._bounded(self._shutdown_all, timeout or self.settings.shutdown_timeout)
-        if not done:
-            self._quiet.mute()
-            for exporter in self._network_exporters:
-                exporter.shutdown()  # interrupts the retry back-off still running
+        # A collector that accepts connections and never answers would hold the exports until the
+        # exporters' own timeout: past ``timeout``, the exporters are shut down, which ends them.
+        interrupted = threading.Event()
+        watchdog = threading.Timer(timeout or self.settings.shutdown_timeout, self._interrupt_exports, (interrupted,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            done = self._shutdown_all(timeout or self.settings.shutdown_timeout)
+        except Exception as error:
+            _diagnostics.report("shutdown", error)
+            done = False
+        finally:
+            watchdog.cancel()
+        done = done and not interrupted.is_set()
         if down or not done:
             self._report_unsent(down)
         if self._stop_prometheus is not None:
@@ -362,10 +378,21 @@ class Telemetry:
         self._quiet.restore()
         return done and not down
 
-    def _flush_all(self) -> bool:
-        flushed = [provider.force_flush() is not False
+    def _interrupt_exports(self, interrupted: threading.Event) -> None:
+        """Shut the network exporters down (ending exports under way), on shutdown's deadline."""
+        interrupted.set()
+        self._quiet.mute()
+        for exporter in self._network_exporters:
+            try:
+                exporter.shutdown()
+            except Exception as error:
+                _diagnostics.report("shutdown", error)
+
+    def _flush_all(self, timeout: float) -> bool:
+        millis = int(timeout * 1000)
+        flushed = [provider.force_flush(millis) is not False
                    for provider in (self._tracer_provider, self._meter_provider, self._logger_provider)]
-        return all([*flushed, *(buffer.force_flush() for buffer in self._outage_buffers())])
+        return all([*flushed, *(buffer.force_flush(millis) for buffer in self._outage_buffers())])
 
     def _report_unsent(self, down: list[str]) -> None:
         """One stderr line on what could not be delivered at exit, and where it went."""
@@ -383,30 +410,12 @@ class Telemetry:
         if down or lost or spooled:
             _diagnostics.notice("shutdown", message)
 
-    def _shutdown_all(self) -> bool:
-        delivered = self._flush_all() if not all(self._owned) else True
+    def _shutdown_all(self, timeout: float) -> bool:
+        delivered = self._flush_all(timeout) if not all(self._owned) else True
         for provider, owned in zip((self._tracer_provider, self._meter_provider, self._logger_provider), self._owned):
             if owned:  # adopted providers were flushed above; their owner shuts them down
                 provider.shutdown()
         return delivered
-
-    @staticmethod
-    def _bounded(work: Callable[[], Any], timeout: float) -> bool:
-        """Run ``work`` in a daemon thread; True if it finished within ``timeout`` seconds without
-        reporting failure."""
-        outcome: list[bool] = []
-
-        def run() -> None:
-            try:
-                outcome.append(work() is not False)
-            except Exception as error:
-                _diagnostics.report("flush", error)
-                outcome.append(False)
-
-        worker = threading.Thread(target=run, name="obslab-flush", daemon=True)
-        worker.start()
-        worker.join(timeout)
-        return outcome == [True]
 
 
 def init_telemetry(
@@ -435,7 +444,8 @@ def init_telemetry(
     outage_buffer: int | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
 ) -> Telemetry:
-    """Set up traces, metrics and logs for this process and return the telemetry handle.
+    """Set up traces, metrics and logs for this process and return the telemetry handle (a new
+    one after ``shutdown()``).
 
     Arguments left as None come from the environment, a ``.env`` file (``env_file``, or ``.env``
     in the working directory), a YAML config file or defaults, in that order. A bad value raises
@@ -459,6 +469,9 @@ def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = No
     """``init_telemetry`` with ``defaults`` below every other source (``auto_instrument``'s)."""
     global _handle
     with _handle_lock:
+        retired: tuple[Any, ...] = ()
+        if _handle is not None and _handle._shutdown_done and _handle.enabled:
+            retired, _handle = tuple(_handle._built_once), None  # shut down: a new handle replaces it
         if _handle is not None:
             if _handle._arguments != arguments:
                 warnings.warn("init_telemetry() was already called with other arguments; "
@@ -473,20 +486,24 @@ def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = No
             warnings.warn("privacy is on without OBSLAB_PRIVACY_SECRET: user ids are exported as [REDACTED]; "
                           "set a per-deployment secret to export keyed hashes that keep a user's requests "
                           "together", UserWarning, stacklevel=3)
-        handle = Telemetry(settings, arguments=arguments, adopted=_providers_set_up_elsewhere(settings))
+        handle = Telemetry(settings, arguments=arguments,
+                           adopted=_providers_set_up_elsewhere(settings, retired))
+        handle._replaces = retired
         handle._install()
         _handle = handle
         return handle
 
 
-def _providers_set_up_elsewhere(settings: Settings) -> Providers | None:
+def _providers_set_up_elsewhere(settings: Settings, retired: tuple[Any, ...] = ()) -> Providers | None:
     """The SDK providers already installed in this process (by ``opentelemetry-instrument``, or
-    the application); None for a signal nobody set up, which obslab then sets up itself."""
+    the application); None for a signal nobody set up (or set up by a handle now shut down, in
+    ``retired``), which obslab then sets up itself."""
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
 
     current = (trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider())
+    current = tuple(None if any(provider is old for old in retired) else provider for provider in current)
     found = tuple(provider if isinstance(provider, kind) and not getattr(provider, _OURS, False) else None
                   for provider, kind in zip(current, (TracerProvider, MeterProvider, LoggerProvider)))
     if not any(found):
