@@ -11,10 +11,13 @@ A value the SDK cannot use gives a warning and is left out, never an exception a
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import logging
 import os
 import socket
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from grpc import StatusCode
@@ -29,6 +32,7 @@ BUFFERED = ("traces", "logs")  # the signals an outage buffer keeps (metrics are
 # the buffer keeps the batch, instead of the exporter's back-off holding it for seconds.
 _RETRIED_BY_EXPORTER = frozenset({StatusCode.RESOURCE_EXHAUSTED, StatusCode.ABORTED, StatusCode.OUT_OF_RANGE,
                                   StatusCode.DATA_LOSS})
+_EXPORTING: contextvars.ContextVar[bool] = contextvars.ContextVar("obslab_exporting", default=False)
 _PROTOCOL_EXPORTERS = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
 _OTLP_NAMES = frozenset({"otlp", *_PROTOCOL_EXPORTERS.values()})
 
@@ -77,7 +81,7 @@ def build_exporters(settings: Settings, signal: str) -> list[Any]:
             _logger.warning("%s exporter %r cannot be loaded (%s): %s not exported there", signal, name, error, signal)
             continue
         try:
-            exporters.append(cls(**_arguments(settings, signal, name)))
+            exporters.append(marked(cls(**_arguments(settings, signal, name))))
         except Exception as error:  # a malformed OTEL_EXPORTER_OTLP_* value the exporter refuses
             _logger.warning("%s exporter %r cannot be made (%s: %s): %s not exported there", signal, name,
                             type(error).__name__, error, signal)
@@ -97,6 +101,34 @@ def _arguments(settings: Settings, signal: str, name: str) -> dict[str, Any]:
     elif name == "otlp_proto_http" and settings.otlp_endpoint is not None:
         arguments["endpoint"] = f"{settings.otlp_endpoint.rstrip('/')}/v1/{signal}"
     return arguments
+
+
+@contextlib.contextmanager
+def exporting() -> Iterator[None]:
+    """Marks the code inside as obslab's export path: log records it causes are not exported again."""
+    token = _EXPORTING.set(True)
+    try:
+        yield
+    finally:
+        _EXPORTING.reset(token)
+
+
+def is_exporting() -> bool:
+    """Whether the current code runs inside an export (see :func:`exporting`)."""
+    return _EXPORTING.get()
+
+
+def marked(exporter: Any) -> Any:
+    """``exporter`` whose exports run marked as the export path (see :func:`exporting`)."""
+    export = exporter.export
+
+    @functools.wraps(export)
+    def export_marked(*args: Any, **kwargs: Any) -> Any:
+        with exporting():
+            return export(*args, **kwargs)
+
+    exporter.export = export_marked
+    return exporter
 
 
 def is_otlp(exporter: Any) -> bool:

@@ -29,7 +29,7 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from obslab import _diagnostics, _spool
-from obslab._export import address, is_otlp, unreachable
+from obslab._export import address, exporting, is_otlp, unreachable
 from obslab.config import Settings
 
 DEFAULT_CAPACITY = 10_000
@@ -277,7 +277,7 @@ class OutageBuffer:
     def _drain(self, deadline: float | None = None) -> float:
         """Send the queue oldest first until it is empty (0 is returned) or an attempt fails (the
         seconds to wait before the next one are returned), or past ``deadline``."""
-        with suppress_instrumentation():  # the sends must not be traced or logged back to us
+        with suppress_instrumentation(), exporting():  # the sends must not be traced or logged back to us
             while self._state != "closed" and (deadline is None or time.monotonic() < deadline):
                 with self._sending:
                     if self._down and unreachable(self._addresses):

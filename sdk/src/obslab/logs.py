@@ -30,7 +30,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.resources import Resource
 
 from obslab._diagnostics import guarded
-from obslab._export import build_exporters
+from obslab._export import build_exporters, is_exporting
 from obslab._outage import buffered
 from obslab.config import Settings
 from obslab.privacy import Redactor, each, mask_exports
@@ -42,6 +42,8 @@ _STDLIB_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "ascti
 _ADDED_FIELDS = frozenset({"message", "asctime", "trace_id", "span_id", "data",
                            "otelTraceID", "otelSpanID", "otelServiceName", "otelTraceSampled"})
 _PLAIN = (str, bool, int, float)
+# Libraries an export runs through: their records while the SDK exports are about that export.
+_EXPORT_PATH_LOGGERS = ("opentelemetry", "grpc", "urllib3", "requests", "http.client", "httpx", "httpcore", "obslab")
 
 
 def build_logger_provider(
@@ -64,12 +66,14 @@ class OTLPHandler(LoggingHandler):
     """The OpenTelemetry logging handler, fed a copy of each record whose ``extra={"data": {...}}``
     is flattened to attributes.
 
-    Records logged while the SDK exports (an HTTP client's debug lines about the export request,
-    say) are not exported again: that would feed an export loop.
+    Records logged while obslab exports (an HTTP client's debug lines about the export request,
+    say) are not exported again: that would feed an export loop. Under the SDK's suppression of
+    instrumentation (set while it exports, also for exporters obslab did not make), the records of
+    the export path's own libraries are left out too; the application's own records are kept.
     """
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not is_instrumentation_enabled():  # the SDK's exports run with instrumentation suppressed
+        if is_exporting() or (not is_instrumentation_enabled() and record.name.startswith(_EXPORT_PATH_LOGGERS)):
             return
         try:
             super().emit(_otlp_record(record))
