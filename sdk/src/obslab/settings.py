@@ -8,7 +8,9 @@ Standard ``OTEL_*`` variables are not here: opentelemetry-sdk and its exporters 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from obslab import _parsers as p
 from obslab.prices import parse_prices
 
@@ -26,6 +28,7 @@ class Setting:
     parse: p.Parser
     renamed_from: tuple[str, ...] = ()  # old variable names, still read with a warning
     example: str = ""  # the value shown in .env.example
+    auto_default: str = ""  # the default of obslab.auto_instrument(), when it differs
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -34,7 +37,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("service_version", "OBSLAB_SERVICE_VERSION", "service_version", "str", "0.0.0",
             "service.version of the instrumented app", p.parse_str, example="1.0.0"),
     Setting("environment", "OBSLAB_ENVIRONMENT", "environment", "str", "development",
-            "deployment.environment.name, any name; production turns JSON logs on", p.parse_environment),
+            "deployment.environment.name, any name; production turns JSON logs on", p.parse_environment,
+            auto_default="production"),
     Setting("otlp_endpoint", "OTLP_ENDPOINT", "otlp_endpoint", "URL or host:port",
             "OTEL_EXPORTER_OTLP_* (http://localhost:4317)",
             "collector endpoint of every signal; host:port means plain text (over the OTEL_EXPORTER_OTLP_* "
@@ -42,7 +46,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("otlp_protocol", None, "otlp_protocol", "grpc | http/protobuf",
             "OTEL_EXPORTER_OTLP_PROTOCOL (grpc)", "OTLP protocol; http/protobuf needs obslab[http]", p.parse_protocol),
     Setting("enable_console_export", "OBSLAB_CONSOLE_EXPORT", "enable_console_export", "bool", "false",
-            "also print spans and metrics on the console", p.parse_bool, renamed_from=("OTEL_CONSOLE_EXPORT",)),
+            "also print spans and metrics on the console", p.parse_bool, renamed_from=("OTEL_CONSOLE_EXPORT",),
+            auto_default="true in development"),
     Setting("console_only", "OBSLAB_CONSOLE_ONLY", "console_only", "bool", "false",
             "no network at all: every signal printed as JSON on stdout", p.parse_bool, example="false"),
     Setting("sampling_ratio", None, "sampling_ratio", "float 0..1",
@@ -71,9 +76,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("prometheus_port", "OBSLAB_PROMETHEUS_PORT", "prometheus_port", "port", "",
             "serve /metrics on 127.0.0.1 (needs obslab[prometheus])", p.parse_port),
     Setting("system_metrics", "OBSLAB_SYSTEM_METRICS", "system_metrics", "bool", "false",
-            "process CPU, memory and garbage-collector metrics", p.parse_bool),
+            "process CPU, memory and garbage-collector metrics", p.parse_bool, auto_default="true"),
     Setting("instrument", "OBSLAB_INSTRUMENT", "instrument", "names | auto", "",
-            "library instrumentors to turn on (fastapi,requests,pandas...), or auto", p.parse_names),
+            "library instrumentors to turn on (fastapi,requests,pandas...), or auto", p.parse_names, auto_default="auto"),
     Setting("prices", "OBSLAB_PRICES", "prices", "provider/model=in:out", "",
             "LLM prices over obslab's table, US dollars per million tokens", parse_prices),
     Setting("outage_buffer", "OBSLAB_OUTAGE_BUFFER", "outage_buffer", "records", "10000",
@@ -85,7 +90,7 @@ SETTINGS: tuple[Setting, ...] = (
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
 # The loader's own variables: where the other settings are read from.
 SOURCES = (
-    ("env_file", "OBSLAB_ENV_FILE", "the .env file to read (default: ./.env)"),
+    ("env_file", "OBSLAB_ENV_FILE", "the .env file to read (default: ./.env); from the process environment only"),
     ("config_file", "OBSLAB_CONFIG", "a YAML file of settings"),
 )
 
@@ -97,16 +102,17 @@ _END_ENV = "# --- end of SDK settings ---"
 
 def readme_table() -> str:
     """The README's settings table, between its marker comments."""
-    rows = ["| Argument | Environment | YAML | Type | Default | What it does |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| Argument | Environment | YAML | Type | Default | `auto_instrument` default | What it does |",
+            "|---|---|---|---|---|---|---|"]
     for setting in SETTINGS:
         env = f"`{setting.env}`" if setting.env else ""
         if setting.renamed_from:
             env += " (was " + ", ".join(f"`{old}`" for old in setting.renamed_from) + ")"
         yaml = f"`{setting.yaml}`" if setting.yaml else ""
-        rows.append(f"| `{setting.name}` | {env} | {yaml} | {setting.type} | {setting.default} | {setting.doc} |")
+        rows.append(f"| `{setting.name}` | {env} | {yaml} | {setting.type} | {setting.default} | "
+                    f"{setting.auto_default} | {setting.doc} |")
     for argument, env, doc in SOURCES:
-        rows.append(f"| `{argument}` | `{env}` | | path | | {doc} |")
+        rows.append(f"| `{argument}` | `{env}` | | path | | | {doc} |")
     return "\n".join([_BEGIN_TABLE, *rows, _END_TABLE])
 
 
@@ -116,13 +122,19 @@ def env_example() -> str:
     for setting in SETTINGS:
         if setting.env is None:
             continue
-        lines.append(f"# {setting.doc} ({setting.type}; default {setting.default or 'unset'})")
+        auto = f"; auto_instrument: {setting.auto_default}" if setting.auto_default else ""
+        lines.append(f"# {setting.doc} ({setting.type}; default {setting.default or 'unset'}{auto})")
         lines.append(f"{setting.env}={setting.example}")
-    for _, env, doc in SOURCES:
-        lines.append(f"# {doc}")
-        lines.append(f"{env}=")
+    lines.append("# a YAML file of settings")
+    lines.append("OBSLAB_CONFIG=")
     lines.append(_END_ENV)
     return "\n".join(lines)
+
+
+def write(readme: str | Path, env_file: str | Path) -> None:
+    """Regenerate the settings parts of the README and of ``.env.example`` in place."""
+    for path, fresh in ((Path(readme), readme_table()), (Path(env_file), env_example())):
+        path.write_text(replace_generated(path.read_text(encoding="utf-8"), fresh), encoding="utf-8")
 
 
 def generated_part(text: str, begin: str, end: str) -> str | None:
@@ -139,3 +151,7 @@ def replace_generated(text: str, fresh: str) -> str:
     if old is None:
         raise ValueError(f"no generated part marked {begin!r}")
     return text.replace(old, fresh)
+
+
+if __name__ == "__main__":  # python -m obslab.settings README.md .env.example
+    write(*sys.argv[1:3])
