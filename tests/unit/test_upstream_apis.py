@@ -94,7 +94,8 @@ def test_no_obslab_class_overrides_a_private_method_of_an_upstream_class():
             upstream = [base for base in cls.__mro__[1:] if not base.__module__.startswith("obslab")]
             found += [f"{cls.__name__}.{name}" for name, value in vars(cls).items()
                       if private(name) and inspect.isfunction(value) and any(name in vars(b) for b in upstream)]
-    assert found == []
+    # BaseDistro's abstract _configure is the one place a distro is meant to fill in (opentelemetry-distro does).
+    assert found == ["ObslabDistro._configure"]
 
 
 def test_beta_contrib_packages_are_pinned_to_the_sdk_release_they_match():

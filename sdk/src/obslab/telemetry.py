@@ -462,7 +462,9 @@ def init_telemetry(
     unreachable (10 000 each by default, 0 for none), sent in order when it answers again;
     ``spool_dir`` keeps what is still unsent at exit for the next process started with it.
     """
-    return _init(dict(locals()))
+    from obslab.distro import ObslabConfigurator
+
+    return ObslabConfigurator().configure(dict(locals()))
 
 
 def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = None) -> Telemetry:
@@ -475,7 +477,7 @@ def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = No
         if _handle is not None:
             if _handle._arguments != arguments:
                 warnings.warn("init_telemetry() was already called with other arguments; "
-                              "returning the existing telemetry handle", RuntimeWarning, stacklevel=3)
+                              "returning the existing telemetry handle", RuntimeWarning, stacklevel=4)
             return _handle
         settings = load_settings(arguments, defaults=defaults)
         instrumentation.check_names(settings.instrument)
@@ -485,7 +487,7 @@ def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = No
         if settings.privacy and settings.privacy_secret is None:
             warnings.warn("privacy is on without OBSLAB_PRIVACY_SECRET: user ids are exported as [REDACTED]; "
                           "set a per-deployment secret to export keyed hashes that keep a user's requests "
-                          "together", UserWarning, stacklevel=3)
+                          "together", UserWarning, stacklevel=4)
         handle = Telemetry(settings, arguments=arguments,
                            adopted=_providers_set_up_elsewhere(settings, retired))
         handle._replaces = retired
