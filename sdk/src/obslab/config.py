@@ -29,7 +29,6 @@ from obslab._yaml import read_yaml
 from obslab.prices import Price
 from obslab.settings import SETTINGS
 
-DEFAULT_ENDPOINT = "http://localhost:4317"  # the exporters' own default
 SIGNALS = ("traces", "metrics", "logs")
 
 

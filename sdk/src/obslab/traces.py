@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from importlib.metadata import entry_points
 
-from opentelemetry.propagate import set_global_textmap
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource
@@ -65,11 +64,6 @@ def propagator(names: tuple[str, ...]) -> TextMapPropagator:
         raise ValueError(f"propagators={','.join(names)!r}: unknown propagator(s) {', '.join(unknown)}; "
                          f"installed: {', '.join(sorted(available))}")
     return CompositePropagator([available[name].load()() for name in names])
-
-
-def set_propagators(names: tuple[str, ...]) -> None:
-    """Install the named context propagators globally."""
-    set_global_textmap(propagator(names))
 
 
 def _masked(exporter: SpanExporter, redactor: Redactor | None) -> SpanExporter:
