@@ -18,7 +18,7 @@ def test_the_readme_settings_table_is_the_generated_one():
     fresh = settings.readme_table()
     lines = fresh.splitlines()
     assert settings.generated_part(text, lines[0], lines[-1]) == fresh, \
-        "README.md settings table is stale: run python -m obslab.settings README.md .env.example"
+        "README.md settings table is stale: run obslab settings-docs"
 
 
 def test_the_env_example_sdk_block_is_the_generated_one():
@@ -26,7 +26,7 @@ def test_the_env_example_sdk_block_is_the_generated_one():
     fresh = settings.env_example()
     lines = fresh.splitlines()
     assert settings.generated_part(text, lines[0], lines[-1]) == fresh, \
-        ".env.example SDK block is stale: run python -m obslab.settings README.md .env.example"
+        ".env.example SDK block is stale: run obslab settings-docs"
 
 
 def test_every_init_argument_and_settings_field_has_exactly_one_record():

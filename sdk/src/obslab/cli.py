@@ -15,7 +15,16 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each hop")
     doctor.add_argument("--skip", action="append", default=[], choices=["grafana"],
                         help="a hop not to check (e.g. grafana where its image is not available)")
+    docs = commands.add_parser("settings-docs",
+                               help="rewrite the generated settings table of README.md and block of .env.example")
+    docs.add_argument("readme", nargs="?", default="README.md")
+    docs.add_argument("env_example", nargs="?", default=".env.example")
     args = parser.parse_args(argv)
+    if args.command == "settings-docs":
+        from obslab.settings import write
+
+        write(args.readme, args.env_example)
+        return 0
     return run_doctor(timeout=args.timeout, skip=tuple(args.skip))
 
 

@@ -34,9 +34,12 @@ class ObslabDistro(BaseDistro):
             os.environ.setdefault(name, value)
 
     def load_instrumentor(self, entry_point: EntryPoint, **kwargs: Any) -> None:
-        """Activate an instrumentor as ``opentelemetry-instrument`` does, except that the logging
-        instrumentation adds no log handler of its own: obslab's bridge already sends the root
-        logger's records (a second handler would export every record twice)."""
+        """Activate an instrumentor as ``opentelemetry-instrument`` does, except two that obslab
+        drives itself: the logging instrumentation adds no log handler of its own (obslab's bridge
+        already sends the root logger's records; a second handler would export each twice), and the
+        system metrics follow obslab's ``system_metrics`` setting (``OBSLAB_SYSTEM_METRICS``)."""
+        if entry_point.name == "system_metrics":
+            return
         if entry_point.name == "logging":
             kwargs.setdefault("enable_log_auto_instrumentation", False)
         super().load_instrumentor(entry_point, **kwargs)

@@ -48,8 +48,8 @@ class ProcessState:
             textmap = propagator(self.settings.propagators) if self.settings.propagators is not None else None
             self._instrument_libraries()
             if self.settings.system_metrics:
-                self.undo.append(register_system_metrics(pipeline.meter_provider.get_meter("obslab.system"),
-                                                         window=self.settings.metric_export_interval))
+                self.undo.append(register_system_metrics(pipeline.meter_provider,
+                                                         pipeline.meter_provider.get_meter("obslab.system")))
             if textmap is not None:
                 previous_textmap = get_global_textmap()
                 set_global_textmap(textmap)

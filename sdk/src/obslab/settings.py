@@ -8,7 +8,6 @@ Standard ``OTEL_*`` variables are not here: opentelemetry-sdk and its exporters 
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from obslab import _parsers as p
@@ -76,7 +75,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("prometheus_port", "OBSLAB_PROMETHEUS_PORT", "prometheus_port", "port", "",
             "serve /metrics on 127.0.0.1 (needs obslab[prometheus])", p.parse_port),
     Setting("system_metrics", "OBSLAB_SYSTEM_METRICS", "system_metrics", "bool", "false",
-            "process CPU, memory and garbage-collector metrics", p.parse_bool, auto_default="true"),
+            "process.* CPU, memory, thread and GC metrics, and the host's system.* CPU and memory", p.parse_bool, auto_default="true"),
     Setting("instrument", "OBSLAB_INSTRUMENT", "instrument", "names | auto", "",
             "library instrumentors to turn on (fastapi,requests,pandas...), or auto", p.parse_names, auto_default="auto"),
     Setting("prices", "OBSLAB_PRICES", "prices", "provider/model=in:out", "",
@@ -151,7 +150,3 @@ def replace_generated(text: str, fresh: str) -> str:
     if old is None:
         raise ValueError(f"no generated part marked {begin!r}")
     return text.replace(old, fresh)
-
-
-if __name__ == "__main__":  # python -m obslab.settings README.md .env.example
-    write(*sys.argv[1:3])
