@@ -240,10 +240,13 @@ def init_telemetry(
     """Set up traces, metrics and logs for this process and return the telemetry handle (a new
     one after ``shutdown()``).
 
-    Arguments left as None come from the environment, a ``.env`` file (``env_file``, or ``.env``
-    in the working directory), a YAML config file or defaults, in that order. A bad value raises
-    ``ValueError`` naming the setting, the value and its source, and leaves nothing behind. A
-    second call returns the first handle (with a warning if arguments differ).
+    Arguments left as None come from the environment (``OBSLAB_*``), a ``.env`` file (``env_file``,
+    or ``.env`` in the working directory), a YAML config file or defaults, in that order; the
+    standard ``OTEL_*`` variables are read by the OpenTelemetry SDK and exporters. A bad obslab
+    value raises ``ValueError`` naming the setting, the value and its source, and leaves nothing
+    behind; a bad ``OTEL_*`` value gives the SDK's warning and its default. A second call returns
+    the first handle (with a warning if arguments differ). Under ``opentelemetry-instrument`` the
+    same configurator (:class:`obslab.distro.ObslabConfigurator`) has made it already.
 
     ``console_only`` prints all three signals to stdout and opens no connection; ``privacy`` masks
     secrets and personal data before export; ``prometheus_port`` serves ``/metrics`` on loopback;
