@@ -64,3 +64,27 @@ def test_opentelemetry_instrument_runs_an_unmodified_flask_app_through_obslabs_p
     assert server[1]["password"] == "[REDACTED]"  # obslab's privacy masking, on the Flask instrumentor's span
     assert receiver.logs == ["order 42 paid, password=[REDACTED]"]  # once: no second logging handler
     assert f"trace_id={trace_id}" in out.stderr and "hunter2" not in out.stderr  # obslab's console line
+
+
+CALLS_INIT = """
+import warnings
+import obslab
+from opentelemetry import trace
+
+warnings.simplefilter("always")
+handle = obslab.init_telemetry("named-in-code")
+print(handle is obslab.get_telemetry(), handle.settings.service_name, trace.get_tracer_provider() is handle._tracer_provider)
+"""
+
+
+def test_init_telemetry_under_the_launcher_returns_its_handle_and_says_arguments_are_ignored(tmp_path):
+    (tmp_path / "app.py").write_text(CALLS_INIT)
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("OTEL_", "OBSLAB_"))}
+    env.update({"OTEL_SERVICE_NAME": "from-env", "OBSLAB_CONSOLE_ONLY": "true",
+                "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "requests,httpx,sqlalchemy,flask,fastapi"})
+    instrument = Path(sys.executable).with_name("opentelemetry-instrument")
+    out = subprocess.run([str(instrument), sys.executable, "app.py"], capture_output=True, text=True, cwd=tmp_path,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "True from-env True" in out.stdout.splitlines(), out.stdout
+    assert "already set up by opentelemetry-instrument" in out.stderr

@@ -55,4 +55,5 @@ class ObslabConfigurator:
         the process and return its handle (the existing one if there is one)."""
         from obslab.telemetry import _init
 
-        return _init(dict(arguments or {}), defaults)
+        launcher = "opentelemetry-instrument" if "auto_instrumentation_version" in kwargs else None
+        return _init(dict(arguments or {}), defaults, launcher=launcher)

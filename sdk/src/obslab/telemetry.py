@@ -52,6 +52,7 @@ class Telemetry:
         self.settings = settings
         self.enabled = enabled
         self._arguments = dict(arguments)
+        self._launcher: str | None = None  # what set this handle up before the application ran
         self._shutdown_done = False
         self._pipeline = Pipeline(settings, enabled, span_exporter=span_exporter, metric_exporter=metric_exporter,
                                   log_exporter=log_exporter, metric_readers=metric_readers, adopted=adopted)
@@ -263,15 +264,21 @@ def init_telemetry(
     return ObslabConfigurator().configure(dict(locals()))
 
 
-def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = None) -> Telemetry:
-    """``init_telemetry`` with ``defaults`` below every other source (``auto_instrument``'s)."""
+def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = None,
+          launcher: str | None = None) -> Telemetry:
+    """``init_telemetry`` with ``defaults`` below every other source (``auto_instrument``'s);
+    ``launcher`` names what set obslab up before the application ran (``opentelemetry-instrument``)."""
     global _handle
     with _handle_lock:
         retired: tuple[Any, ...] = ()
         if _handle is not None and _handle._shutdown_done and _handle.enabled:
             retired, _handle = tuple(_handle._pipeline.built), None  # shut down: a new handle replaces it
         if _handle is not None:
-            if _handle._arguments != arguments:
+            if _handle._launcher is not None and launcher is None and any(v is not None for v in arguments.values()):
+                warnings.warn(f"obslab was already set up by {_handle._launcher} from the environment; "
+                              "init_telemetry()'s arguments are ignored (set them as OBSLAB_* or OTEL_* variables)",
+                              RuntimeWarning, stacklevel=4)
+            elif _handle._launcher is None and _handle._arguments != arguments:
                 warnings.warn("init_telemetry() was already called with other arguments; "
                               "returning the existing telemetry handle", RuntimeWarning, stacklevel=4)
             return _handle
@@ -286,6 +293,7 @@ def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = No
                           "together", UserWarning, stacklevel=4)
         handle = Telemetry(settings, arguments=arguments, adopted=providers_set_up_elsewhere(settings, retired),
                            replaces=retired)
+        handle._launcher = launcher
         handle._install()
         _handle = handle
         return handle
