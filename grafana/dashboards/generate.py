@@ -273,22 +273,22 @@ DASHBOARDS = {
                    {"{{operation}}": "histogram_quantile(0.95, sum by (le, operation) "
                                      f"(rate(data_processing_time_milliseconds_bucket{APP}{RATE})))"}, "ms", 8),
         timeseries("Process CPU",
-                   "CPU used by each pipeline process, in % of one core (may exceed 100 %), from the gauge "
-                   "system_cpu_usage_percent.",
-                   {"{{job}}": f"max by (job) (system_cpu_usage_percent{APP})"}, "percent", 8),
+                   "CPU used by each pipeline process, in % of one core (may exceed 100 %), from the counter "
+                   "process_cpu_time_seconds_total (5-minute rate of CPU seconds per second, user and system).",
+                   {"{{job}}": f"sum by (job) (rate(process_cpu_time_seconds_total{APP}{RATE}))"}, "percentunit", 8),
         timeseries("Process memory",
-                   "Resident memory (RSS) of each pipeline process, from the gauge system_memory_usage_bytes.",
-                   {"{{job}}": f"max by (job) (system_memory_usage_bytes{APP})"}, "bytes", 8),
+                   "Resident memory (RSS) of each pipeline process, from the gauge process_memory_usage_bytes.",
+                   {"{{job}}": f"max by (job) (process_memory_usage_bytes{APP})"}, "bytes", 8),
         timeseries("Garbage collections",
                    "Python garbage collections per second by generation (5-minute rate), from "
-                   "system_gc_count_total.",
-                   {"gen {{generation}}": f"sum by (generation) (rate(system_gc_count_total{APP}{RATE}))"},
+                   "cpython_gc_collections_total.",
+                   {"gen {{generation}}": f"sum by (generation) (rate(cpython_gc_collections_total{APP}{RATE}))"},
                    "count:collections/s"),
         timeseries("Time in garbage collection",
                    "Share of wall-clock time spent in Python garbage collection by generation (5-minute rate of "
-                   "milliseconds, divided by 1000), from system_gc_duration_milliseconds_total.",
+                   "milliseconds, divided by 1000), from obslab_gc_duration_milliseconds_total.",
                    {"gen {{generation}}":
-                    f"sum by (generation) (rate(system_gc_duration_milliseconds_total{APP}{RATE})) / 1000"},
+                    f"sum by (generation) (rate(obslab_gc_duration_milliseconds_total{APP}{RATE})) / 1000"},
                    "percentunit"),
         logs("Pipeline runs (trace_id links to Tempo)",
              f"The \"etl run finished\" log lines {SELECTED}, from Loki (labels service_name and "

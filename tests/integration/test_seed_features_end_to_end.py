@@ -47,7 +47,7 @@ def test_etl_example_data_metrics_reach_prometheus(lab):
     assert eventually(lambda: value(f'sum(data_raw_rows_total{{job="{service}"}})') == rows_in, timeout=60)
     assert eventually(lambda: value(f'sum(data_filtered_rows_total{{job="{service}"}})') == filtered, timeout=60)
     for metric in ("data_processed_rows_total", "data_processing_time_milliseconds_count", "data_size_bytes_sum",
-                   "system_cpu_usage_percent", "system_memory_usage_bytes", "system_gc_count_total"):
+                   "process_cpu_time_seconds_total", "process_memory_usage_bytes", "cpython_gc_collections_total"):
         assert eventually(lambda: lab.promql(f'{metric}{{job="{service}"}}'), timeout=60), metric
     spans = eventually(lambda: lab.stored_spans(runs[0]["trace_id"]), timeout=60)
     by_name = {span["name"]: span["attributes"] for span in spans}

@@ -1,5 +1,6 @@
 """Zero-infrastructure mode (mini-telemetry seed): every signal on stdout, no connection attempted."""
 
+import io
 import json
 import os
 import socket
@@ -90,7 +91,11 @@ def test_telemetry_tools_is_an_alias_over_the_process_handle(fresh):
     assert tools.telemetry.settings.environment == "staging"
     with tools.get_tracer("orders").start_as_current_span("s") as span:
         assert span.get_span_context().is_valid
-    assert tools.get_meter("orders").create_counter("c") is not None
+    (reader,) = tools.telemetry._meter_provider._metric_readers  # console-only: the console exporter
+    reader._exporter.out = io.StringIO()
+    tools.get_meter("orders").create_counter("tools.orders.counted").add(3)
+    tools.telemetry.force_flush(2)
+    assert '"name": "tools.orders.counted"' in reader._exporter.out.getvalue()
     assert tools.get_logger("orders").name == "orders"
     with pytest.warns(RuntimeWarning, match="already called"):
         assert TelemetryTools("other").telemetry is tools.telemetry

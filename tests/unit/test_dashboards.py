@@ -179,7 +179,8 @@ def _quantity(expr: str) -> str:
     if expr.startswith("histogram_quantile("):
         return unit
     functions = {_function_around(expr, m) for m in _metrics(expr)}
-    return f"{unit}/s" if functions & {"rate", "irate"} else unit
+    per_second = f"{unit}/s" if functions & {"rate", "irate"} else unit
+    return "ratio" if per_second == "s/s" else per_second  # seconds (of CPU, say) per second: a share
 
 
 def _unit_fits(quantity: str, unit: str) -> bool:

@@ -196,11 +196,12 @@ def test_content_capture_is_off_unless_the_variable_asks_for_it():
         "span_and_event"
 
 
-def test_a_capture_mode_the_instrumentations_would_ignore_is_refused_at_init(fresh, monkeypatch):
+def test_a_capture_mode_the_instrumentations_would_ignore_is_warned_about_and_captures_nothing(fresh, monkeypatch,
+                                                                                               caplog):
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "yes please")
-    with pytest.raises(ValueError, match=r"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT='yes please'.*span_only"):
-        init_telemetry(service_name="x", console_only=True)
-    assert telemetry_module._handle is None
+    handle = init_telemetry(service_name="x", console_only=True)
+    assert handle.enabled and content_capture_mode() == "no_content"
+    assert any("yes please" in record.getMessage() and record.levelname == "WARNING" for record in caplog.records)
 
 
 def test_a_client_librarys_own_span_of_the_same_call_is_not_priced_again(recorded):

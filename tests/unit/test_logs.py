@@ -41,12 +41,16 @@ def test_extra_data_and_plain_extra_keys_become_attributes(recorded):
 
 
 def test_dict_config_after_init_keeps_one_bridge_and_no_duplicates(recorded):
+    otlp, console = recorded.handle._log_handlers
+    console.setStream(io.StringIO())
     config = {"version": 1, "disable_existing_loggers": False, "root": {"level": "INFO", "handlers": []}}
     logging.config.dictConfig(config)
     logging.config.dictConfig(config)
-    assert sum(h is recorded.handle._log_handlers[0] for h in logging.getLogger().handlers) == 1
+    root = logging.getLogger().handlers
+    assert (root.count(otlp), root.count(console)) == (1, 1)
     logging.getLogger("app").info("once")
     assert [r.body for r in recorded.logs()].count("once") == 1
+    assert console.stream.getvalue().count(" - once") == 1
 
 
 def test_sdk_internal_logs_never_reach_the_exporter(recorded):

@@ -48,8 +48,9 @@ formats = st.one_of(st.text(max_size=40), st.sampled_from(["value %d", "%s and %
 def private_handle(monkeypatch):
     """A handle with privacy on, exporting in memory; its console writes to a string."""
     settings_ = Settings(service_name="property", privacy=True, privacy_secret="k" * 16 + "0123456789abcdef")
-    handle = Telemetry(settings_, span_exporter=InMemorySpanExporter(), log_exporter=InMemoryLogRecordExporter(),
-                       metric_readers=(InMemoryMetricReader(),))
+    spans, logs = InMemorySpanExporter(), InMemoryLogRecordExporter()
+    handle = Telemetry(settings_, span_exporter=spans, log_exporter=logs, metric_readers=(InMemoryMetricReader(),))
+    handle.exported_spans, handle.exported_logs = spans, logs
     handle._install()
     monkeypatch.setattr(telemetry_module, "_handle", handle)
     monkeypatch.setattr(logging, "raiseExceptions", False)  # both sides: a bad record is reported, not raised
@@ -114,13 +115,21 @@ def test_span_attributes_raise_nothing_the_plain_sdk_would_not(private_handle, n
        tool_attributes=st.dictionaries(st.text(max_size=10), values, max_size=3))
 def test_agent_helpers_never_raise(private_handle, model, provider, tokens, cost, duration, tool_attributes):
     """Without obslab these calls go to the no-op handle, which raises nothing."""
-    with private_handle.trace_agent(model, model), private_handle.trace_agent_iteration(model), \
-            private_handle.trace_llm_call(model, provider):
-        private_handle.record_llm_usage(model, provider, *tokens, cost_usd=cost)
-        with private_handle.trace_tool_call(str(model), **tool_attributes):
-            pass
-    private_handle.record_request(model, duration, ok=bool(cost))
-    private_handle.record_error(model, provider)
+    def helpers(handle):
+        def run():
+            with handle.trace_agent(model, model), handle.trace_agent_iteration(model), \
+                    handle.trace_llm_call(model, provider):
+                handle.record_llm_usage(model, provider, *tokens, cost_usd=cost)
+                with handle.trace_tool_call(str(model), **tool_attributes):
+                    pass
+            handle.record_request(model, duration, ok=bool(cost))
+            handle.record_error(model, provider)
+        return run
+
+    assert outcome(helpers(private_handle)) is outcome(helpers(telemetry_module._NOOP)) is None
+    private_handle.force_flush(5)
+    assert "agent.iteration" in {span.name for span in private_handle.exported_spans.get_finished_spans()}
+    private_handle.exported_spans.clear()
 
 
 genai_keys = st.sampled_from(["gen_ai.provider.name", "gen_ai.request.model", "gen_ai.response.model",
@@ -131,20 +140,36 @@ genai_keys = st.sampled_from(["gen_ai.provider.name", "gen_ai.request.model", "g
 @given(attributes=st.dictionaries(genai_keys, values, max_size=6))
 def test_llm_call_spans_with_any_usage_attributes_end_without_raising(private_handle, attributes):
     """The LLM cost processor runs in span.end(), on the application's path."""
-    with private_handle.span("chat x", **{"gen_ai.operation.name": "chat"}) as span:
-        for key, value in attributes.items():
-            span.set_attribute(key, value)
+    plain = TracerProvider().get_tracer("plain")
+
+    def chat(start):
+        def run():
+            with start("chat x", attributes={"gen_ai.operation.name": "chat"}) as span:
+                for key, value in attributes.items():
+                    span.set_attribute(key, value)
+        return run
+
+    assert outcome(chat(private_handle.tracer.start_as_current_span)) is outcome(chat(plain.start_as_current_span))
+    private_handle.force_flush(5)
+    assert [span.name for span in private_handle.exported_spans.get_finished_spans()] == ["chat x"]
+    private_handle.exported_spans.clear()
 
 
 @PROPERTY
 @given(event=st.dictionaries(keys, values, max_size=5), method=st.text(max_size=10), in_span=st.booleans())
 def test_structlog_processors_hand_every_event_on(private_handle, event, method, in_span):
     """Without obslab the processors are not in the chain: the event dict goes on as it was."""
-    with private_handle.span("structlog") if in_span else contextlib.nullcontext():
+    private_handle.exported_logs.clear()
+    with private_handle.span("structlog") if in_span else contextlib.nullcontext() as span:
         for processor in (add_trace_context, OTLPLogProcessor()):
             given_event = dict(event)
             returned = processor(None, method, given_event)
             assert returned is given_event and {k: v for k, v in returned.items() if k in event} == event
+    private_handle.force_flush(5)
+    (record,) = [r.log_record for r in private_handle.exported_logs.get_finished_logs()]  # emitted, not swallowed
+    assert record.body == private_handle._redactor.scrub(str(event.get("event", "")))
+    if in_span:
+        assert record.trace_id == span.get_span_context().trace_id
 
 
 @PROPERTY
@@ -155,22 +180,55 @@ def test_trace_id_response_hook_never_raises(private_handle, carrier):
         TraceIdResponsePropagator().inject(carrier)
 
 
-variables = st.sampled_from(sorted(config._VARIABLES) + ["OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"])
+variables = st.sampled_from(sorted(config._VARIABLES))
 
 
 @PROPERTY
 @given(environ=st.dictionaries(variables, st.text(max_size=40), max_size=5),
        arguments=st.dictionaries(st.sampled_from(sorted(config._PARSERS)), values, max_size=3))
-def test_configuration_is_accepted_or_refused_with_a_value_error_naming_the_setting(environ, arguments, tmp_path,
-                                                                                    monkeypatch):
+def test_obslab_configuration_is_accepted_or_refused_with_a_value_error_naming_the_setting(environ, arguments,
+                                                                                          tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             load_settings(arguments, environ=environ)
         except ValueError as error:
-            named = [*config._PARSERS, *environ, "OTEL_TRACES_SAMPLER", "config_file", "env_file"]
+            named = [*config._PARSERS, *environ, "config_file", "env_file"]
             assert any(name in str(error) for name in named), error
+
+
+STANDARD = ["OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME",
+            "OTEL_SDK_DISABLED", "OTEL_PROPAGATORS", "OTEL_METRIC_EXPORT_INTERVAL", "OTEL_TRACES_EXPORTER",
+            "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_INSECURE",
+            "OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_HEADERS",
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"]
+env_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+
+
+@PROPERTY
+@given(environ=st.dictionaries(st.sampled_from(STANDARD), env_text, max_size=5))
+def test_standard_variables_never_stop_the_application(environ, tmp_path, monkeypatch):
+    """As in opentelemetry-sdk: a value it cannot use is warned about and replaced by the default."""
+    from obslab._export import build_exporters
+    from obslab.genai import content_capture_mode
+    from obslab.resource import build_resource
+    from obslab.traces import build_tracer_provider
+
+    monkeypatch.chdir(tmp_path)
+    with monkeypatch.context() as env, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, value in environ.items():
+            env.setenv(name, value)
+        settings_ = load_settings({"otlp_endpoint": "127.0.0.1:1"})
+        provider, exporters = build_tracer_provider(settings_, build_resource(settings_))
+        for signal in ("metrics", "logs"):
+            exporters += build_exporters(settings_, signal)
+        content_capture_mode()
+        for exporter in exporters:
+            exporter.shutdown()
+        provider.shutdown()
 
 
 def same(left, right) -> bool:

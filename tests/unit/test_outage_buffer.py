@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from lab import free_port
 from obslab import _outage
-from obslab._export import otlp_exporter
+from obslab._export import build_exporters
 from obslab._outage import OutageBuffer
 from obslab.config import Settings, load_settings
 from obslab.telemetry import Telemetry, init_telemetry
@@ -55,7 +55,7 @@ def spans(names):
 
 def buffer_to(port: int, capacity: int = 10_000) -> OutageBuffer:
     settings = Settings(otlp_endpoint=f"127.0.0.1:{port}")
-    return OutageBuffer(otlp_exporter(settings, "traces"), "traces", ("127.0.0.1", port), capacity)
+    return OutageBuffer(build_exporters(settings, "traces")[0], "traces", ("127.0.0.1", port), capacity)
 
 
 def export_in_batches(buffer: OutageBuffer, total: int, size: int = 7) -> None:
@@ -185,17 +185,13 @@ def test_the_application_emits_without_waiting_while_the_collector_is_down(port,
         handle.shutdown(1)
 
 
-def test_the_grpc_exporter_leaves_unavailability_to_the_buffer(monkeypatch):
+def test_the_grpc_exporter_leaves_unavailability_to_the_buffer():
     import grpc
-    import opentelemetry.exporter.otlp.proto.grpc.trace_exporter as grpc_traces
 
-    given = {}
-    monkeypatch.setattr(grpc_traces, "OTLPSpanExporter", lambda **kwargs: given.update(kwargs))
-    otlp_exporter(Settings(otlp_endpoint="127.0.0.1:4317"), "traces")
-    assert grpc.StatusCode.UNAVAILABLE not in given["retryable_error_codes"]
-    given.clear()
-    otlp_exporter(Settings(otlp_endpoint="127.0.0.1:4317", outage_buffer=0), "traces")
-    assert "retryable_error_codes" not in given  # no buffer: the exporter's own retries, as before
+    (buffered_exporter,) = build_exporters(Settings(otlp_endpoint="127.0.0.1:4317"), "traces")
+    assert grpc.StatusCode.UNAVAILABLE not in buffered_exporter._retryable_error_codes
+    (plain,) = build_exporters(Settings(otlp_endpoint="127.0.0.1:4317", outage_buffer=0), "traces")
+    assert grpc.StatusCode.UNAVAILABLE in plain._retryable_error_codes  # no buffer: the exporter's own retries
 
 
 def test_a_zero_buffer_leaves_the_exporters_as_they_were(port):

@@ -78,7 +78,6 @@ def test_bad_yaml_names_the_key_and_value(tmp_path, monkeypatch, text, message):
 
 
 @pytest.mark.parametrize("env, message", [
-    ({"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, "otlp_protocol='thrift'.*OTEL_EXPORTER_OTLP_PROTOCOL"),
     ({"OBSLAB_PROMETHEUS_PORT": "-1"}, "prometheus_port='-1'.*OBSLAB_PROMETHEUS_PORT.*between 1 and 65535"),
     ({"OBSLAB_PROMETHEUS_PORT": "70000"}, "prometheus_port='70000'"),
     ({"OBSLAB_INSTRUMENT": "fast api"}, "instrument='fast api'"),
@@ -90,6 +89,11 @@ def test_bad_environment_values_name_the_variable(tmp_path, monkeypatch, env, me
 
 
 def test_http_protocol_defaults_to_the_http_port(tmp_path, monkeypatch):
+    """The exporter's own default, read by the SDK's OTLP/HTTP exporter from OTEL_EXPORTER_OTLP_PROTOCOL."""
+    from obslab._export import build_exporters
+
     monkeypatch.chdir(tmp_path)
-    s = load_settings({}, environ={"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
-    assert s.otlp_endpoint == "http://localhost:4318"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    (made,) = build_exporters(load_settings({}, environ={}), "traces")
+    assert made._endpoint == "http://localhost:4318/v1/traces"

@@ -1,32 +1,30 @@
-"""OTLP exporters of the three signals (gRPC by default, HTTP on request), configured as the
-OpenTelemetry specification says, and the reachability check that lets exit skip waiting on a
-collector that is not there.
+"""The exporters of each signal, as opentelemetry-sdk chooses and configures them, and the
+reachability check that lets exit skip waiting on a collector that is not there.
 
-Endpoints: a signal's own endpoint (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``...) is used as is;
-otherwise the common one, to which OTLP/HTTP appends ``v1/<signal>`` (after any path). For gRPC,
-``https://`` means TLS, ``http://`` plain text, and no scheme follows ``OTEL_EXPORTER_OTLP_INSECURE``.
-Headers, compression and certificates are left to the exporters, which read their
-``OTEL_EXPORTER_OTLP_*`` variables themselves.
+Which exporters a signal gets is the SDK's reading of ``OTEL_{TRACES,METRICS,LOGS}_EXPORTER``
+(``otlp`` when unset, ``none`` for no exporter) and of the OTLP protocol variables; each exporter
+reads its own ``OTEL_EXPORTER_OTLP_*`` variables (generic and per-signal endpoint, insecure,
+timeout, headers, certificates, compression). obslab passes only what its own settings say:
+``otlp_endpoint`` (argument, ``OTLP_ENDPOINT`` or YAML) and ``otlp_protocol`` (argument or YAML).
+A value the SDK cannot use gives a warning and is left out, never an exception at start.
 """
 
 from __future__ import annotations
 
-import importlib
+import contextlib
+import contextvars
+import functools
+import logging
+import os
 import socket
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from grpc import StatusCode
 
 from obslab.config import Settings
 
-# signal -> (module, class) in the gRPC and HTTP exporter packages
-_EXPORTERS = {
-    "traces": ("trace_exporter", "OTLPSpanExporter"),
-    "metrics": ("metric_exporter", "OTLPMetricExporter"),
-    "logs": ("_log_exporter", "OTLPLogExporter"),
-}
+_logger = logging.getLogger("obslab")
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 BUFFERED = ("traces", "logs")  # the signals an outage buffer keeps (metrics are cumulative)
 # With an outage buffer, the gRPC exporter retries only what a collector that is up asks to retry;
@@ -34,45 +32,121 @@ BUFFERED = ("traces", "logs")  # the signals an outage buffer keeps (metrics are
 # the buffer keeps the batch, instead of the exporter's back-off holding it for seconds.
 _RETRIED_BY_EXPORTER = frozenset({StatusCode.RESOURCE_EXHAUSTED, StatusCode.ABORTED, StatusCode.OUT_OF_RANGE,
                                   StatusCode.DATA_LOSS})
+_EXPORTING: contextvars.ContextVar[bool] = contextvars.ContextVar("obslab_exporting", default=False)
+_PROTOCOL_EXPORTERS = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
+_OTLP_NAMES = frozenset({"otlp", *_PROTOCOL_EXPORTERS.values()})
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where and how one signal is exported."""
+def exporter_names(settings: Settings, signal: str) -> list[str]:
+    """The entry-point names of the exporters of ``signal``, as the SDK reads them from
+    ``OTEL_<SIGNAL>_EXPORTER`` (``otlp`` when unset) and the OTLP protocol variables; obslab's
+    ``otlp_protocol`` setting, when given, picks the OTLP one."""
+    from opentelemetry.sdk._configuration import _get_exporter_entry_point
 
-    endpoint: str  # what the exporter is given
-    insecure: bool  # gRPC only: no TLS
-    timeout: float  # seconds
-    address: tuple[str, int]  # host and port, for the reachability check
+    variable = f"OTEL_{signal.upper()}_EXPORTER"
+    given = os.environ.get(variable, "").strip()
+    names: list[str] = []
+    for name in (given.split(",") if given else ["otlp"]):
+        name = name.strip()
+        if not name or name.lower() == "none":
+            continue
+        if name in _OTLP_NAMES and settings.otlp_protocol is not None:
+            names.append(_PROTOCOL_EXPORTERS[settings.otlp_protocol])
+            continue
+        try:
+            names.append(_get_exporter_entry_point(name, signal))
+        except Exception as error:  # an unknown OTLP protocol, say: the SDK's default instead
+            _logger.warning("%s: %s; using OTLP over gRPC", variable, error)
+            names.append("otlp_proto_grpc")
+    return names
 
 
-def target(settings: Settings, signal: str) -> Target:
-    """Endpoint, TLS and timeout of ``signal`` ("traces", "metrics", "logs")."""
-    endpoint = settings.signal_endpoint(signal)
-    own = getattr(settings, f"otlp_{signal}_endpoint") is not None
-    parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
-    insecure = parts.scheme == "http" or (not parts.scheme and settings.otlp_insecure is not False)
-    if settings.otlp_protocol == "http/protobuf" and not own:
-        endpoint = f"{endpoint.rstrip('/')}/v1/{signal}"
-    port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 443)
-    return Target(endpoint, insecure, settings.otlp_timeout, (parts.hostname or "", port))
+def build_exporters(settings: Settings, signal: str) -> list[Any]:
+    """The exporters of ``signal`` (none in console-only mode), made by their own classes from the
+    ``OTEL_*`` variables, with obslab's endpoint when one is set; one the SDK refuses to make is
+    left out with a warning."""
+    from opentelemetry.sdk._configuration import _import_exporters
+
+    if settings.console_only:
+        return []
+    exporters = []
+    for name in exporter_names(settings, signal):
+        try:
+            found = _import_exporters(*(([name] if s == signal else []) for s in ("traces", "metrics", "logs")))
+            (cls,) = found[("traces", "metrics", "logs").index(signal)].values()
+        except Exception as error:
+            if name == "otlp_proto_http" and settings.otlp_protocol == "http/protobuf":
+                raise ValueError("otlp_protocol='http/protobuf' needs the OTLP/HTTP exporter: "
+                                 "pip install 'obslab[http]'") from None
+            _logger.warning("%s exporter %r cannot be loaded (%s): %s not exported there", signal, name, error, signal)
+            continue
+        try:
+            exporters.append(marked(cls(**_arguments(settings, signal, name))))
+        except Exception as error:  # a malformed OTEL_EXPORTER_OTLP_* value the exporter refuses
+            _logger.warning("%s exporter %r cannot be made (%s: %s): %s not exported there", signal, name,
+                            type(error).__name__, error, signal)
+    return exporters
 
 
-def otlp_exporter(settings: Settings, signal: str) -> Any:
-    """The OTLP exporter of ``signal`` for the settings' protocol."""
-    module, cls = _EXPORTERS[signal]
-    where = target(settings, signal)
-    if settings.otlp_protocol == "grpc":
-        exporter = getattr(importlib.import_module(f"opentelemetry.exporter.otlp.proto.grpc.{module}"), cls)
-        # With an outage buffer, unavailability is the buffer's to retry.
-        retry = {"retryable_error_codes": _RETRIED_BY_EXPORTER} if settings.outage_buffer and signal in BUFFERED else {}
-        return exporter(endpoint=where.endpoint, insecure=where.insecure, timeout=where.timeout, **retry)
+def _arguments(settings: Settings, signal: str, name: str) -> dict[str, Any]:
+    """What obslab gives an exporter: its endpoint setting, and for gRPC behind an outage buffer
+    the retries it leaves to the buffer."""
+    arguments: dict[str, Any] = {}
+    if name == "otlp_proto_grpc":
+        if settings.otlp_endpoint is not None:
+            arguments["endpoint"] = settings.otlp_endpoint
+            arguments["insecure"] = urlsplit(settings.otlp_endpoint).scheme != "https"
+        if settings.outage_buffer and signal in BUFFERED:
+            arguments["retryable_error_codes"] = _RETRIED_BY_EXPORTER
+    elif name == "otlp_proto_http" and settings.otlp_endpoint is not None:
+        arguments["endpoint"] = f"{settings.otlp_endpoint.rstrip('/')}/v1/{signal}"
+    return arguments
+
+
+@contextlib.contextmanager
+def exporting() -> Iterator[None]:
+    """Marks the code inside as obslab's export path: log records it causes are not exported again."""
+    token = _EXPORTING.set(True)
     try:
-        exporter = getattr(importlib.import_module(f"opentelemetry.exporter.otlp.proto.http.{module}"), cls)
-    except ImportError:
-        raise ValueError("otlp_protocol='http/protobuf' needs the OTLP/HTTP exporter: "
-                         "pip install 'obslab[http]'") from None
-    return exporter(endpoint=where.endpoint, timeout=where.timeout)
+        yield
+    finally:
+        _EXPORTING.reset(token)
+
+
+def is_exporting() -> bool:
+    """Whether the current code runs inside an export (see :func:`exporting`)."""
+    return _EXPORTING.get()
+
+
+def marked(exporter: Any) -> Any:
+    """``exporter`` whose exports run marked as the export path (see :func:`exporting`)."""
+    export = exporter.export
+
+    @functools.wraps(export)
+    def export_marked(*args: Any, **kwargs: Any) -> Any:
+        with exporting():
+            return export(*args, **kwargs)
+
+    exporter.export = export_marked
+    return exporter
+
+
+def is_otlp(exporter: Any) -> bool:
+    """Whether ``exporter`` is one of the SDK's OTLP exporters (gRPC or HTTP)."""
+    return type(exporter).__module__.startswith("opentelemetry.exporter.otlp.")
+
+
+def address(exporter: Any) -> tuple[str, int] | None:
+    """Host and port an OTLP exporter sends to (None when it cannot be told)."""
+    endpoint = getattr(exporter, "_endpoint", None)
+    if not isinstance(endpoint, str) or not endpoint:
+        return None
+    parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 443)
+    except ValueError:
+        return None
+    return (parts.hostname, port) if parts.hostname else None
 
 
 def unreachable(addresses: set[tuple[str, int]], timeout: float = 0.2) -> list[str]:

@@ -29,7 +29,7 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from obslab import _diagnostics, _spool
-from obslab._export import target, unreachable
+from obslab._export import address, exporting, is_otlp, unreachable
 from obslab.config import Settings
 
 DEFAULT_CAPACITY = 10_000
@@ -82,16 +82,13 @@ class _Spooled:
 
 
 def buffered(exporter: Any, settings: Settings, signal: str) -> Any:
-    """``exporter`` behind an outage buffer sized by the settings (as it is when ``outage_buffer``
-    is 0)."""
-    if settings.outage_buffer == 0:
+    """An OTLP ``exporter`` behind an outage buffer sized by the settings; any other exporter, or
+    any exporter when ``outage_buffer`` is 0, as it is."""
+    where = address(exporter) if is_otlp(exporter) else None
+    if settings.outage_buffer == 0 or where is None:
         return exporter
-    where = target(settings, signal)
-    send = None
-    if settings.spool_dir:
-        send = _spool.sender(signal, where.address, where.endpoint, settings.otlp_protocol, where.insecure,
-                             where.timeout)
-    return OutageBuffer(exporter, signal, where.address, settings.outage_buffer, spool_dir=settings.spool_dir,
+    send = _spool.sender(signal, exporter) if settings.spool_dir else None
+    return OutageBuffer(exporter, signal, where, settings.outage_buffer, spool_dir=settings.spool_dir,
                         send_request=send, exit_timeout=settings.shutdown_timeout)
 
 
@@ -148,6 +145,7 @@ class OutageBuffer:
         self._sending = threading.Lock()  # one send at a time, so that order holds
         self._work = threading.Event()
         self._stop = threading.Event()
+        self._nudge = threading.Event()  # ends a pause between attempts (force_flush, shutdown)
         self._thread: threading.Thread | None = None
 
     @property
@@ -176,10 +174,20 @@ class OutageBuffer:
         return self._result.SUCCESS
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        """Send what is waiting, for at most ``timeout_millis``; True when nothing is left."""
-        if self._items and not unreachable(self._addresses):
-            self._down = False
-            self._drain(time.monotonic() + timeout_millis / 1000)
+        """Have the background sender send what is waiting now, and wait for it at most
+        ``timeout_millis`` (no thread of its own: a call never leaves anything behind); True when
+        nothing is left."""
+        if not self._items:
+            return True
+        if unreachable(self._addresses):
+            return False
+        self._down = False
+        self._start_thread()
+        self._work.set()
+        self._nudge.set()
+        deadline = time.monotonic() + timeout_millis / 1000
+        while self._items and time.monotonic() < deadline and self._thread is not None:
+            time.sleep(0.005)
         return not self._items
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
@@ -191,6 +199,7 @@ class OutageBuffer:
             self._state = "closing"
         self._stop.set()
         self._work.set()
+        self._nudge.set()
         if first and self._items and not unreachable(self._addresses):
             self._down = False
             self._drain(time.monotonic() + min(timeout_millis / 1000, self.exit_timeout))
@@ -260,12 +269,15 @@ class OutageBuffer:
             while self._items and not self._stop.is_set():
                 delay = self._drain()
                 if delay:
-                    self._stop.wait(delay)
+                    self._nudge.wait(delay)
+                    if self._nudge.is_set():
+                        self._nudge.clear()
+                        self._down = False
 
     def _drain(self, deadline: float | None = None) -> float:
         """Send the queue oldest first until it is empty (0 is returned) or an attempt fails (the
         seconds to wait before the next one are returned), or past ``deadline``."""
-        with suppress_instrumentation():  # the sends must not be traced or logged back to us
+        with suppress_instrumentation(), exporting():  # the sends must not be traced or logged back to us
             while self._state != "closed" and (deadline is None or time.monotonic() < deadline):
                 with self._sending:
                     if self._down and unreachable(self._addresses):

@@ -7,7 +7,7 @@ import os
 import re
 import warnings
 from typing import Any, Callable, Mapping
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 Parser = Callable[[str, Any, str], Any]
 
@@ -70,17 +70,6 @@ def parse_seconds(name: str, value: Any, where: str) -> float:
     if not seconds > 0 or seconds == float("inf"):
         raise bad(name, value, where, "must be a finite number greater than 0")
     return seconds
-
-
-def parse_milliseconds(name: str, value: Any, where: str) -> float:
-    """An ``OTEL_*`` duration (milliseconds in the specification), as seconds."""
-    try:
-        millis = float(value)
-    except (TypeError, ValueError):
-        raise bad(name, value, where, "expected a number of milliseconds") from None
-    if not millis > 0 or millis == float("inf"):
-        raise bad(name, value, where, "must be a finite number of milliseconds greater than 0")
-    return millis / 1000.0
 
 
 def parse_environment(name: str, value: Any, where: str) -> str:
@@ -146,19 +135,6 @@ def parse_attributes(name: str, value: Any, where: str) -> dict[str, str]:
     if isinstance(value, Mapping):
         return {str(k): str(v) for k, v in value.items()}
     raise bad(name, value, where, "expected a mapping of attribute names to values")
-
-
-def parse_resource_attributes(name: str, value: Any, where: str) -> dict[str, str]:
-    """``OTEL_RESOURCE_ATTRIBUTES``: ``key=value`` pairs, comma-separated, values percent-decoded."""
-    if isinstance(value, Mapping):
-        return parse_attributes(name, value, where)
-    pairs = {}
-    for item in filter(None, (part.strip() for part in str(value).split(","))):
-        key, sep, val = item.partition("=")
-        if not sep or not key.strip():
-            raise bad(name, value, where, f"{item!r} is not key=value")
-        pairs[key.strip()] = unquote(val.strip())
-    return pairs
 
 
 def parse_protocol(name: str, value: Any, where: str) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import os
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,7 +20,6 @@ from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.util.re import parse_env_headers
 
 Request = Any  # ExportTraceServiceRequest or ExportLogsServiceRequest
 Sender = Callable[[Request], bool]
@@ -98,50 +96,38 @@ class Spool:
         return requests
 
 
-def sender(signal: str, address: tuple[str, int], endpoint: str, protocol: str, insecure: bool,
-           timeout: float) -> Sender:
-    """A function sending one encoded request to the collector, True when it was accepted. It uses
-    the headers of ``OTEL_EXPORTER_OTLP_<SIGNAL>_HEADERS`` or ``OTEL_EXPORTER_OTLP_HEADERS``, as the
-    exporters do; the gRPC channel opens at the first send."""
-    raw = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_HEADERS") or os.environ.get("OTEL_EXPORTER_OTLP_HEADERS")
-    headers = dict(parse_env_headers(raw, liberal=True)) if raw else {}
-    if protocol == "http/protobuf":
-        return _http_sender(endpoint, headers, timeout)
-    return _GrpcSender(signal, address, insecure, headers, timeout)
+def sender(signal: str, exporter: Any) -> Sender:
+    """A function sending one encoded request to the collector through ``exporter``'s own transport
+    (its channel or HTTP session, so its endpoint, TLS certificates, client key, compression and
+    headers apply), True when it was accepted."""
+    if hasattr(exporter, "_stub"):  # the gRPC exporters: their stub on their channel
+        return _GrpcSender(exporter)
+    return _HttpSender(exporter)
 
 
 class _GrpcSender:
-    def __init__(self, signal: str, address: tuple[str, int], insecure: bool, headers: dict[str, str],
-                 timeout: float) -> None:
-        host, port = address
-        self._target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self._signal, self._insecure, self._timeout = signal, insecure, timeout
-        self._metadata = tuple(headers.items())
-        self._call: Any = None
+    def __init__(self, exporter: Any) -> None:
+        self._exporter = exporter
 
     def __call__(self, request: Request) -> bool:
         import grpc
 
-        if self._call is None:
-            channel = (grpc.insecure_channel(self._target) if self._insecure
-                       else grpc.secure_channel(self._target, grpc.ssl_channel_credentials()))
-            self._call = channel.unary_unary(_GRPC_METHODS[self._signal],
-                                             request_serializer=lambda message: message.SerializeToString(),
-                                             response_deserializer=lambda data: data)
+        exporter = self._exporter
+        if exporter._client is None:
+            return False
         try:
-            self._call(request, timeout=self._timeout, metadata=self._metadata)
+            exporter._client.Export(request=request, metadata=exporter._headers, timeout=exporter._timeout)
         except grpc.RpcError:
             return False
         return True
 
 
-def _http_sender(endpoint: str, headers: dict[str, str], timeout: float) -> Sender:
-    def send(request: Request) -> bool:
-        post = urllib.request.Request(endpoint, data=request.SerializeToString(), method="POST",
-                                      headers={**headers, "Content-Type": "application/x-protobuf"})
+class _HttpSender:
+    def __init__(self, exporter: Any) -> None:
+        self._exporter = exporter
+
+    def __call__(self, request: Request) -> bool:
         try:
-            with urllib.request.urlopen(post, timeout=timeout) as response:  # noqa: S310 - the configured collector
-                return 200 <= response.status < 300
-        except OSError:
+            return bool(self._exporter._client.export(request.SerializePartialToString()).success)
+        except Exception:  # noqa: BLE001 - a failed send keeps the request for later
             return False
-    return send

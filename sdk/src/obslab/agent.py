@@ -77,10 +77,13 @@ class AgentInstruments:
 
     @contextmanager
     def trace_agent_iteration(self, iteration: int) -> Iterator[trace.Span]:
-        """Span ``agent.iteration`` for one turn of the agent loop; counts ``agent.iterations``."""
+        """Span ``agent.iteration`` for one turn of the agent loop (not a GenAI operation of its own);
+        counts ``agent.iterations``."""
         self.iterations.add(1)
         with self._tracer.start_as_current_span(
-            "agent.iteration", attributes={"agent.iteration": iteration, "gen_ai.operation.name": "invoke_agent"}
+            # Not gen_ai.operation.name=invoke_agent: an iteration is a turn inside one agent invocation,
+            # and counting it as one would multiply the invocations by the turns.
+            "agent.iteration", attributes={"agent.iteration": iteration}
         ) as span:
             yield span
 
@@ -171,7 +174,8 @@ class AgentInstruments:
                          cost_usd: float | None = None) -> None:
         """Token counts as the catalogue's metrics and as the GenAI usage of the current
         ``trace_llm_call`` (its span attributes and ``gen_ai.client.token.usage``); outside one, as
-        usage attributes of the current span. ``cost_usd`` defaults to the price table's figure."""
+        usage attributes of the current span. Called more than once for one call, the counts add up
+        everywhere alike. ``cost_usd`` defaults to the price table's figure."""
         prompt_tokens, completion_tokens = _count(prompt_tokens), _count(completion_tokens)
         labels = {"llm.model": model, "llm.provider": provider}
         self.llm_tokens.add(prompt_tokens, {**labels, "token_type": "prompt"})
@@ -181,13 +185,17 @@ class AgentInstruments:
         if cost_usd is not None:
             self.llm_cost.add(cost_usd, labels)
         data = otel_context.get_value(CLIENT_INFERENCE_CONTEXT_KEY)
-        if isinstance(data, InferenceData):  # inside trace_llm_call: the invocation reports them at its end
-            data.usage_input_tokens, data.usage_output_tokens = prompt_tokens, completion_tokens
+        if isinstance(data, InferenceData):  # inside trace_llm_call: the invocation reports the sum at its end
+            data.usage_input_tokens = (data.usage_input_tokens or 0) + prompt_tokens
+            data.usage_output_tokens = (data.usage_output_tokens or 0) + completion_tokens
             return
         span = trace.get_current_span()
         if span.is_recording():
-            span.set_attributes({"gen_ai.usage.input_tokens": prompt_tokens,
-                                 "gen_ai.usage.output_tokens": completion_tokens})
+            before = getattr(span, "attributes", None) or {}
+            span.set_attributes({
+                "gen_ai.usage.input_tokens": _count_or_zero(before.get("gen_ai.usage.input_tokens")) + prompt_tokens,
+                "gen_ai.usage.output_tokens": _count_or_zero(before.get("gen_ai.usage.output_tokens"))
+                + completion_tokens})
 
     @guarded("record_request")
     def record_request(self, intent: str, duration_ms: float, ok: bool) -> None:
@@ -199,6 +207,11 @@ class AgentInstruments:
     def record_error(self, error_type: str, component: str) -> None:
         """One error, by type and component."""
         self.errors.add(1, {"error_type": error_type, "component": component})
+
+
+def _count_or_zero(value: Any) -> int:
+    """A token count already recorded on a span, 0 when there is none."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _count(value: Any) -> int:

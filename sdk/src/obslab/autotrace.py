@@ -49,7 +49,11 @@ def traced(func: F | None = None, *, name: str | None = None, tracer_name: str =
         scope = _tracer(tracer_name).start_as_current_span(span_name, attributes=attributes)
         return scope, _running.set(running | {key})
 
-    if inspect.iscoroutinefunction(func):
+    if inspect.isgeneratorfunction(func):
+        wrapper: Any = _traced_generator(func, tracer_name, span_name, attributes)
+    elif inspect.isasyncgenfunction(func):
+        wrapper = _traced_async_generator(func, tracer_name, span_name, attributes)
+    elif inspect.iscoroutinefunction(func):
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             started = start()
@@ -61,7 +65,7 @@ def traced(func: F | None = None, *, name: str | None = None, tracer_name: str =
                     return await func(*args, **kwargs)
             finally:
                 _running.reset(token)
-        wrapper: Any = async_wrapper
+        wrapper = async_wrapper
     else:
         @functools.wraps(func)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -77,6 +81,76 @@ def traced(func: F | None = None, *, name: str | None = None, tracer_name: str =
         wrapper = sync_wrapper
     setattr(wrapper, _WRAPPED, True)
     return wrapper
+
+
+@guarded("function tracing")
+def _start_span(tracer_name: str, span_name: str, attributes: dict[str, str]) -> trace.Span | None:
+    return _tracer(tracer_name).start_span(span_name, attributes=attributes)
+
+
+def _traced_generator(func: Callable[..., Any], tracer_name: str, span_name: str,
+                      attributes: dict[str, str]) -> Callable[..., Any]:
+    """A generator function whose span starts at the first ``next()`` and ends when the generator
+    is exhausted, fails or is closed; its body runs with the span current, its consumer does not."""
+    @functools.wraps(func)
+    def generator_wrapper(*args: Any, **kwargs: Any) -> Any:
+        generator = func(*args, **kwargs)
+        span = _start_span(tracer_name, span_name, attributes)
+        if span is None:
+            return (yield from generator)
+        try:
+            sent: Any = None
+            thrown: BaseException | None = None
+            while True:
+                with trace.use_span(span, end_on_exit=False):
+                    try:
+                        item = generator.throw(thrown) if thrown is not None else generator.send(sent)
+                    except StopIteration as stop:
+                        return stop.value
+                thrown = None
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    generator.close()
+                    raise
+                except BaseException as error:  # thrown in by the consumer: handed to the generator
+                    thrown = error
+        finally:
+            span.end()
+    return generator_wrapper
+
+
+def _traced_async_generator(func: Callable[..., Any], tracer_name: str, span_name: str,
+                            attributes: dict[str, str]) -> Callable[..., Any]:
+    """:func:`_traced_generator` for async generator functions."""
+    @functools.wraps(func)
+    async def async_generator_wrapper(*args: Any, **kwargs: Any) -> Any:
+        generator = func(*args, **kwargs)
+        span = _start_span(tracer_name, span_name, attributes)
+        if span is None:
+            async for item in generator:
+                yield item
+            return
+        try:
+            sent: Any = None
+            thrown: BaseException | None = None
+            while True:
+                with trace.use_span(span, end_on_exit=False):
+                    try:
+                        item = await (generator.athrow(thrown) if thrown is not None else generator.asend(sent))
+                    except StopAsyncIteration:
+                        return
+                thrown = None
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    await generator.aclose()
+                    raise
+                except BaseException as error:
+                    thrown = error
+        finally:
+            span.end()
+    return async_generator_wrapper
 
 
 def trace_modules(modules: Iterable[str | ModuleType]) -> list[str]:

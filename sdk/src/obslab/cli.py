@@ -18,7 +18,16 @@ def main(argv: list[str] | None = None) -> int:
                              "grafana where their official images are absent): reported, not failed")
     doctor.add_argument("--skip", action="append", default=[], choices=["grafana"],
                         help="older spelling of --not-running grafana")
+    docs = commands.add_parser("settings-docs",
+                               help="rewrite the generated settings table of README.md and block of .env.example")
+    docs.add_argument("readme", nargs="?", default="README.md")
+    docs.add_argument("env_example", nargs="?", default=".env.example")
     args = parser.parse_args(argv)
+    if args.command == "settings-docs":
+        from obslab.settings import write
+
+        write(args.readme, args.env_example)
+        return 0
     not_running = {name.strip() for name in args.not_running.split(",") if name.strip()} | set(args.skip)
     return run_doctor(timeout=args.timeout, not_running=tuple(sorted(not_running)))
 

@@ -13,7 +13,8 @@ from opentelemetry.metrics import Meter
 from opentelemetry.trace import Tracer
 
 from obslab.config import Environment, LogLevel
-from obslab.telemetry import Telemetry, _init, init_telemetry
+from obslab.distro import ObslabConfigurator
+from obslab.telemetry import Telemetry, init_telemetry
 
 
 def auto_instrument(
@@ -35,7 +36,7 @@ def auto_instrument(
     system metrics on, and console export in DEVELOPMENT. Returns the telemetry handle
     (``get_logger()``, ``create_counter()``, ``create_histogram()``, ``tracer``...).
     """
-    return _init({
+    return ObslabConfigurator().configure({
         "service_name": service_name,
         "service_version": service_version,
         "environment": environment,

@@ -5,15 +5,18 @@ Precedence, highest first: explicit arguments; the process environment; a ``.env
 defaults. Every value remembers where it came from, so a bad one raises a ``ValueError``
 that names the setting, the value and its source.
 
-Only standard ``OTEL_*`` variables and obslab's own ``OBSLAB_*`` ones are read (plus
-``OTLP_ENDPOINT``, the lab's name), never an application's generic names such as
-``ENVIRONMENT`` or ``LOG_LEVEL``. The ``.env`` file is the one given as ``env_file`` (or
+obslab reads its own ``OBSLAB_*`` variables (plus ``OTLP_ENDPOINT``, the lab's name), never an
+application's generic names such as ``ENVIRONMENT`` or ``LOG_LEVEL``. Standard ``OTEL_*``
+variables are opentelemetry-sdk's to read, as it reads them (a bad value: a warning and the
+default); obslab only takes the service name, version and environment from the resource the SDK
+reads, and ``OTEL_SDK_DISABLED``. The ``.env`` file is the one given as ``env_file`` (or
 ``OBSLAB_ENV_FILE``), else ``.env`` in the working directory; no other directory is searched.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
@@ -23,10 +26,9 @@ from dotenv import dotenv_values
 
 from obslab import _parsers as p
 from obslab._yaml import read_yaml
-from obslab.prices import Price, parse_prices
+from obslab.prices import Price
+from obslab.settings import SETTINGS
 
-DEFAULT_ENDPOINT = "http://localhost:4317"
-DEFAULT_HTTP_ENDPOINT = "http://localhost:4318"
 SIGNALS = ("traces", "metrics", "logs")
 
 
@@ -51,14 +53,15 @@ class LogLevel(str, Enum):
 
 @dataclass(frozen=True)
 class Settings:
-    """The resolved configuration of one telemetry handle."""
+    """The resolved configuration of one telemetry handle (one field per :data:`obslab.settings.SETTINGS`
+    record). None means "as opentelemetry-sdk reads it from the ``OTEL_*`` variables"."""
 
     service_name: str = "unknown_service"
     service_version: str = "0.0.0"
     environment: str = "development"  # deployment.environment.name: any name
-    otlp_endpoint: str = DEFAULT_ENDPOINT  # all signals, unless a signal has its own below
+    otlp_endpoint: str | None = None  # None: the exporters read OTEL_EXPORTER_OTLP_*
     enable_console_export: bool = False
-    sampling_ratio: float = 1.0
+    sampling_ratio: float | None = None  # None: the SDK reads OTEL_TRACES_SAMPLER(_ARG)
     log_level: str = "INFO"
     json_logs: bool = False
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
@@ -66,21 +69,13 @@ class Settings:
     shutdown_timeout: float = 2.0  # seconds: bounds shutdown() and interpreter exit
     disabled: bool = False
     console_only: bool = False  # zero-infrastructure mode: stdout only, no network
-    otlp_protocol: str = "grpc"  # or http/protobuf (needs the obslab[http] extra)
-    propagators: tuple[str, ...] = ("tracecontext", "baggage")
+    otlp_protocol: str | None = None  # None: the SDK reads OTEL_EXPORTER_OTLP_PROTOCOL (grpc by default)
+    propagators: tuple[str, ...] | None = None  # None: the SDK reads OTEL_PROPAGATORS
     privacy: bool = False  # mask secrets and personal data before export
     privacy_keys: tuple[str, ...] = ()  # attribute keys to mask, on top of the built-in list
     prometheus_port: int | None = None  # in-process /metrics endpoint, next to OTLP
     system_metrics: bool = False  # process CPU, memory and garbage-collector metrics
     instrument: tuple[str, ...] = ()  # library instrumentors to turn on, or ("auto",)
-    otlp_traces_endpoint: str | None = None  # a signal's own endpoint, used as given
-    otlp_metrics_endpoint: str | None = None
-    otlp_logs_endpoint: str | None = None
-    # gRPC without TLS for an endpoint without http:// or https://. Unset (None) in Settings made by
-    # hand, that is obslab's host:port shorthand: plain text; load_settings() gives False unless
-    # OTEL_EXPORTER_OTLP_INSECURE=true, as the specification does for OTEL_EXPORTER_OTLP_ENDPOINT.
-    otlp_insecure: bool | None = None
-    otlp_timeout: float = 10.0  # seconds per export, retries included
     privacy_secret: str | None = field(default=None, repr=False)  # key of the user-id hash
     # LLM prices (USD per million tokens) over obslab.prices.DEFAULT_PRICES: (provider, model) -> Price
     prices: Mapping[tuple[str, str], Price] = field(default_factory=dict)
@@ -90,77 +85,22 @@ class Settings:
     spool_dir: str | None = None  # where what is unsent at exit is written, and sent from at the next start
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
-    def signal_endpoint(self, signal: str) -> str:
-        """The endpoint ``signal`` ("traces", "metrics", "logs") is exported to."""
-        return getattr(self, f"otlp_{signal}_endpoint") or self.otlp_endpoint
 
+_PARSERS: dict[str, p.Parser] = {setting.name: setting.parse for setting in SETTINGS}
+_NOT_IN_FILES = tuple(setting.name for setting in SETTINGS if setting.yaml is None)  # a secret: environment only
 
-_PARSERS: dict[str, p.Parser] = {
-    "service_name": p.parse_str,
-    "service_version": p.parse_str,
-    "environment": p.parse_environment,
-    "otlp_endpoint": p.parse_endpoint,
-    "otlp_traces_endpoint": p.parse_endpoint,
-    "otlp_metrics_endpoint": p.parse_endpoint,
-    "otlp_logs_endpoint": p.parse_endpoint,
-    "otlp_insecure": p.parse_bool,
-    "otlp_timeout": p.parse_seconds,
-    "enable_console_export": p.parse_bool,
-    "sampling_ratio": p.parse_ratio,
-    "log_level": p.parse_log_level,
-    "json_logs": p.parse_bool,
-    "resource_attributes": p.parse_attributes,
-    "metric_export_interval": p.parse_seconds,
-    "shutdown_timeout": p.parse_seconds,
-    "disabled": p.parse_bool,
-    "console_only": p.parse_bool,
-    "otlp_protocol": p.parse_protocol,
-    "propagators": p.parse_names,
-    "privacy": p.parse_bool,
-    "privacy_keys": p.parse_names,
-    "privacy_secret": p.parse_secret,
-    "prometheus_port": p.parse_port,
-    "system_metrics": p.parse_bool,
-    "instrument": p.parse_names,
-    "prices": parse_prices,
-    "outage_buffer": p.parse_count,
-    "spool_dir": p.parse_directory,
-}
-_NOT_IN_FILES = ("privacy_secret",)  # a secret belongs in the environment, not in a committed file
-
-# Environment (and .env) variables: name -> (setting, parser). For one setting, the first
-# variable set wins: standard OTEL_* names first, then obslab's.
+# Environment (and .env) variables: name -> (setting, parser), obslab's names first, then the
+# renamed ones (read with a warning).
 _VARIABLES: dict[str, tuple[str, p.Parser]] = {
-    "OTEL_SERVICE_NAME": ("service_name", p.parse_str),
-    "OBSLAB_SERVICE_VERSION": ("service_version", p.parse_str),
-    "OBSLAB_ENVIRONMENT": ("environment", p.parse_environment),
-    "OTEL_EXPORTER_OTLP_ENDPOINT": ("otlp_endpoint", p.parse_otel_endpoint),
-    "OTLP_ENDPOINT": ("otlp_endpoint", p.parse_endpoint),  # the lab's name: host:port is plain text
-    **{f"OTEL_EXPORTER_OTLP_{s.upper()}_ENDPOINT": (f"otlp_{s}_endpoint", p.parse_otel_endpoint) for s in SIGNALS},
-    "OTEL_EXPORTER_OTLP_INSECURE": ("otlp_insecure", p.parse_otel_bool),
-    "OTEL_EXPORTER_OTLP_TIMEOUT": ("otlp_timeout", p.parse_milliseconds),
-    "OTEL_EXPORTER_OTLP_PROTOCOL": ("otlp_protocol", p.parse_protocol),
-    "OTEL_CONSOLE_EXPORT": ("enable_console_export", p.parse_bool),
-    "OBSLAB_LOG_LEVEL": ("log_level", p.parse_log_level),
-    "OBSLAB_JSON_LOGS": ("json_logs", p.parse_bool),
-    "OBSLAB_METRIC_EXPORT_INTERVAL": ("metric_export_interval", p.parse_seconds),
-    "OTEL_METRIC_EXPORT_INTERVAL": ("metric_export_interval", p.parse_milliseconds),
-    "OBSLAB_SHUTDOWN_TIMEOUT": ("shutdown_timeout", p.parse_seconds),
-    "OTEL_SDK_DISABLED": ("disabled", p.parse_otel_bool),
-    "OBSLAB_CONSOLE_ONLY": ("console_only", p.parse_bool),
-    "OTEL_PROPAGATORS": ("propagators", p.parse_names),
-    "OBSLAB_PRIVACY": ("privacy", p.parse_bool),
-    "OBSLAB_PRIVACY_KEYS": ("privacy_keys", p.parse_names),
-    "OBSLAB_PRIVACY_SECRET": ("privacy_secret", p.parse_secret),
-    "OBSLAB_PROMETHEUS_PORT": ("prometheus_port", p.parse_port),
-    "OBSLAB_SYSTEM_METRICS": ("system_metrics", p.parse_bool),
-    "OBSLAB_INSTRUMENT": ("instrument", p.parse_names),
-    "OBSLAB_PRICES": ("prices", parse_prices),
-    "OBSLAB_OUTAGE_BUFFER": ("outage_buffer", p.parse_count),
-    "OBSLAB_SPOOL_DIR": ("spool_dir", p.parse_directory),
-    "OTEL_RESOURCE_ATTRIBUTES": ("resource_attributes", p.parse_resource_attributes),
+    **{setting.env: (setting.name, setting.parse) for setting in SETTINGS if setting.env},
+    **{old: (setting.name, setting.parse) for setting in SETTINGS for old in setting.renamed_from},
 }
-# Resource attributes that also set a setting when nothing more specific does.
+_RENAMED = {old: setting.env for setting in SETTINGS for old in setting.renamed_from}
+# The standard variable obslab itself needs to know: whether the SDK is disabled (read as the
+# specification says: only "true" is true, anything else false with a warning).
+_DISABLED_VARIABLE = "OTEL_SDK_DISABLED"
+# Resource attributes (read by the SDK from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES) that
+# give a setting when nothing of obslab's does.
 _RESOURCE_SETTINGS = (("service.name", "service_name"), ("service.version", "service_version"),
                       ("deployment.environment.name", "environment"), ("deployment.environment", "environment"))
 
@@ -180,15 +120,23 @@ Default = Any  # a value, or a function of the settings resolved without it
 def load_settings(arguments: Mapping[str, Any], environ: Mapping[str, str] | None = None,
                   defaults: Mapping[str, Default] | None = None) -> Settings:
     """Merge explicit ``arguments`` (None means unset) over the environment, ``.env``, YAML and
-    ``defaults`` (a value, or a function of the other resolved settings), then Settings' defaults."""
+    ``defaults`` (a value, or a function of the other resolved settings), then Settings' defaults.
+    What the SDK reads from ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` (in ``environ``)
+    fills the service name, version and environment that obslab's own sources leave unset.
+    ``OTEL_*`` variables found only in the ``.env`` file are handed to the process environment
+    (never over a real variable), where the SDK reads them."""
     environ = os.environ if environ is None else environ
     real = {name: value for name, value in environ.items() if str(value).strip()}
     dotenv_path, dotenv = _read_dotenv(arguments.get("env_file") or real.get("OBSLAB_ENV_FILE"))
+    if environ is os.environ:
+        _export_otel_variables(dotenv)
+        real = {name: value for name, value in environ.items() if str(value).strip()}
     config_file = arguments.get("config_file") or real.get("OBSLAB_CONFIG") or dotenv.get("OBSLAB_CONFIG")
     computed = {k: v for k, v in (defaults or {}).items() if callable(v)}
     layers = [
         {k: _Given(v, "argument", _PARSERS[k]) for k, v in arguments.items() if v is not None and k in _PARSERS},
         _variable_layer(real, "environment variable"),
+        _resource_layer(),
         _variable_layer({k: v for k, v in dotenv.items() if k not in real}, f".env file {dotenv_path}"),
         _yaml_layer(config_file) if config_file else {},
         {k: _Given(v, "default", _PARSERS[k]) for k, v in (defaults or {}).items() if k not in computed},
@@ -200,6 +148,10 @@ def load_settings(arguments: Mapping[str, Any], environ: Mapping[str, str] | Non
         if given is not None:
             resolved[setting] = given.parse(setting, given.value, given.where)
             sources[setting] = given.where
+    if "disabled" not in resolved and _DISABLED_VARIABLE in real:
+        resolved["disabled"] = p.parse_otel_bool(_DISABLED_VARIABLE, real[_DISABLED_VARIABLE],
+                                                 f"environment variable {_DISABLED_VARIABLE}")
+        sources["disabled"] = f"environment variable {_DISABLED_VARIABLE}"
     settings = Settings(**resolved, sources=sources)
     return _derived(settings, computed)
 
@@ -211,17 +163,15 @@ def _derived(settings: Settings, computed: Mapping[str, Callable[[Settings], Any
         unset["json_logs"] = True
     if settings.console_only:
         unset["enable_console_export"] = True
-    if "otlp_insecure" not in settings.sources:
-        unset["otlp_insecure"] = False
-    if settings.otlp_protocol == "http/protobuf":
-        if "otlp_endpoint" not in settings.sources:
-            unset["otlp_endpoint"] = DEFAULT_HTTP_ENDPOINT
-        for name in ("otlp_endpoint", *(f"otlp_{s}_endpoint" for s in SIGNALS)):
-            value = unset.get(name, getattr(settings, name))
-            if value is not None and "://" not in value:
-                raise p.bad(name, value, settings.sources[name],
-                            "OTLP over HTTP needs a URL, http(s)://host[:port][/path]")
     return replace(settings, **unset) if unset else settings
+
+
+def _export_otel_variables(dotenv: Mapping[str, str]) -> None:
+    """``OTEL_*`` variables of the ``.env`` file into the process environment, where the SDK reads
+    them; a real variable is never overridden."""
+    for name, value in dotenv.items():
+        if name.startswith("OTEL_") and name not in os.environ:
+            os.environ[name] = value
 
 
 def _read_dotenv(path: str | os.PathLike[str] | None) -> tuple[str, dict[str, str]]:
@@ -240,33 +190,29 @@ def _variable_layer(variables: Mapping[str, str], label: str) -> _Layer:
     layer: _Layer = {}
     for name, (setting, parse) in _VARIABLES.items():
         if name in variables and setting not in layer:
+            if name in _RENAMED:
+                warnings.warn(f"{name} ({label}) is renamed {_RENAMED[name]}; the old name still works for now",
+                              DeprecationWarning, stacklevel=4)
             layer[setting] = _Given(variables[name], f"{label} {name}", parse)
-    sampling = _sampler(variables, label)
-    if sampling is not None:
-        layer["sampling_ratio"] = sampling
-    if "resource_attributes" in layer:
-        given = layer["resource_attributes"]
-        attributes = given.parse("resource_attributes", given.value, given.where)
-        for key, setting in _RESOURCE_SETTINGS:
-            if key in attributes and setting not in layer:
-                layer[setting] = _Given(attributes[key], given.where, _PARSERS[setting])
     return layer
 
 
-def _sampler(variables: Mapping[str, str], label: str) -> _Given | None:
-    sampler = variables.get("OTEL_TRACES_SAMPLER", "").strip().lower()
-    if not sampler:
-        return None
-    where = f"{label} OTEL_TRACES_SAMPLER"
-    if sampler in ("always_on", "parentbased_always_on"):
-        return _Given(1.0, where, p.parse_ratio)
-    if sampler in ("always_off", "parentbased_always_off"):
-        return _Given(0.0, where, p.parse_ratio)
-    if sampler in ("traceidratio", "parentbased_traceidratio"):
-        return _Given(variables.get("OTEL_TRACES_SAMPLER_ARG", "1.0"), f"{label} OTEL_TRACES_SAMPLER_ARG",
-                      p.parse_ratio)
-    raise ValueError(f"OTEL_TRACES_SAMPLER={sampler!r} ({where}) is not supported: use always_on, "
-                     "always_off, traceidratio or their parentbased_ forms")
+def _resource_layer() -> _Layer:
+    """Service name, version and environment as the SDK reads them from ``OTEL_SERVICE_NAME`` and
+    ``OTEL_RESOURCE_ATTRIBUTES`` (a malformed pair is warned about and skipped, as the SDK does)."""
+    environ = os.environ  # the SDK reads the process environment
+    if not any(name in environ for name in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES")):
+        return {}
+    from opentelemetry.sdk.resources import OTELResourceDetector
+
+    attributes = dict(OTELResourceDetector().detect().attributes)
+    layer: _Layer = {}
+    for key, setting in _RESOURCE_SETTINGS:
+        if key in attributes and setting not in layer:
+            variable = "OTEL_SERVICE_NAME" if key == "service.name" and "OTEL_SERVICE_NAME" in environ \
+                else "OTEL_RESOURCE_ATTRIBUTES"
+            layer[setting] = _Given(str(attributes[key]), f"environment variable {variable}", p.parse_str)
+    return layer
 
 
 def _yaml_layer(path: str | os.PathLike[str]) -> _Layer:

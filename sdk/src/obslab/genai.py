@@ -10,7 +10,7 @@ instrumentations (``instrument=["openai", "anthropic"]``). What obslab adds here
   ``obslab.gen_ai.client.cost`` (USD) or, for a model without a price,
   ``obslab.gen_ai.client.unpriced_calls``;
 - message content: captured only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` asks
-  for it (``span_only``, ``event_only`` or ``span_and_event``; checked at init), and then exported
+  for it (``span_only``, ``event_only`` or ``span_and_event``, read by opentelemetry-util-genai), and then exported
   through privacy masking (:class:`ContentRedactor`, or the whole privacy redactor when privacy is on).
 
 =================================  ============  ==================================================
@@ -35,6 +35,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.trace import NonRecordingSpan, set_span_in_context
 from opentelemetry.util.genai.handler import TelemetryHandler
+from opentelemetry.util.genai.utils import get_content_capturing_mode
 
 from obslab._diagnostics import guarded
 from obslab.prices import PriceTable
@@ -53,16 +54,12 @@ _PRICED_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
 
 
 def content_capture_mode(environ: Mapping[str, str] | None = None) -> str:
-    """The message content capture mode asked for (``no_content`` unless the variable is set); a
-    value the upstream instrumentations would not understand raises ``ValueError``."""
-    raw = (os.environ if environ is None else environ).get(CAPTURE_VARIABLE, "")
-    mode = raw.strip().lower()
-    if not mode:
-        return "no_content"
-    if mode not in CAPTURE_MODES:
-        raise ValueError(f"{CAPTURE_VARIABLE}={raw!r} (from environment variable {CAPTURE_VARIABLE}): "
-                         f"expected one of {', '.join(CAPTURE_MODES)}")
-    return mode
+    """The message content capture mode asked for, as opentelemetry-util-genai reads it (``no_content``
+    unless the variable is set; a value it does not know gives its warning and ``no_content``)."""
+    if environ is not None and environ is not os.environ:
+        raw = environ.get(CAPTURE_VARIABLE, "").strip().lower()
+        return raw if raw in CAPTURE_MODES else "no_content"
+    return get_content_capturing_mode().name.lower()
 
 
 def genai_handler(tracer_provider: Any, meter_provider: Any, logger_provider: Any) -> TelemetryHandler:

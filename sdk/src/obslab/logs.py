@@ -30,7 +30,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExp
 from opentelemetry.sdk.resources import Resource
 
 from obslab._diagnostics import guarded
-from obslab._export import otlp_exporter
+from obslab._export import build_exporters, is_exporting
 from obslab._outage import buffered
 from obslab.config import Settings
 from obslab.privacy import Redactor, each, mask_exports
@@ -42,34 +42,38 @@ _STDLIB_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "ascti
 _ADDED_FIELDS = frozenset({"message", "asctime", "trace_id", "span_id", "data",
                            "otelTraceID", "otelSpanID", "otelServiceName", "otelTraceSampled"})
 _PLAIN = (str, bool, int, float)
+# Libraries an export runs through: their records while the SDK exports are about that export.
+_EXPORT_PATH_LOGGERS = ("opentelemetry", "grpc", "urllib3", "requests", "http.client", "httpx", "httpcore", "obslab")
 
 
 def build_logger_provider(
     settings: Settings, resource: Resource, exporter: LogRecordExporter | None = None,
     redactor: Redactor | None = None,
 ) -> tuple[LoggerProvider, list[LogRecordExporter]]:
-    """A provider exporting log records in batches (default: OTLP), masked first when privacy is on."""
+    """A provider exporting log records in batches (default: the exporters ``OTEL_LOGS_EXPORTER``
+    names, each behind an outage buffer), masked first when privacy is on."""
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    if exporter is None and not settings.console_only:
-        exporter = buffered(otlp_exporter(settings, "logs"), settings, "logs")
-    if exporter is None:
-        return provider, []
-    if redactor is not None:
-        mask_exports(exporter, each(redactor.log), [])
-    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-    return provider, [exporter]
+    exporters = [exporter] if exporter is not None else [buffered(e, settings, "logs")
+                                                         for e in build_exporters(settings, "logs")]
+    for each_exporter in exporters:
+        if redactor is not None:
+            mask_exports(each_exporter, each(redactor.log), [])
+        provider.add_log_record_processor(BatchLogRecordProcessor(each_exporter))
+    return provider, exporters
 
 
 class OTLPHandler(LoggingHandler):
     """The OpenTelemetry logging handler, fed a copy of each record whose ``extra={"data": {...}}``
     is flattened to attributes.
 
-    Records logged while the SDK exports (an HTTP client's debug lines about the export request,
-    say) are not exported again: that would feed an export loop.
+    Records logged while obslab exports (an HTTP client's debug lines about the export request,
+    say) are not exported again: that would feed an export loop. Under the SDK's suppression of
+    instrumentation (set while it exports, also for exporters obslab did not make), the records of
+    the export path's own libraries are left out too; the application's own records are kept.
     """
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not is_instrumentation_enabled():  # the SDK's exports run with instrumentation suppressed
+        if is_exporting() or (not is_instrumentation_enabled() and record.name.startswith(_EXPORT_PATH_LOGGERS)):
             return
         try:
             super().emit(_otlp_record(record))
@@ -162,7 +166,36 @@ def console_handler(settings: Settings, stream: Any = None, redactor: Redactor |
     handler = logging.StreamHandler(stream or (sys.stdout if settings.console_only else sys.stderr))
     handler.setFormatter(JsonFormatter(settings.service_name, redactor) if settings.json_logs
                          else TextFormatter(redactor))
+    handler.addFilter(_NotPrintedByTheApplication())
     return handler
+
+
+def _prints_to_terminal(handler: logging.Handler) -> bool:
+    """Whether ``handler`` writes log lines to the terminal (stdout or stderr)."""
+    terminals = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)}
+    return (isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+            and id(getattr(handler, "stream", None)) in terminals)
+
+
+class _NotPrintedByTheApplication(logging.Filter):
+    """Lets a record through obslab's console handler only when no handler of the application on
+    the record's way up the logger tree (its own logger, its parents while they propagate, the
+    root) prints it to the terminal already; checked for each record, so handlers the application
+    adds after init count too."""
+
+    @guarded("console log filter")
+    def _printed_elsewhere(self, record: logging.LogRecord) -> bool:
+        logger: logging.Logger | None = logging.getLogger(record.name) if record.name != "root" else logging.getLogger()
+        while logger is not None:
+            for handler in logger.handlers:
+                if (record.levelno >= handler.level and _prints_to_terminal(handler)
+                        and not any(isinstance(f, _NotPrintedByTheApplication) for f in handler.filters)):
+                    return True
+            logger = logger.parent if logger.propagate else None
+        return False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self._printed_elsewhere(record)
 
 
 def find_installed_bridge() -> logging.Handler | None:
@@ -227,11 +260,8 @@ class LoggingBridge:
             root.addHandler(self.console)
 
     def _app_prints(self) -> bool:
-        """Whether a handler of the application already prints log lines to the terminal."""
-        terminals = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)}
-        return any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-                   and id(getattr(h, "stream", None)) in terminals and h not in self.handlers
-                   for h in logging.getLogger().handlers)
+        """Whether a handler of the application on the root logger already prints to the terminal."""
+        return any(_prints_to_terminal(h) and h not in self.handlers for h in logging.getLogger().handlers)
 
     def _keep_handlers(self, original: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(original)

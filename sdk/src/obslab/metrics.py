@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
@@ -12,7 +14,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from obslab._export import otlp_exporter
+from obslab._export import build_exporters
 from obslab.config import Settings
 from obslab.privacy import Redactor, mask_exports
 
@@ -28,17 +30,28 @@ def build_meter_provider(
     """A provider whose reader exports every ``metric_export_interval`` seconds. ``readers``
     replace the OTLP export (tests); ``extra_readers`` come on top (the Prometheus endpoint).
     With privacy on, every exported batch is masked first."""
-    interval_ms = settings.metric_export_interval * 1000
+    interval_ms = export_interval_millis(settings)
     exporters: list[MetricExporter] = []
-    if exporter is None and not readers and not settings.console_only:
-        exporter = otlp_exporter(settings, "metrics")
     if exporter is not None:
         exporters.append(exporter)
+    elif not readers:
+        exporters.extend(build_exporters(settings, "metrics"))
     if settings.enable_console_export:
         exporters.append(ConsoleMetricExporter(formatter=lambda data: data.to_json(indent=None) + "\n"))
     for each_exporter in exporters if redactor is not None else ():
+        if isinstance(each_exporter, MetricReader):
+            continue  # a pull exporter the SDK made (OTEL_METRICS_EXPORTER=prometheus): not masked
         mask_exports(each_exporter, redactor.metrics, MetricsData(resource_metrics=[]))
     all_readers = [*readers, *extra_readers,
-                   *(PeriodicExportingMetricReader(e, export_interval_millis=interval_ms) for e in exporters)]
+                   *(e if isinstance(e, MetricReader) else PeriodicExportingMetricReader(e, export_interval_millis=interval_ms)
+                     for e in exporters)]
     provider = MeterProvider(resource=resource, metric_readers=all_readers, shutdown_on_exit=False)
     return provider, exporters
+
+
+def export_interval_millis(settings: Settings) -> float | None:
+    """The metric export interval: obslab's argument; else ``OTEL_METRIC_EXPORT_INTERVAL`` (None:
+    the SDK reads it, and warns about a bad value); else obslab's variable, YAML or 15 s."""
+    if settings.sources.get("metric_export_interval") != "argument" and "OTEL_METRIC_EXPORT_INTERVAL" in os.environ:
+        return None
+    return settings.metric_export_interval * 1000

@@ -30,7 +30,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.metrics.export import MetricsData
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.trace import Status
+from opentelemetry.trace import Link, Status
 
 from obslab._diagnostics import report
 
@@ -41,12 +41,24 @@ SENSITIVE_KEYS = (
     "access_key", "client_secret", "ssn", "credit_card", "card_number",
 )
 _USER_KEY = re.compile(r"(^|_)(user|enduser|customer|account|client)_?id$")
-_KEY_VALUE = re.compile(r"(?i)\b(password|passwd|secret|token|api[_-]?key|authorization)(\s*[=:]\s*)([^\s,;&\"']+)")
+# A secret-naming key (``password``, ``OPENAI_API_KEY``, ``"token"``...) followed by ``=`` or ``:`` and
+# its value, quoted or not, as in query strings, JSON, Python reprs, env files and headers.
+_SECRET_WORDS = (r"password|passwd|pwd|secret|token|api[_-]?key|apikey|authorization|access[_-]?key"
+                 r"|private[_-]?key|credentials?")
+_KEY_VALUE = re.compile(rf"(?i)\b([\w.-]*?(?:{_SECRET_WORDS})(?:[_.-]?(?:key|value|string|hash))?)([\"']?\s*[=:]\s*[\"']?)([^\s,;&\"'}}]+)")
 _VALUE_PATTERNS = (
-    (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]+=*"), "Bearer " + MASK),
+    # Every HTTP authorization scheme carries credentials, not only Bearer.
+    (re.compile(r"(?i)\b(bearer|basic|digest|negotiate|ntlm)\s+[A-Za-z0-9\-._~+/]{6,}=*"),
+     lambda m: f"{m.group(1)} {MASK}"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), MASK),
+    # Provider API keys by their prefixes: OpenAI/Anthropic (sk-...), GitHub, AWS, Slack, Google.
+    (re.compile(r"\b(?:sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
+                r"|AKIA[0-9A-Z]{16}|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})"), MASK),
     (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK),
 )
+# Database statements: every quoted literal may be a password or personal data.
+_STATEMENT_KEYS = frozenset({"db_statement", "db_query_text"})
+_SQL_LITERAL = re.compile(r"'(?:[^']|'')*'")
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 # Issuer prefixes and lengths of payment cards: a Luhn-valid number must also start and be as long
 # as a card, so long numeric ids (nanosecond timestamps, snowflake ids) are left alone.
@@ -82,6 +94,8 @@ class Redactor:
             return MASK
         if _USER_KEY.search(name) and value not in (None, ""):
             return self.user_id(value)
+        if name in _STATEMENT_KEYS and isinstance(value, str):
+            return self.text(_SQL_LITERAL.sub("?", value))
         return self.scrub(value)
 
     def user_id(self, value: Any) -> str:
@@ -103,9 +117,9 @@ class Redactor:
     @staticmethod
     def text(text: str) -> str:
         """Free text with tokens, JWTs, card numbers, e-mail addresses and ``key=secret`` masked."""
-        text = _KEY_VALUE.sub(lambda m: m.group(1) + m.group(2) + MASK, text)
         for pattern, replacement in _VALUE_PATTERNS:
             text = pattern.sub(replacement, text)
+        text = _KEY_VALUE.sub(_mask_value, text)
         return _CARD.sub(lambda m: MASK if _is_card_number(m.group()) else m.group(), text)
 
     def span(self, span: ReadableSpan) -> ReadableSpan:
@@ -116,7 +130,8 @@ class Redactor:
             status = Status(status.status_code, self.text(status.description))
         return ReadableSpan(
             name=self.text(span.name), context=span.context, parent=span.parent, resource=span.resource,
-            attributes=self.attributes(span.attributes), events=events, links=span.links, kind=span.kind,
+            attributes=self.attributes(span.attributes), events=events, kind=span.kind,
+            links=[Link(link.context, self.attributes(link.attributes)) for link in span.links],
             status=status, start_time=span.start_time, end_time=span.end_time,
             instrumentation_scope=span.instrumentation_scope)
 
@@ -176,6 +191,14 @@ def each(mask: Callable[[Any], Any]) -> Callable[[Sequence[Any]], list[Any]]:
                 report("privacy masking", error)
         return masked
     return mask_batch
+
+
+def _mask_value(match: re.Match[str]) -> str:
+    """``key=value`` with the value masked (left alone when it is already a mask)."""
+    value = match.group(3)
+    if value.startswith(MASK[:-1]) or value.lower() in ("bearer", "basic", "digest", "negotiate", "ntlm"):
+        return match.group(0)
+    return match.group(1) + match.group(2) + MASK
 
 
 def _normalize(key: str) -> str:

@@ -9,9 +9,9 @@ from obslab.privacy import Redactor
 
 
 def build_resource(settings: Settings, redactor: Redactor | None = None) -> Resource:
-    """``service.*`` and ``deployment.environment(.name)`` from settings, plus user attributes, over
-    what the SDK detects (``service.instance.id``, a UUID renewed in forked children, and
-    ``OTEL_RESOURCE_ATTRIBUTES``). Masked when privacy is on."""
+    """What the SDK detects (``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_SERVICE_NAME``, a
+    ``service.instance.id`` renewed in forked children), under obslab's ``service.*`` and
+    ``deployment.environment(.name)`` settings and user attributes. Masked when privacy is on."""
     resource = Resource.create({
         **settings.resource_attributes,
         "service.name": settings.service_name,

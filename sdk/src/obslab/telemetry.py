@@ -1,49 +1,39 @@
-"""The telemetry handle: ``init_telemetry()`` builds it once, ``get_telemetry()`` returns it.
+"""The telemetry handle users call: ``init_telemetry()`` makes it once (through the same configurator
+as ``opentelemetry-instrument``, :mod:`obslab.distro`), ``get_telemetry()`` returns it.
 
-Set-up is all or nothing: everything that can be refused (settings, propagators, instrumentors)
-is checked before anything global changes, and if a step still fails, what was done is undone
-(the Prometheus endpoint stops, patches and logging hooks go, providers shut down).
-``shutdown()`` gives the application back its logging configuration and patched functions
-first, then flushes within ``shutdown_timeout``, without waiting at all on a collector that
-refuses the connection.
+The handle is thin: :class:`~obslab.pipeline.Pipeline` builds and flushes the providers,
+:class:`~obslab.process.ProcessState` installs them in the process. Set-up is all or nothing:
+everything that can be refused (settings, propagators, instrumentors) is checked before anything
+global changes, and if a step still fails, what was done is undone. ``shutdown()`` gives the
+application back its logging configuration and patched functions first, then flushes within
+``shutdown_timeout``, without waiting at all on a collector that refuses the connection.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
 import warnings
 from contextlib import AbstractContextManager
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from opentelemetry import _logs, metrics, trace
-from opentelemetry.metrics import Counter, Histogram, Meter, NoOpMeterProvider, UpDownCounter
-from opentelemetry.propagate import get_global_textmap, set_global_textmap
-from opentelemetry.trace import NoOpTracerProvider, Span, Tracer
+from opentelemetry import _logs, trace
+from opentelemetry.metrics import Counter, Histogram, Meter, UpDownCounter
+from opentelemetry.trace import Span, Tracer
 
-from obslab import _diagnostics, _export, instrumentation, web
-from obslab._outage import NOUNS, OutageBuffer, observe_drops
+from obslab import instrumentation, web
+from obslab._outage import OutageBuffer
 from obslab.agent import AgentInstruments
-from obslab.config import SIGNALS, Default, Settings, load_settings
-from obslab.genai import ContentRedactor, LLMCostProcessor, content_capture_mode, genai_handler
-from obslab.logs import LoggingBridge, OTLPHandler, build_logger_provider, console_handler, find_installed_bridge
-from obslab.metrics import build_meter_provider
-from obslab.prices import PriceTable
-from obslab.privacy import Redactor
-from obslab.prometheus import start_prometheus_endpoint
-from obslab.resource import build_resource
-from obslab.system import register_system_metrics
-from obslab.traces import build_tracer_provider, propagator
+from obslab.config import Default, Settings, load_settings
+from obslab.genai import genai_handler
+from obslab.pipeline import Pipeline, Providers
+from obslab.process import ProcessState, providers_set_up_elsewhere
 
 _INSTRUMENTATION_NAME = "obslab"
-_OURS = "obslab_owned"  # marks the SDK providers a handle built, so that no later handle adopts them
 
 _handle: Telemetry | None = None  # the one telemetry handle of the process
 _handle_lock = threading.Lock()
-
-Providers = tuple[Any, Any, Any]  # tracer, meter and logger providers; None: not set up elsewhere
 
 
 class Telemetry:
@@ -51,183 +41,65 @@ class Telemetry:
 
     A handle made with ``enabled=False`` (``OTEL_SDK_DISABLED=true``, or before
     ``init_telemetry``) works the same way and records nothing. ``adopted`` are providers set up
-    elsewhere in the process (by ``opentelemetry-instrument``, say), used instead of building ours.
+    elsewhere in the process, used instead of building ours; the exporters and readers given replace
+    the ones the SDK configures (tests).
     """
 
     def __init__(self, settings: Settings, enabled: bool = True, *, span_exporter: Any = None,
                  metric_exporter: Any = None, log_exporter: Any = None, metric_readers: tuple[Any, ...] = (),
-                 arguments: Mapping[str, Any] = (), adopted: Providers | None = None) -> None:
+                 arguments: Mapping[str, Any] = (), adopted: Providers | None = None,
+                 replaces: tuple[Any, ...] = ()) -> None:
         self.settings = settings
         self.enabled = enabled
         self._arguments = dict(arguments)
+        self._launcher: str | None = None  # what set this handle up before the application ran
         self._shutdown_done = False
-        self._installed = False
-        self._undo: list[Callable[[], Any]] = []  # what install() changed, undone newest first
-        self._stop_prometheus: Callable[[], None] | None = None
-        self._network_exporters: list[Any] = []
-        self._collectors: set[tuple[str, int]] = set()
-        self._log_handlers: list[logging.Handler] = []
-        self._quiet = _diagnostics.QuietSdkLoggers()
-        self._built: list[Any] = [None, None, None]  # the providers this handle built
-        self._redactor = Redactor(settings.privacy_keys, settings.privacy_secret) if settings.privacy else None
-        # Spans and log records may carry LLM message content once it is turned on: masked even with privacy off.
-        self._content_redactor = self._redactor
-        if self._redactor is None and enabled and content_capture_mode() != "no_content":
-            self._content_redactor = ContentRedactor(settings.privacy_keys, settings.privacy_secret)
-        self._prices = PriceTable(settings.prices)
-        tracer_provider, meter_provider, logger_provider = adopted or (None, None, None)
-        self._owned = (tracer_provider is None, meter_provider is None, logger_provider is None)
-        if not enabled:
-            tracer_provider, meter_provider = NoOpTracerProvider(), NoOpMeterProvider()
-            self._owned = (False, False, False)
-        else:
-            try:
-                built = self._build(span_exporter, metric_exporter, log_exporter, metric_readers,
-                                    tracer_provider is None, meter_provider is None, logger_provider is None)
-            except BaseException:
-                self._release()
-                raise
-            tracer_provider = tracer_provider or built[0]
-            meter_provider = meter_provider or built[1]
-            logger_provider = logger_provider or built[2]
-        self._tracer_provider: Any = tracer_provider
-        self._meter_provider: Any = meter_provider
-        self._logger_provider: Any = logger_provider
+        self._pipeline = Pipeline(settings, enabled, span_exporter=span_exporter, metric_exporter=metric_exporter,
+                                  log_exporter=log_exporter, metric_readers=metric_readers, adopted=adopted)
+        self._process = ProcessState(self._pipeline, self.shutdown, retired=replaces)
         self._tracer = self.get_tracer(_INSTRUMENTATION_NAME)
         self._meter = self.get_meter(_INSTRUMENTATION_NAME)
-        if enabled and self._owned[0]:  # prices the helpers' and the instrumented clients' LLM calls
-            tracer_provider.add_span_processor(LLMCostProcessor(self.get_meter("obslab.genai"), self._prices))
-        buffers = self._outage_buffers()
-        if buffers:  # obslab.outage.dropped{signal, reason}: what the outage buffers could not keep
-            self._meter.create_observable_counter("obslab.outage.dropped", callbacks=[observe_drops(buffers)],
-                                                  unit="{record}",
-                                                  description="Spans and log records dropped during collector outages")
-        genai = genai_handler(tracer_provider, meter_provider, logger_provider if enabled else _logs.NoOpLoggerProvider())
-        self._agent = AgentInstruments(self._tracer, self._meter, genai, self._prices)
+        genai = genai_handler(self._tracer_provider, self._meter_provider,
+                              self._logger_provider if enabled else _logs.NoOpLoggerProvider())
+        self._agent = AgentInstruments(self._tracer, self._meter, genai, self._pipeline.prices)
 
-    def _build(self, span_exporter: Any, metric_exporter: Any, log_exporter: Any, metric_readers: tuple[Any, ...],
-               traces: bool, metrics_: bool, logs: bool) -> Providers:
-        """The providers this handle owns; the Prometheus endpoint starts here (stopped by _release)."""
-        settings = self.settings
-        extra_readers: tuple[Any, ...] = ()
-        if metrics_ and settings.prometheus_port is not None:
-            reader, self._stop_prometheus = start_prometheus_endpoint(settings.prometheus_port,
-                                                                      redactor=self._redactor)
-            extra_readers = (reader,)
-        resource = build_resource(settings, self._redactor)
-        built = self._built
-        if traces:
-            built[0], exporters = build_tracer_provider(settings, resource, span_exporter,
-                                                        redactor=self._content_redactor)
-            self._network(exporters, span_exporter, "traces")
-        if metrics_:
-            built[1], exporters = build_meter_provider(settings, resource, metric_exporter, metric_readers,
-                                                       extra_readers, redactor=self._redactor)
-            self._network(exporters, metric_exporter or metric_readers, "metrics")
-        if logs:
-            built[2], exporters = build_logger_provider(settings, resource, log_exporter,
-                                                        redactor=self._content_redactor)
-            self._network(exporters, log_exporter, "logs")
-        for provider in built:
-            if provider is not None:
-                setattr(provider, _OURS, True)
-        return built[0], built[1], built[2]
+    # --- what the pipeline and the process state hold (tests and helpers read them) ----------
 
-    def _network(self, exporters: list[Any], given: Any, signal: str) -> None:
-        """Remember the OTLP exporter of ``signal`` (the first one, unless a test gave its own)."""
-        if not given and not self.settings.console_only and exporters:
-            self._network_exporters.append(exporters[0])
-            self._collectors.add(_export.target(self.settings, signal).address)
+    @property
+    def _tracer_provider(self) -> Any:
+        return self._pipeline.tracer_provider
+
+    @property
+    def _meter_provider(self) -> Any:
+        return self._pipeline.meter_provider
+
+    @property
+    def _logger_provider(self) -> Any:
+        return self._pipeline.logger_provider
+
+    @property
+    def _redactor(self) -> Any:
+        return self._pipeline.redactor
+
+    @property
+    def _network_exporters(self) -> list[Any]:
+        return self._pipeline.network_exporters
+
+    @property
+    def _log_handlers(self) -> list[logging.Handler]:
+        return self._process.log_handlers
+
+    @property
+    def _undo(self) -> list[Any]:
+        return self._process.undo
 
     def _outage_buffers(self) -> list[OutageBuffer]:
-        return [exporter for exporter in self._network_exporters if isinstance(exporter, OutageBuffer)]
-
-    # --- set-up of process-wide state, done once by init_telemetry -------------------------
+        return self._pipeline.outage_buffers()
 
     def _install(self) -> None:
-        """Put the handle in place: instrumentation, global providers and propagators, the logging
-        bridge, the exit hook. On failure, undoes what it did and re-raises."""
-        if self._installed or not self.enabled:
-            return
-        try:
-            textmap = propagator(self.settings.propagators)  # first: it may reject a name
-            self._instrument_libraries()
-            if self.settings.system_metrics:
-                self._undo.append(register_system_metrics(self.get_meter("obslab.system"),
-                                                          window=self.settings.metric_export_interval))
-            previous_textmap = get_global_textmap()
-            set_global_textmap(textmap)
-            self._undo.append(lambda: set_global_textmap(previous_textmap))
-            self._undo.append(web.install_trace_id_header())
-            self._quiet.install()
-            self._install_logging()
-            self._set_global_providers()
-            atexit.register(self.shutdown)
-            self._undo.append(lambda: atexit.unregister(self.shutdown))
-        except BaseException:
-            self._uninstall()
-            self._quiet.restore()
-            self._release()
-            raise
-        self._installed = True
-
-    def _install_logging(self) -> None:
-        otlp = None
-        if not self.settings.console_only and find_installed_bridge() is None:
-            otlp = OTLPHandler(logger_provider=self._logger_provider)
-        console = console_handler(self.settings, redactor=self._redactor)
-        bridge = LoggingBridge(otlp, console, self.settings.log_level)
-        self._log_handlers = bridge.handlers
-        bridge.install()
-        self._undo.append(bridge.uninstall)
-
-    def _set_global_providers(self) -> None:
-        owned_tracer, owned_meter, owned_logger = self._owned
-        if owned_tracer:
-            trace.set_tracer_provider(self._tracer_provider)
-        if owned_meter:
-            metrics.set_meter_provider(self._meter_provider)
-        if owned_logger:
-            _logs.set_logger_provider(self._logger_provider)
-
-    def _instrument_libraries(self) -> None:
-        own = instrumentation.own_names(self.settings.instrument)
-        if own:
-            from obslab.data import DataInstrumentor  # imports nothing of pandas/NumPy until used
-
-            data = DataInstrumentor(self.get_tracer("obslab.data"), self.get_meter("obslab.data"))
-            self._undo.append(data.uninstrument)
-            data.instrument(own)
-        for instrumentor in instrumentation.instrument(self.settings.instrument, self._tracer_provider,
-                                                       self._meter_provider, self._logger_provider):
-            self._undo.append(instrumentor.uninstrument)
-
-    def _uninstall(self) -> None:
-        """Undo what install() changed in the application's process, newest first."""
-        while self._undo:
-            undo = self._undo.pop()
-            try:
-                undo()
-            except Exception as error:
-                _diagnostics.report("undoing the set-up", error)
-
-    def _release(self) -> None:
-        """Stop what the constructor started: the Prometheus endpoint and the providers it built."""
-        if self._stop_prometheus is not None:
-            self._stop_prometheus()
-            self._stop_prometheus = None
-        quiet = _diagnostics.QuietSdkLoggers()
-        quiet.install()
-        quiet.mute()  # nothing was emitted yet: the SDK's remarks about it are noise
-        try:
-            for exporter in self._network_exporters:
-                exporter.shutdown()  # so that shutting the providers down waits on no collector
-            for provider in self._built:
-                if provider is not None:
-                    self._bounded(provider.shutdown, 1.0)
-        finally:
-            quiet.restore()
-        self._network_exporters, self._built = [], [None, None, None]
+        """Install the handle in the process (see :meth:`obslab.process.ProcessState.install`)."""
+        if self.enabled:
+            self._process.install()
 
     # --- tracer, meter, logger ------------------------------------------------------------
 
@@ -320,13 +192,14 @@ class Telemetry:
     # --- flush and shutdown -----------------------------------------------------------------
 
     def force_flush(self, timeout: float | None = None) -> bool:
-        """Export what is buffered; True when every signal was delivered. Gives up after
-        ``timeout`` s (default: shutdown_timeout), and at once when a collector refuses connections."""
+        """Export what is buffered, in the calling thread; True when every signal was delivered.
+        Returns at once when a collector refuses connections; otherwise each provider flushes within
+        ``timeout`` s (default: shutdown_timeout) as far as it can tell, and an export already under
+        way against a collector that never answers ends with the exporter's own timeout
+        (``OTEL_EXPORTER_OTLP_TIMEOUT``)."""
         if not self.enabled:
             return True
-        if _export.unreachable(self._collectors):
-            return False
-        return self._bounded(self._flush_all, timeout or self.settings.shutdown_timeout)
+        return self._pipeline.flush(timeout or self.settings.shutdown_timeout)
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Give the application back its logging and patched functions, then flush and stop
@@ -335,70 +208,8 @@ class Telemetry:
         if not self.enabled or self._shutdown_done:
             return True
         self._shutdown_done = True
-        self._uninstall()
-        down = _export.unreachable(self._collectors)
-        if down:
-            self._quiet.mute()
-            for exporter in self._network_exporters:
-                exporter.shutdown()  # exports now fail at once (or go to the spool) instead of retrying
-        done = self._bounded(self._shutdown_all, timeout or self.settings.shutdown_timeout)
-        if not done:
-            self._quiet.mute()
-            for exporter in self._network_exporters:
-                exporter.shutdown()  # interrupts the retry back-off still running
-        if down or not done:
-            self._report_unsent(down)
-        if self._stop_prometheus is not None:
-            self._stop_prometheus()
-            self._stop_prometheus = None
-        self._quiet.restore()
-        return done and not down
-
-    def _flush_all(self) -> bool:
-        flushed = [provider.force_flush() is not False
-                   for provider in (self._tracer_provider, self._meter_provider, self._logger_provider)]
-        return all([*flushed, *(buffer.force_flush() for buffer in self._outage_buffers())])
-
-    def _report_unsent(self, down: list[str]) -> None:
-        """One stderr line on what could not be delivered at exit, and where it went."""
-        buffers = self._outage_buffers()
-        spooled = ", ".join(f"{b.spooled} {NOUNS[b.signal]}" for b in buffers if b.spooled)
-        lost = ", ".join(f"{b.lost} {NOUNS[b.signal]}" for b in buffers if b.lost)
-        where = f"collector {', '.join(down)} unreachable" if down else "collector too slow"
-        if spooled:
-            message = f"{where}: {spooled} written to {self.settings.spool_dir}, sent by the next start"
-            message += f"; {lost} dropped" if lost else ""
-        elif lost:
-            message = f"{where}: unsent telemetry dropped ({lost}; OBSLAB_SPOOL_DIR keeps it for the next start)"
-        else:
-            message = f"{where}: unsent telemetry dropped"
-        if down or lost or spooled:
-            _diagnostics.notice("shutdown", message)
-
-    def _shutdown_all(self) -> bool:
-        delivered = self._flush_all() if not all(self._owned) else True
-        for provider, owned in zip((self._tracer_provider, self._meter_provider, self._logger_provider), self._owned):
-            if owned:  # adopted providers were flushed above; their owner shuts them down
-                provider.shutdown()
-        return delivered
-
-    @staticmethod
-    def _bounded(work: Callable[[], Any], timeout: float) -> bool:
-        """Run ``work`` in a daemon thread; True if it finished within ``timeout`` seconds without
-        reporting failure."""
-        outcome: list[bool] = []
-
-        def run() -> None:
-            try:
-                outcome.append(work() is not False)
-            except Exception as error:
-                _diagnostics.report("flush", error)
-                outcome.append(False)
-
-        worker = threading.Thread(target=run, name="obslab-flush", daemon=True)
-        worker.start()
-        worker.join(timeout)
-        return outcome == [True]
+        self._process.uninstall()
+        return self._pipeline.shutdown(timeout or self.settings.shutdown_timeout)
 
 
 def init_telemetry(
@@ -427,12 +238,16 @@ def init_telemetry(
     outage_buffer: int | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
 ) -> Telemetry:
-    """Set up traces, metrics and logs for this process and return the telemetry handle.
+    """Set up traces, metrics and logs for this process and return the telemetry handle (a new
+    one after ``shutdown()``).
 
-    Arguments left as None come from the environment, a ``.env`` file (``env_file``, or ``.env``
-    in the working directory), a YAML config file or defaults, in that order. A bad value raises
-    ``ValueError`` naming the setting, the value and its source, and leaves nothing behind. A
-    second call returns the first handle (with a warning if arguments differ).
+    Arguments left as None come from the environment (``OBSLAB_*``), a ``.env`` file (``env_file``,
+    or ``.env`` in the working directory), a YAML config file or defaults, in that order; the
+    standard ``OTEL_*`` variables are read by the OpenTelemetry SDK and exporters. A bad obslab
+    value raises ``ValueError`` naming the setting, the value and its source, and leaves nothing
+    behind; a bad ``OTEL_*`` value gives the SDK's warning and its default. A second call returns
+    the first handle (with a warning if arguments differ). Under ``opentelemetry-instrument`` the
+    same configurator (:class:`obslab.distro.ObslabConfigurator`) has made it already.
 
     ``console_only`` prints all three signals to stdout and opens no connection; ``privacy`` masks
     secrets and personal data before export; ``prometheus_port`` serves ``/metrics`` on loopback;
@@ -444,64 +259,44 @@ def init_telemetry(
     unreachable (10 000 each by default, 0 for none), sent in order when it answers again;
     ``spool_dir`` keeps what is still unsent at exit for the next process started with it.
     """
-    return _init(dict(locals()))
+    from obslab.distro import ObslabConfigurator
+
+    return ObslabConfigurator().configure(dict(locals()))
 
 
-def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = None) -> Telemetry:
-    """``init_telemetry`` with ``defaults`` below every other source (``auto_instrument``'s)."""
+def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = None,
+          launcher: str | None = None) -> Telemetry:
+    """``init_telemetry`` with ``defaults`` below every other source (``auto_instrument``'s);
+    ``launcher`` names what set obslab up before the application ran (``opentelemetry-instrument``)."""
     global _handle
     with _handle_lock:
+        retired: tuple[Any, ...] = ()
+        if _handle is not None and _handle._shutdown_done and _handle.enabled:
+            retired, _handle = tuple(_handle._pipeline.built), None  # shut down: a new handle replaces it
         if _handle is not None:
-            if _handle._arguments != arguments:
+            if _handle._launcher is not None and launcher is None and any(v is not None for v in arguments.values()):
+                warnings.warn(f"obslab was already set up by {_handle._launcher} from the environment; "
+                              "init_telemetry()'s arguments are ignored (set them as OBSLAB_* or OTEL_* variables)",
+                              RuntimeWarning, stacklevel=4)
+            elif _handle._launcher is None and _handle._arguments != arguments:
                 warnings.warn("init_telemetry() was already called with other arguments; "
-                              "returning the existing telemetry handle", RuntimeWarning, stacklevel=3)
+                              "returning the existing telemetry handle", RuntimeWarning, stacklevel=4)
             return _handle
         settings = load_settings(arguments, defaults=defaults)
         instrumentation.check_names(settings.instrument)
-        content_capture_mode()  # a value the instrumentations would ignore is refused here
         if settings.disabled:
             _handle = Telemetry(settings, enabled=False, arguments=arguments)
             return _handle
         if settings.privacy and settings.privacy_secret is None:
             warnings.warn("privacy is on without OBSLAB_PRIVACY_SECRET: user ids are exported as [REDACTED]; "
                           "set a per-deployment secret to export keyed hashes that keep a user's requests "
-                          "together", UserWarning, stacklevel=3)
-        handle = Telemetry(settings, arguments=arguments, adopted=_providers_set_up_elsewhere(settings))
+                          "together", UserWarning, stacklevel=4)
+        handle = Telemetry(settings, arguments=arguments, adopted=providers_set_up_elsewhere(settings, retired),
+                           replaces=retired)
+        handle._launcher = launcher
         handle._install()
         _handle = handle
         return handle
-
-
-def _providers_set_up_elsewhere(settings: Settings) -> Providers | None:
-    """The SDK providers already installed in this process (by ``opentelemetry-instrument``, or
-    the application); None for a signal nobody set up, which obslab then sets up itself."""
-    from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.trace import TracerProvider
-
-    current = (trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider())
-    found = tuple(provider if isinstance(provider, kind) and not getattr(provider, _OURS, False) else None
-                  for provider, kind in zip(current, (TracerProvider, MeterProvider, LoggerProvider)))
-    if not any(found):
-        return None
-    adopted = [signal for signal, provider in zip(SIGNALS, found) if provider is not None]
-    needs = {"privacy": ("traces", "logs"), "prometheus_port": ("metrics",), "console_only": SIGNALS}
-    for setting, signals in needs.items():
-        clash = [signal for signal in signals if signal in adopted]
-        if getattr(settings, setting) not in (None, False) and clash:
-            raise ValueError(f"{setting}={getattr(settings, setting)!r}: OpenTelemetry {', '.join(clash)} were already "
-                             "set up in this process (opentelemetry-instrument?), and obslab cannot add this to that "
-                             "pipeline; run without opentelemetry-instrument to use it")
-    capture = content_capture_mode()
-    clash = [signal for signal in ("traces", "logs") if signal in adopted]
-    if capture != "no_content" and clash:
-        raise ValueError(f"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT={capture!r}: OpenTelemetry "
-                         f"{', '.join(clash)} were already set up in this process (opentelemetry-instrument?), and "
-                         "obslab cannot mask LLM message content in that pipeline; run without "
-                         "opentelemetry-instrument to capture content")
-    logging.getLogger("obslab").info("OpenTelemetry %s already set up in this process: obslab uses those providers",
-                                     ", ".join(adopted))
-    return found[0], found[1], found[2]
 
 
 def get_telemetry() -> Telemetry:

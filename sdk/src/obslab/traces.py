@@ -1,19 +1,19 @@
-"""Tracer provider: parent-based ratio sampling, batch export over OTLP, W3C propagation."""
+"""Tracer provider: the SDK's sampler (or obslab's parent-based ratio), batch export to the exporters
+the SDK configures, context propagation."""
 
 from __future__ import annotations
 
 import json
 from importlib.metadata import entry_points
 
-from opentelemetry.propagate import set_global_textmap
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 
-from obslab._export import otlp_exporter
+from obslab._export import build_exporters
 from obslab._outage import buffered
 from obslab.config import Settings
 from obslab.privacy import Redactor, each, mask_exports
@@ -26,26 +26,34 @@ def build_tracer_provider(
     extra_processors: tuple[SpanProcessor, ...] = (),
     redactor: Redactor | None = None,
 ) -> tuple[TracerProvider, list[SpanExporter]]:
-    """A provider exporting to ``exporter`` (default: OTLP to the settings' endpoint), through
-    ``redactor`` when privacy is on."""
+    """A provider exporting to ``exporter`` (default: the exporters ``OTEL_TRACES_EXPORTER`` names,
+    each behind an outage buffer), through ``redactor`` when privacy is on."""
     provider = TracerProvider(
         resource=resource,
-        sampler=ParentBased(TraceIdRatioBased(settings.sampling_ratio)),
+        sampler=sampler(settings),
         shutdown_on_exit=False,  # obslab's own exit hook bounds the time spent
     )
     for processor in extra_processors:
         provider.add_span_processor(processor)
     exporters: list[SpanExporter] = []
-    if exporter is None and not settings.console_only:
-        exporter = buffered(otlp_exporter(settings, "traces"), settings, "traces")
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(_masked(exporter, redactor)))
-        exporters.append(exporter)
+    given = [exporter] if exporter is not None else [buffered(e, settings, "traces")
+                                                     for e in build_exporters(settings, "traces")]
+    for each_exporter in given:
+        provider.add_span_processor(BatchSpanProcessor(_masked(each_exporter, redactor)))
+        exporters.append(each_exporter)
     if settings.enable_console_export:
         console = ConsoleSpanExporter(formatter=_span_json)
         provider.add_span_processor(SimpleSpanProcessor(_masked(console, redactor)))
         exporters.append(console)
     return provider, exporters
+
+
+def sampler(settings: Settings) -> Sampler | None:
+    """obslab's ``sampling_ratio``, parent-based, when it is set; None otherwise, so that the SDK
+    reads ``OTEL_TRACES_SAMPLER`` and ``OTEL_TRACES_SAMPLER_ARG`` itself."""
+    if settings.sampling_ratio is None:
+        return None
+    return ParentBased(TraceIdRatioBased(settings.sampling_ratio))
 
 
 def propagator(names: tuple[str, ...]) -> TextMapPropagator:
@@ -56,11 +64,6 @@ def propagator(names: tuple[str, ...]) -> TextMapPropagator:
         raise ValueError(f"propagators={','.join(names)!r}: unknown propagator(s) {', '.join(unknown)}; "
                          f"installed: {', '.join(sorted(available))}")
     return CompositePropagator([available[name].load()() for name in names])
-
-
-def set_propagators(names: tuple[str, ...]) -> None:
-    """Install the named context propagators globally."""
-    set_global_textmap(propagator(names))
 
 
 def _masked(exporter: SpanExporter, redactor: Redactor | None) -> SpanExporter:

@@ -1,0 +1,221 @@
+"""obslab's pipeline for one handle: the tracer, meter and logger providers built on the SDK (with the
+exporters it configures from ``OTEL_*``, each behind an outage buffer, privacy masking, LLM cost),
+and their flush and shutdown, bounded by the providers' and exporters' own timeouts. It knows
+nothing of the process's globals: :mod:`obslab.process` installs it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.trace import NoOpTracerProvider
+
+from obslab import _diagnostics, _export
+from obslab._outage import NOUNS, OutageBuffer, observe_drops
+from obslab.config import Settings
+from obslab.genai import ContentRedactor, LLMCostProcessor, content_capture_mode
+from obslab.logs import build_logger_provider
+from obslab.metrics import build_meter_provider
+from obslab.prices import PriceTable
+from obslab.privacy import Redactor
+from obslab.prometheus import start_prometheus_endpoint
+from obslab.resource import build_resource
+from obslab.traces import build_tracer_provider
+
+OURS = "obslab_owned"  # marks the SDK providers a pipeline built, so that no later handle adopts them
+Providers = tuple[Any, Any, Any]  # tracer, meter and logger providers; None: not set up elsewhere
+
+
+class Pipeline:
+    """The providers of one handle: built here unless ``adopted`` (set up elsewhere in the process,
+    by ``opentelemetry-instrument`` with another distro, say); nothing at all when not ``enabled``.
+    Exporters and readers given as arguments replace the ones the SDK configures (tests)."""
+
+    def __init__(self, settings: Settings, enabled: bool = True, *, span_exporter: Any = None,
+                 metric_exporter: Any = None, log_exporter: Any = None, metric_readers: tuple[Any, ...] = (),
+                 adopted: Providers | None = None) -> None:
+        self.settings = settings
+        self.quiet = _diagnostics.QuietSdkLoggers()  # the SDK's and gRPC's remarks, while installed
+        self.redactor = Redactor(settings.privacy_keys, settings.privacy_secret) if settings.privacy else None
+        # Spans and log records may carry LLM message content once it is turned on: masked even with privacy off.
+        self.content_redactor = self.redactor
+        if self.redactor is None and enabled and content_capture_mode() != "no_content":
+            self.content_redactor = ContentRedactor(settings.privacy_keys, settings.privacy_secret)
+        self.prices = PriceTable(settings.prices)
+        self.network_exporters: list[Any] = []  # the OTLP exporters (or their outage buffers)
+        self.collectors: set[tuple[str, int]] = set()  # where they send
+        self.built: list[Any] = [None, None, None]  # the providers this pipeline made
+        self._stop_prometheus: Callable[[], None] | None = None
+        tracer_provider, meter_provider, logger_provider = adopted or (None, None, None)
+        self.owned = (tracer_provider is None, meter_provider is None, logger_provider is None)
+        if not enabled:
+            tracer_provider, meter_provider, self.owned = NoOpTracerProvider(), NoOpMeterProvider(), (False,) * 3
+        else:
+            try:
+                self._build(span_exporter, metric_exporter, log_exporter, metric_readers, self.owned)
+            except BaseException:
+                self.release()
+                raise
+            tracer_provider = tracer_provider or self.built[0]
+            meter_provider = meter_provider or self.built[1]
+            logger_provider = logger_provider or self.built[2]
+        self.tracer_provider: Any = tracer_provider
+        self.meter_provider: Any = meter_provider
+        self.logger_provider: Any = logger_provider
+        if enabled and self.owned[0]:  # prices the helpers' and the instrumented clients' LLM calls
+            tracer_provider.add_span_processor(LLMCostProcessor(meter_provider.get_meter("obslab.genai"), self.prices))
+        buffers = self.outage_buffers()
+        if buffers:  # obslab.outage.dropped{signal, reason}: what the outage buffers could not keep
+            meter_provider.get_meter("obslab").create_observable_counter(
+                "obslab.outage.dropped", callbacks=[observe_drops(buffers)], unit="{record}",
+                description="Spans and log records dropped during collector outages")
+
+    def _build(self, span_exporter: Any, metric_exporter: Any, log_exporter: Any, metric_readers: tuple[Any, ...],
+               wanted: tuple[bool, bool, bool]) -> None:
+        """The providers of the ``wanted`` signals, into ``built`` as they are made (so that release()
+        shuts down what a failed step left); the Prometheus endpoint starts here (stopped by release)."""
+        settings = self.settings
+        traces, metrics_, logs = wanted
+        built = self.built
+        extra_readers: tuple[Any, ...] = ()
+        if metrics_ and settings.prometheus_port is not None:
+            reader, self._stop_prometheus = start_prometheus_endpoint(settings.prometheus_port, redactor=self.redactor)
+            extra_readers = (reader,)
+        resource = build_resource(settings, self.redactor)
+        if traces:
+            built[0], exporters = build_tracer_provider(settings, resource, span_exporter,
+                                                        redactor=self.content_redactor)
+            self._remember(exporters, span_exporter)
+        if metrics_:
+            built[1], exporters = build_meter_provider(settings, resource, metric_exporter, metric_readers,
+                                                       extra_readers, redactor=self.redactor)
+            self._remember(exporters, metric_exporter or metric_readers)
+        if logs:
+            built[2], exporters = build_logger_provider(settings, resource, log_exporter,
+                                                        redactor=self.content_redactor)
+            self._remember(exporters, log_exporter)
+        for provider in built:
+            if provider is not None:
+                setattr(provider, OURS, True)
+
+    def _remember(self, exporters: list[Any], given: Any) -> None:
+        """Keep the OTLP exporters and where they send (unless a test gave its own)."""
+        if given:
+            return
+        for exporter in exporters:
+            inner = exporter.exporter if isinstance(exporter, OutageBuffer) else exporter
+            where = _export.address(inner) if _export.is_otlp(inner) else None
+            if where is not None:
+                self.network_exporters.append(exporter)
+                self.collectors.add(where)
+
+    def outage_buffers(self) -> list[OutageBuffer]:
+        """The outage buffers in front of the OTLP exporters."""
+        return [exporter for exporter in self.network_exporters if isinstance(exporter, OutageBuffer)]
+
+    @property
+    def providers(self) -> Providers:
+        """Tracer, meter and logger providers, built or adopted."""
+        return self.tracer_provider, self.meter_provider, self.logger_provider
+
+    # --- flush and shutdown ---------------------------------------------------------------
+
+    def flush(self, timeout: float) -> bool:
+        """Export what is buffered, in the calling thread; True when every signal was delivered.
+        False at once when a collector refuses connections."""
+        if _export.unreachable(self.collectors):
+            return False
+        try:
+            return self._flush_all(timeout)
+        except Exception as error:
+            _diagnostics.report("flush", error)
+            return False
+
+    def shutdown(self, timeout: float) -> bool:
+        """Flush and stop exporting within ``timeout`` s, without waiting on a collector that cannot
+        be reached; True when everything was delivered."""
+        down = _export.unreachable(self.collectors)
+        if down:
+            self.quiet.mute()
+            for exporter in self.network_exporters:
+                exporter.shutdown()  # exports now fail at once (or go to the spool) instead of retrying
+        # A collector that accepts connections and never answers would hold the exports until the
+        # exporters' own timeout: past ``timeout``, the exporters are shut down, which ends them.
+        interrupted = threading.Event()
+        watchdog = threading.Timer(timeout, self._interrupt_exports, (interrupted,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            done = self._shutdown_all(timeout)
+        except Exception as error:
+            _diagnostics.report("shutdown", error)
+            done = False
+        finally:
+            watchdog.cancel()
+        done = done and not interrupted.is_set()
+        if down or not done:
+            self._report_unsent(down)
+        self._stop_endpoint()
+        self.quiet.restore()
+        return done and not down
+
+    def release(self) -> None:
+        """Stop what building started (a refused start): the Prometheus endpoint and the providers."""
+        self._stop_endpoint()
+        quiet = _diagnostics.QuietSdkLoggers()
+        quiet.install()
+        quiet.mute()  # nothing was emitted yet: the SDK's remarks about it are noise
+        try:
+            for exporter in self.network_exporters:
+                exporter.shutdown()  # so that shutting the providers down waits on no collector
+            for provider in self.built:
+                if provider is not None:
+                    provider.shutdown()
+        finally:
+            quiet.restore()
+        self.network_exporters = []
+
+    def _stop_endpoint(self) -> None:
+        if self._stop_prometheus is not None:
+            self._stop_prometheus()
+            self._stop_prometheus = None
+
+    def _interrupt_exports(self, interrupted: threading.Event) -> None:
+        """Shut the network exporters down (ending exports under way), on shutdown's deadline."""
+        interrupted.set()
+        self.quiet.mute()
+        for exporter in self.network_exporters:
+            try:
+                exporter.shutdown()
+            except Exception as error:
+                _diagnostics.report("shutdown", error)
+
+    def _flush_all(self, timeout: float) -> bool:
+        millis = int(timeout * 1000)
+        flushed = [provider.force_flush(millis) is not False for provider in self.providers]
+        return all([*flushed, *(buffer.force_flush(millis) for buffer in self.outage_buffers())])
+
+    def _shutdown_all(self, timeout: float) -> bool:
+        delivered = self._flush_all(timeout) if not all(self.owned) else True
+        for provider, owned in zip(self.providers, self.owned):
+            if owned:  # adopted providers were flushed above; their owner shuts them down
+                provider.shutdown()
+        return delivered
+
+    def _report_unsent(self, down: list[str]) -> None:
+        """One stderr line on what could not be delivered at exit, and where it went."""
+        buffers = self.outage_buffers()
+        spooled = ", ".join(f"{b.spooled} {NOUNS[b.signal]}" for b in buffers if b.spooled)
+        lost = ", ".join(f"{b.lost} {NOUNS[b.signal]}" for b in buffers if b.lost)
+        where = f"collector {', '.join(down)} unreachable" if down else "collector too slow"
+        if spooled:
+            message = f"{where}: {spooled} written to {self.settings.spool_dir}, sent by the next start"
+            message += f"; {lost} dropped" if lost else ""
+        elif lost:
+            message = f"{where}: unsent telemetry dropped ({lost}; OBSLAB_SPOOL_DIR keeps it for the next start)"
+        else:
+            message = f"{where}: unsent telemetry dropped"
+        if down or lost or spooled:
+            _diagnostics.notice("shutdown", message)

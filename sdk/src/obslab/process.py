@@ -1,0 +1,140 @@
+"""What a handle changes in the application's process: the global providers and propagators, library
+instrumentation, system metrics, the ``X-Trace-ID`` hook, the logging bridge, the SDK loggers'
+quieting and the exit hook. One undo stack: a refused start and ``shutdown()`` give everything back,
+newest first.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+from typing import Any, Callable
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.propagate import get_global_textmap, set_global_textmap
+
+from obslab import _diagnostics, _globals, instrumentation, web
+from obslab.config import SIGNALS, Settings
+from obslab.genai import content_capture_mode
+from obslab.logs import LoggingBridge, OTLPHandler, console_handler, find_installed_bridge
+from obslab.pipeline import OURS, Pipeline, Providers
+from obslab.system import register_system_metrics
+from obslab.traces import propagator
+
+
+class ProcessState:
+    """Installs ``pipeline`` in the process (``install``) and takes it all back (``uninstall``).
+    ``on_exit`` is what the exit hook calls; ``retired`` are providers of a shut-down handle that
+    this one replaces as the globals."""
+
+    def __init__(self, pipeline: Pipeline, on_exit: Callable[[], Any], retired: tuple[Any, ...] = ()) -> None:
+        self.pipeline = pipeline
+        self.settings: Settings = pipeline.settings
+        self.retired = retired
+        self.log_handlers: list[logging.Handler] = []
+        self.undo: list[Callable[[], Any]] = []  # what install() changed, undone newest first
+        self._on_exit = on_exit
+        self.installed = False
+
+    def install(self) -> None:
+        """Instrumentation, global providers and propagators, the logging bridge, the exit hook.
+        On failure, undoes what it did, releases the pipeline and re-raises."""
+        if self.installed:
+            return
+        pipeline = self.pipeline
+        try:
+            # obslab's propagators setting, checked first: it may reject a name; without it, the
+            # propagators the SDK read from OTEL_PROPAGATORS stay.
+            textmap = propagator(self.settings.propagators) if self.settings.propagators is not None else None
+            self._instrument_libraries()
+            if self.settings.system_metrics:
+                self.undo.append(register_system_metrics(pipeline.meter_provider,
+                                                         pipeline.meter_provider.get_meter("obslab.system")))
+            if textmap is not None:
+                previous_textmap = get_global_textmap()
+                set_global_textmap(textmap)
+                self.undo.append(lambda: set_global_textmap(previous_textmap))
+            self.undo.append(web.install_trace_id_header())
+            pipeline.quiet.install()
+            self._install_logging()
+            self._set_global_providers()
+            atexit.register(self._on_exit)
+            self.undo.append(lambda: atexit.unregister(self._on_exit))
+        except BaseException:
+            self.uninstall()
+            pipeline.quiet.restore()
+            pipeline.release()
+            raise
+        self.installed = True
+
+    def uninstall(self) -> None:
+        """Undo what install() changed in the application's process, newest first."""
+        while self.undo:
+            undo = self.undo.pop()
+            try:
+                undo()
+            except Exception as error:
+                _diagnostics.report("undoing the set-up", error)
+
+    def _install_logging(self) -> None:
+        otlp = None
+        if not self.settings.console_only and find_installed_bridge() is None:
+            otlp = OTLPHandler(logger_provider=self.pipeline.logger_provider)
+        console = console_handler(self.settings, redactor=self.pipeline.redactor)
+        bridge = LoggingBridge(otlp, console, self.settings.log_level)
+        self.log_handlers = bridge.handlers
+        bridge.install()
+        self.undo.append(bridge.uninstall)
+
+    def _set_global_providers(self) -> None:
+        for signal, provider, owned in zip(SIGNALS, self.pipeline.providers, self.pipeline.owned):
+            if owned:
+                _globals.set_provider(signal, provider, retired=self.retired)
+
+    def _instrument_libraries(self) -> None:
+        tracer_provider, meter_provider, logger_provider = self.pipeline.providers
+        own = instrumentation.own_names(self.settings.instrument)
+        if own:
+            from obslab.data import DataInstrumentor  # imports nothing of pandas/NumPy until used
+
+            data = DataInstrumentor(tracer_provider.get_tracer("obslab.data"), meter_provider.get_meter("obslab.data"))
+            self.undo.append(data.uninstrument)
+            data.instrument(own)
+        for instrumentor in instrumentation.instrument(self.settings.instrument, tracer_provider, meter_provider,
+                                                       logger_provider):
+            self.undo.append(instrumentor.uninstrument)
+
+
+def providers_set_up_elsewhere(settings: Settings, retired: tuple[Any, ...] = ()) -> Providers | None:
+    """The SDK providers already installed in this process (by the application, or
+    ``opentelemetry-instrument`` with another distro); None for a signal nobody set up (or set up by
+    a handle now shut down, in ``retired``), which obslab then sets up itself. A setting obslab
+    cannot apply to providers it did not build raises ``ValueError``."""
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+
+    current = (trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider())
+    current = tuple(None if any(provider is old for old in retired) else provider for provider in current)
+    found = tuple(provider if isinstance(provider, kind) and not getattr(provider, OURS, False) else None
+                  for provider, kind in zip(current, (TracerProvider, MeterProvider, LoggerProvider)))
+    if not any(found):
+        return None
+    adopted = [signal for signal, provider in zip(SIGNALS, found) if provider is not None]
+    needs = {"privacy": ("traces", "logs"), "prometheus_port": ("metrics",), "console_only": SIGNALS}
+    for setting, signals in needs.items():
+        clash = [signal for signal in signals if signal in adopted]
+        if getattr(settings, setting) not in (None, False) and clash:
+            raise ValueError(f"{setting}={getattr(settings, setting)!r}: OpenTelemetry {', '.join(clash)} were already "
+                             "set up in this process (opentelemetry-instrument?), and obslab cannot add this to that "
+                             "pipeline; run without opentelemetry-instrument to use it")
+    capture = content_capture_mode()
+    clash = [signal for signal in ("traces", "logs") if signal in adopted]
+    if capture != "no_content" and clash:
+        raise ValueError(f"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT={capture!r}: OpenTelemetry "
+                         f"{', '.join(clash)} were already set up in this process (opentelemetry-instrument?), and "
+                         "obslab cannot mask LLM message content in that pipeline; run without "
+                         "opentelemetry-instrument to capture content")
+    logging.getLogger("obslab").info("OpenTelemetry %s already set up in this process: obslab uses those providers",
+                                     ", ".join(adopted))
+    return found[0], found[1], found[2]
