@@ -1,0 +1,52 @@
+"""What users run with the official images, checked without those images: the one-shot
+volume-owner service, which runs here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+
+from lab import COMPOSE_FILE, image, isolated_env
+
+
+def test_the_one_shot_volume_owner_leaves_no_anonymous_volume(tmp_path):
+    """The one-shot runs on Prometheus' image, which declares VOLUME /prometheus (the official image
+    and the stand-in alike): without a mount there, each run would leave an anonymous volume."""
+    owner_image = image("collector-data-owner")
+    declared = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Volumes}}", owner_image],
+                              capture_output=True, text=True, timeout=60)
+    assert declared.returncode == 0, declared.stderr
+    assert "/prometheus" in (json.loads(declared.stdout) or {}), f"{owner_image} declares no VOLUME /prometheus"
+
+    env_file = tmp_path / "lab.env"
+    isolated_env(env_file)
+    project = f"obslabvol{uuid.uuid4().hex[:8]}"
+
+    def compose(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), "-p", project, "--env-file",
+                                 str(env_file), *args], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    def volumes() -> set[str]:
+        return set(subprocess.run(["docker", "volume", "ls", "-q"], capture_output=True, text=True,
+                                  timeout=60, check=True).stdout.split())
+
+    before, used = volumes(), set()
+    try:
+        compose("up", "--no-log-prefix", "collector-data-owner")  # runs to completion, then returns
+        container = compose("ps", "-a", "-q", "collector-data-owner").stdout.strip()
+        inspected = json.loads(subprocess.run(["docker", "inspect", container], capture_output=True, text=True,
+                                              timeout=60, check=True).stdout)[0]
+        assert inspected["State"]["ExitCode"] == 0
+        used = {m["Name"] for m in inspected["Mounts"] if m["Type"] == "volume"}
+        compose("down")
+        # Counted after `down` (as a user leaves it): of the volumes this run made, only the named
+        # collector-data volume is left, for the next run (down -v removes it).
+        left = (volumes() - before) & used
+        assert len(left) == 1 and used == {f"{project}_collector-data"}, inspected["Mounts"]
+    finally:
+        compose("down", "-v")
+        for name in (volumes() - before) & used:  # what a failed run leaked, removed all the same
+            subprocess.run(["docker", "volume", "rm", name], capture_output=True, timeout=60)
