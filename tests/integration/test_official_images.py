@@ -1,4 +1,5 @@
-"""What users run with the official images, checked without those images: the one-shot
+"""What users run with the official images, checked without those images: the compose file as
+``docker compose config`` renders it (Grafana's environment and mounts), and the one-shot
 volume-owner service, which runs here."""
 
 from __future__ import annotations
@@ -7,7 +8,35 @@ import json
 import subprocess
 import uuid
 
+import yaml
+
 from lab import COMPOSE_FILE, image, isolated_env
+
+
+def _rendered(tmp_path) -> dict:
+    env_file = tmp_path / "lab.env"
+    isolated_env(env_file)
+    result = subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_compose_config_renders_grafana_that_installs_and_updates_no_plugin(tmp_path):
+    services = _rendered(tmp_path)["services"]
+    env = services["grafana"]["environment"]
+    # Grafana 12+ downloads a default plugin list from grafana.com and updates it at every start
+    # unless told not to ([plugins] preinstall_disabled, preinstall_auto_update).
+    assert env["GF_PLUGINS_PREINSTALL_DISABLED"] == "true"
+    assert env["GF_PLUGINS_PREINSTALL_AUTO_UPDATE"] == "false"
+    assert env["GF_PLUGINS_PUBLIC_KEY_RETRIEVAL_DISABLED"] == "true"
+    assert env["GF_ANALYTICS_REPORTING_ENABLED"] == "false" and env["GF_ANALYTICS_CHECK_FOR_UPDATES"] == "false"
+    assert env["GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES"] == "false" and env["GF_NEWS_NEWS_FEED_ENABLED"] == "false"
+    # Only the lab's provisioning folders are mounted: the image's own (plugins, access-control) stay.
+    targets = {volume["target"] for volume in services["grafana"]["volumes"]}
+    assert "/etc/grafana/provisioning" not in targets
+    assert {"/etc/grafana/provisioning/datasources", "/etc/grafana/provisioning/dashboards"} <= targets
+    assert not any(t.endswith(("/plugins", "/notifiers", "/access-control")) for t in targets)
 
 
 def test_the_one_shot_volume_owner_leaves_no_anonymous_volume(tmp_path):
