@@ -253,6 +253,9 @@ def compose_up(lab: Lab) -> float:
     wait_for(lambda: requests.get(lab.url("COLLECTOR_HEALTH_PORT"), timeout=1).ok, 60, "collector health")
     if lab.mode.witnessed:
         wait_for(lambda: requests.get(lab.url("WITNESS_HEALTH_PORT"), timeout=1).ok, 60, "witness health")
+    for name, port in (("tempo", "TEMPO_PORT"), ("loki", "LOKI_PORT")):  # Tempo has no healthcheck
+        if name in lab.mode.services:
+            wait_for(lambda port=port: requests.get(f"{lab.url(port)}/ready", timeout=1).ok, 120, f"{name} /ready")
     return time.monotonic() - started
 
 
@@ -312,9 +315,9 @@ def parse_metrics(text: str) -> list[tuple[str, dict[str, str], float]]:
 
 def collector_metrics(lab: Lab) -> list[tuple[str, dict[str, str], float]]:
     """Read http://otel-collector:8888/metrics with wget from a container on the same network (the
-    collector image has no shell); Prometheus' and Grafana's images have one."""
+    collector image has no shell); Prometheus' and Grafana's images have one (Tempo's has none since 2.9.3)."""
     containers = lab.containers()
-    for service, wget in (("prometheus", "wget"), ("grafana", "wget"), ("tempo", "/busybox/wget")):
+    for service, wget in (("prometheus", "wget"), ("grafana", "wget")):
         if service in containers:
             try:  # (busybox wget's -T crashes in these images: the subprocess timeout bounds it instead)
                 result = subprocess.run(["docker", "exec", containers[service], wget, "-q", "-O", "-",

@@ -16,6 +16,29 @@ compose() { docker compose -f docker-compose.observability.yml "$@"; }
 compose up -d --wait $services
 
 set -a; . ./.env; set +a
+# Tempo's image has nothing to run a healthcheck with (distroless, no health subcommand), so `up --wait`
+# only saw it start: wait here for its /ready, and Loki's, from the host, where they run.
+host=${OBSLAB_BIND_ADDRESS:-127.0.0.1}; [ "$host" = 0.0.0.0 ] && host=127.0.0.1
+wait_ready() {  # service, host port
+  case " $services " in *" $1 "*) ;; *) return 0;; esac
+  .venv/bin/python - "$1" "http://$host:$2/ready" <<'PY' || exit 1
+import sys, time, urllib.request
+service, url = sys.argv[1:]
+deadline = time.monotonic() + 120
+while True:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            if response.status == 200:
+                break
+    except Exception:
+        pass
+    if time.monotonic() > deadline:
+        sys.exit(f"[lab] {service} is not ready after 120 s ({url}): docker compose -f docker-compose.observability.yml logs {service}")
+    time.sleep(0.5)
+PY
+}
+wait_ready tempo "$TEMPO_PORT"
+wait_ready loki "$LOKI_PORT"
 echo "[lab] demo workload: examples/travel_agent and examples/etl"
 OTLP_ENDPOINT="127.0.0.1:${OTLP_GRPC_PORT}" .venv/bin/python examples/travel_agent/main.py --requests 40 --interval 0.25 \
   >/dev/null 2>/tmp/obslab-demo.log || { echo "[lab] the demo failed: /tmp/obslab-demo.log"; exit 1; }

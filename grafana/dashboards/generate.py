@@ -74,14 +74,11 @@ def in_range(title: str, description: str, legend: str, expr: str, unit: str, wi
             .span(width).height(8))
 
 
-# Loki derived fields of Grafana 10.0 matched the line text only (matching structured metadata came
-# later), so logs panels append the trace_id kept as structured metadata to the line they show.
-WITH_TRACE_ID = ' | line_format "{{ __line__ }}{{ if .trace_id }} trace_id={{ .trace_id }}{{ end }}"'
-
-
+# A line's trace link comes from the Loki datasource's one derived field, matched by the trace_id
+# label (structured metadata of OTLP logs): the line is shown as it was logged.
 def logs(title: str, description: str, expr: str) -> logs_panel.Panel:
     return (logs_panel.Panel().title(title).description(description).datasource(LOKI)
-            .with_target(loki.Dataquery().datasource(LOKI).expr(expr + WITH_TRACE_ID).ref_id("A")
+            .with_target(loki.Dataquery().datasource(LOKI).expr(expr).ref_id("A")
                          .query_type("range"))
             .show_time(True).wrap_log_message(True).enable_log_details(True)
             .sort_order(common.LogsSortOrder.DESCENDING)

@@ -280,6 +280,9 @@ def lab(request, lab_env_file, docker_compose_project_name) -> Lab:
     if WITNESSED:
         eventually(lambda: requests.get(f"http://127.0.0.1:{env['WITNESS_HEALTH_PORT']}", timeout=1).ok,
                    timeout=60, interval=0.2)
+    for name in {"tempo", "loki"} & set(SERVICES):  # Tempo has no healthcheck: `up --wait` saw it start
+        url = getattr(lab, name)
+        eventually(lambda: requests.get(f"{url}/ready", timeout=1).ok, timeout=120, interval=0.2)
     lab.up_seconds = time.monotonic() - started
     request.config.stash[UP_SECONDS] = lab.up_seconds
     return lab

@@ -108,10 +108,9 @@ def test_log_line_trace_link_leads_to_a_trace_tempo_returns(grafana, workload):
     line, labels = rows[0]
     derived_fields = grafana.datasource("loki")["jsonData"]["derivedFields"]
     links = derived_trace_ids(line, labels, derived_fields)
-    # The line-text field works on every Grafana; the label field on releases that match labels.
-    assert links["TraceID"] == labels["trace_id"], (line, links)
-    assert links.get("trace_id", labels["trace_id"]) == labels["trace_id"]
-    spans = eventually(lambda: grafana.trace(links["TraceID"]))
+    # One link per line: the one derived field, matched by the trace_id label (structured metadata).
+    assert links == {"trace_id": labels["trace_id"]}, (line, links)
+    spans = eventually(lambda: grafana.trace(links["trace_id"]))
     assert {s["traceID"].rjust(32, "0") for s in spans} == {labels["trace_id"]}
 
 

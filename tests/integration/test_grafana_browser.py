@@ -87,9 +87,10 @@ def test_log_line_links_to_its_trace_and_the_trace_back_to_its_logs(page, lab, w
     logs = page.locator(f'[data-panelid="{logs_panel["id"]}"]')
     line = logs.get_by_text("request received").first
     line.wait_for(timeout=90_000)
-    trace_id = re.search(r"trace_id=([0-9a-f]{32})", line.inner_text()).group(1)
-    line.click()  # the log details: fields, and the links Grafana derived from them
-    logs.get_by_text("View trace").first.click()
+    line.click()  # the log details: fields (trace_id, structured metadata), and the link derived from it
+    expect(logs.get_by_text("View trace")).to_have_count(1)  # one trace link per line
+    trace_id = re.search(r"\b[0-9a-f]{32}\b", logs.inner_text()).group(0)
+    logs.get_by_text("View trace").click()
     page.wait_for_url(lambda url: "/explore" in url)
     expect(page.get_by_text(f"{workload.agent}: agent.iteration")).to_be_visible(timeout=60_000)
     expect(page.get_by_text(trace_id).first).to_be_visible()

@@ -61,3 +61,26 @@ def test_an_image_that_can_be_neither_pulled_nor_built_gets_one_line_naming_serv
 def test_only_permissive_components_have_recipes_among_the_compose_images():
     images = {image.rpartition(":")[0] for image in tool.compose_images(COMPOSE_FILE).values()}
     assert set(tool.RECIPES) == images & {"otel/opentelemetry-collector-contrib", "prom/prometheus"}
+
+
+def test_the_prometheus_stand_in_declares_the_official_images_volume():
+    """The official image declares VOLUME [ "/prometheus" ] (prometheus/prometheus Dockerfile); the
+    stand-in does too, so what runs here makes the same anonymous volumes a user's engine would."""
+    layout = tool.RECIPES["prom/prometheus"].layout()
+    assert layout.volumes == ["/prometheus"]
+    lines = tool.dockerfile(layout, "3.16.0", "abc").splitlines()
+    assert 'VOLUME ["/prometheus"]' in lines
+    assert not any(line.startswith("VOLUME") for line in
+                   tool.dockerfile(tool.RECIPES["otel/opentelemetry-collector-contrib"].layout(), "0.162.0",
+                                   "abc").splitlines())  # the collector image declares none
+
+
+def test_a_layout_change_makes_the_image_stale_but_reuses_the_cached_binaries(monkeypatch):
+    name = "prom/prometheus"
+    recipe, inputs = tool.recipe_of(name), tool.build_inputs_of(name)
+    original = tool.RECIPES[name]
+    changed = tool.Recipe(original.build, lambda: tool.dataclasses.replace(original.layout(), volumes=[]),
+                          original.modules)
+    monkeypatch.setitem(tool.RECIPES, name, changed)
+    assert tool.recipe_of(name) != recipe  # the image label differs: the image is made again
+    assert tool.build_inputs_of(name) == inputs  # from the same cached build

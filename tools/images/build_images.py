@@ -19,6 +19,7 @@ Usage: python3 tools/images/build_images.py [--compose FILE] [--only NAME ...] [
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import json
@@ -100,6 +101,7 @@ class Layout:
     workdir: str = "/"
     env: dict[str, str] = field(default_factory=dict)
     busybox: str | None = "/bin"  # where the official image has busybox (sh, wget); None: no shell
+    volumes: list[str] = field(default_factory=list)  # the official image's VOLUME paths
 
 
 def _add_dir(tar: tarfile.TarFile, name: str, uid: int, gid: int, mode: int = 0o755) -> None:
@@ -155,24 +157,30 @@ def _owned(info: tarfile.TarInfo, uid: int, gid: int, mode: int | None) -> tarfi
     return info
 
 
+def dockerfile(layout: Layout, version: str, recipe: str) -> str:
+    """The stand-in's Dockerfile: its root filesystem, then the official image's configuration."""
+    env_lines = "".join(f"ENV {k}={json.dumps(v)}\n" for k, v in layout.env.items())
+    return (
+        "FROM scratch\n"
+        "ADD rootfs.tar /\n"
+        f"{env_lines}"
+        f"LABEL org.opencontainers.image.version={json.dumps(version)} "
+        f"org.opencontainers.image.description={json.dumps(STANDIN_DESCRIPTION)} "
+        f"{RECIPE_LABEL}={json.dumps(recipe)}\n"
+        f"EXPOSE {' '.join(str(p) for p in layout.ports)}\n"
+        f"WORKDIR {layout.workdir}\n"
+        f"USER {layout.user}\n"
+        f"ENTRYPOINT {json.dumps(layout.entrypoint)}\n"
+        f"CMD {json.dumps(layout.cmd)}\n"
+        + (f"VOLUME {json.dumps(layout.volumes)}\n" if layout.volumes else "")
+    )
+
+
 def docker_build(image: str, layout: Layout, build_dir: Path, version: str, recipe: str) -> None:
     with tempfile.TemporaryDirectory(prefix="obslab-image-") as ctx:
         ctx_path = Path(ctx)
         _rootfs(layout, build_dir, ctx_path / "rootfs.tar")
-        env_lines = "".join(f"ENV {k}={json.dumps(v)}\n" for k, v in layout.env.items())
-        (ctx_path / "Dockerfile").write_text(
-            "FROM scratch\n"
-            "ADD rootfs.tar /\n"
-            f"{env_lines}"
-            f"LABEL org.opencontainers.image.version={json.dumps(version)} "
-            f"org.opencontainers.image.description={json.dumps(STANDIN_DESCRIPTION)} "
-            f"{RECIPE_LABEL}={json.dumps(recipe)}\n"
-            f"EXPOSE {' '.join(str(p) for p in layout.ports)}\n"
-            f"WORKDIR {layout.workdir}\n"
-            f"USER {layout.user}\n"
-            f"ENTRYPOINT {json.dumps(layout.entrypoint)}\n"
-            f"CMD {json.dumps(layout.cmd)}\n"
-        )
+        (ctx_path / "Dockerfile").write_text(dockerfile(layout, version, recipe))
         run(["docker", "build", "-q", "-t", image, str(ctx_path)])
 
 
@@ -241,6 +249,7 @@ def _prometheus_layout() -> Layout:
         ports=[9090],
         dirs=["/prometheus"],
         workdir="/prometheus",
+        volumes=["/prometheus"],  # as the official image declares (its Dockerfile: VOLUME [ "/prometheus" ])
     )
 
 
@@ -332,10 +341,19 @@ def load_saved_images(directory: Path) -> list[str]:
     return loaded
 
 
-def recipe_of(name: str) -> str:
-    """Fingerprint of what a stand-in is built from beyond its version ("" when only the version)."""
+def build_inputs_of(name: str) -> str:
+    """Fingerprint of what a stand-in's binaries are built from beyond its version ("" when only the
+    version): it names the cached build, so a change rebuilds the binaries."""
     source = RECIPE_SOURCES.get(name)
     return hashlib.sha256(source.read_bytes()).hexdigest()[:12] if source else ""
+
+
+def recipe_of(name: str) -> str:
+    """Fingerprint of everything a stand-in image is made from beyond its version: the build inputs
+    and the image's layout (user, entrypoint, VOLUMEs...). An image whose label differs is stale and
+    is made again, from the cached binaries when only the layout changed."""
+    layout = json.dumps(dataclasses.asdict(RECIPES[name].layout()), sort_keys=True)
+    return hashlib.sha256(f"{build_inputs_of(name)}\n{layout}".encode()).hexdigest()[:12]
 
 
 def _stale_standin(image: str) -> bool:
@@ -364,8 +382,8 @@ def ensure_image(image: str, pull: bool) -> str:
         return "missing"
     recipe = RECIPES[name]
     version = tag.lstrip("v")
-    fingerprint = recipe_of(name)
-    out = CACHE / "build" / f"{name.replace('/', '_')}-{version}{'-' + fingerprint if fingerprint else ''}"
+    inputs = build_inputs_of(name)
+    out = CACHE / "build" / f"{name.replace('/', '_')}-{version}{'-' + inputs if inputs else ''}"
     done_marker = out / ".done"
     how = "cached build"
     if not done_marker.exists():
@@ -378,7 +396,7 @@ def ensure_image(image: str, pull: bool) -> str:
         src = out / "src"
         if src.exists():
             shutil.rmtree(src)  # keep the binary, not the copied source tree
-    docker_build(image, recipe.layout(), out, version, fingerprint)
+    docker_build(image, recipe.layout(), out, version, recipe_of(name))
     return how
 
 
