@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import threading
 import time
 import uuid
@@ -16,7 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from conftest import eventually
+from conftest import MISSING, eventually
+from lab import REPO
 
 
 class Webhook:
@@ -99,3 +101,23 @@ def test_an_llm_budget_crossed_by_the_fake_llm_client_fires_its_alert(lab, webho
     assert eventually(lambda: webhook.alerts("LLMUnpricedCalls", service_name=service,
                                              gen_ai_request_model="local-llama-3"), timeout=60)
     print(f"\nLLMDailyBudgetExceeded for {service} (cost {cost} USD) at the webhook {seconds:.0f} s after the run")
+
+
+def test_doctor_lists_the_firing_alerts_after_its_hops(lab):
+    """An alert sent to the lab's Alertmanager (as Prometheus sends them) is listed by `obslab doctor`,
+    after its hops, with its severity, name and summary; the doctor's exit code is its hops'."""
+    service = f"alerts-doctor-{uuid.uuid4().hex[:8]}"
+    alert = {"labels": {"alertname": "ServiceErrorBudgetBurn", "severity": "critical", "component": "service",
+                        "service": service, "deployment_environment": "development"},
+             "annotations": {"summary": f"{service}: 100% of requests failed in the last hour (development)"}}
+    requests.post(f"{lab.alertmanager}/api/v2/alerts", json=[alert], timeout=5).raise_for_status()
+    absent = [name for name in ("tempo", "loki", "grafana") if name in MISSING]
+    doctor = [str(REPO / ".venv/bin/obslab"), "doctor", "--timeout", "60", "--not-running", ",".join(absent)]
+    result = subprocess.run(doctor, capture_output=True, text=True, cwd=lab.env_file.parent, timeout=300)
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    hops, _, alerts = result.stdout.partition("\nalerts: ")
+    assert "prometheus         ok" in hops and alerts.startswith(tuple("123456789"))
+    line = next(line for line in alerts.splitlines() if service in line)
+    assert line.split()[:2] == ["critical", "ServiceErrorBudgetBurn"]
+    assert line.endswith(f"{service}: 100% of requests failed in the last hour (development)")
