@@ -129,3 +129,14 @@ def test_amtool_routes_a_service_alert_to_the_webhook_and_groups_by_service():
                   "--config.file=/c/alertmanager.yml", "--verify.receivers=webhook",
                   "alertname=ServiceErrorBudgetBurn", "service=payments")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_readme_routing_example_passes_amtool_check_config(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Alerts"):]
+    example = section[section.index("```yaml\n") + len("```yaml\n"):section.index("```\n", section.index("```yaml"))]
+    assert {"pagerduty_configs", "slack_configs", "email_configs"} <= set(example.split()) | {
+        word.rstrip(":") for word in example.split()}
+    (tmp_path / "alertmanager.yml").write_text(example)
+    result = amtool_check(tmp_path / "alertmanager.yml")
+    assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
