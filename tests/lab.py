@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.observability.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 PORT_VARIABLES = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", "OTLP_GRPC_PORT",
-                  "OTLP_HTTP_PORT", "COLLECTOR_HEALTH_PORT")
+                  "OTLP_HTTP_PORT", "COLLECTOR_HEALTH_PORT", "ALERTMANAGER_PORT")
 
 
 def image_tool() -> ModuleType:

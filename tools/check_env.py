@@ -17,7 +17,7 @@ from dotenv import dotenv_values
 
 REPO = Path(__file__).resolve().parent.parent
 PORTS = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", "OTLP_GRPC_PORT", "OTLP_HTTP_PORT",
-         "COLLECTOR_HEALTH_PORT")
+         "COLLECTOR_HEALTH_PORT", "ALERTMANAGER_PORT")
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
@@ -59,8 +59,32 @@ def problems(env: dict[str, str]) -> list[str]:
     for name in ("TEMPO_RETENTION", "LOKI_RETENTION", "PROMETHEUS_RETENTION"):
         if not _DURATION.match(env.get(name, "")):
             found.append(f"{name}={env.get(name, '')!r}: must be a duration such as 1h, 168h or 15d")
+    found += _alert_problems(env)
     if not env.get("GRAFANA_ADMIN_PASSWORD"):
         found.append("GRAFANA_ADMIN_PASSWORD is empty: set a password")
+    return found
+
+
+def _alert_problems(env: dict[str, str]) -> list[str]:
+    """The alerting settings, as prometheus/render-alerting.sh reads them (it refuses the same values)."""
+    found = []
+    availability = env.get("OBSLAB_SLO_AVAILABILITY", "")
+    if not re.fullmatch(r"\d+(\.\d+)?", availability) or not 0 < float(availability) <= 99.999:
+        found.append(f"OBSLAB_SLO_AVAILABILITY={availability!r}: must be a percentage above 0 and at most 99.999")
+    latency = env.get("OBSLAB_SLO_LATENCY_MS", "")
+    if not re.fullmatch(r"\d+(\.\d+)?", latency) or float(latency) <= 0:
+        found.append(f"OBSLAB_SLO_LATENCY_MS={latency!r}: must be a number of milliseconds above 0")
+    budget = env.get("OBSLAB_LLM_BUDGET_USD_PER_DAY", "")
+    if budget and (not re.fullmatch(r"\d+(\.\d+)?", budget) or float(budget) <= 0):
+        found.append(f"OBSLAB_LLM_BUDGET_USD_PER_DAY={budget!r}: must be an amount of US dollars above 0, "
+                     "or empty (no budget alert)")
+    webhook = env.get("OBSLAB_ALERT_WEBHOOK_URL", "")
+    if webhook and not re.match(r"https?://.", webhook):
+        found.append(f"OBSLAB_ALERT_WEBHOOK_URL={webhook!r}: must be an http:// or https:// URL, or empty")
+    for name in ("OBSLAB_ALERT_FOR", "OBSLAB_RULE_EVALUATION_INTERVAL"):
+        value = env.get(name, "")
+        if value and not re.fullmatch(r"\d+(ms|s|m|h)", value):
+            found.append(f"{name}={value!r}: must be a duration such as 10s, 5m or 1h, or empty")
     return found
 
 

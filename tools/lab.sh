@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 bash tools/bootstrap.sh
 .venv/bin/python tools/check_env.py .env          # bad .env values stop here, before anything starts
-.venv/bin/python tools/images/build_images.py     # present, loaded, pulled or (collector, Prometheus) built
+.venv/bin/python tools/images/build_images.py     # present, loaded, pulled or (collector, Prometheus, Alertmanager) built
 services=$(.venv/bin/python tools/images/build_images.py --list-present)
 missing=$(.venv/bin/python tools/images/build_images.py --missing)
 if [ -n "$missing" ]; then
@@ -52,5 +52,6 @@ url grafana Grafana "http://127.0.0.1:${GRAFANA_PORT}   login ${GRAFANA_ADMIN_US
 url tempo Tempo "http://127.0.0.1:${TEMPO_PORT}"
 url loki Loki "http://127.0.0.1:${LOKI_PORT}"
 url prometheus Prometheus "http://127.0.0.1:${PROMETHEUS_PORT}"
+url alertmanager Alerts "http://127.0.0.1:${ALERTMANAGER_PORT}   Alertmanager (a stand-in built here serves its API, not its web UI)"
 url otel-collector OTLP "grpc 127.0.0.1:${OTLP_GRPC_PORT}, http 127.0.0.1:${OTLP_HTTP_PORT}"
 echo "Stop: docker compose -f docker-compose.observability.yml down   (add -v to wipe the data)"

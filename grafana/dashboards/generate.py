@@ -93,6 +93,18 @@ def node_graph(title: str, description: str) -> nodegraph.Panel:
             .span(24).height(10))
 
 
+def alert_list(title: str, description: str) -> Panel:
+    """Grafana's alert list panel (no builder in grafana-foundation-sdk): the alerts Prometheus evaluates,
+    read through the Prometheus datasource, firing and pending ones."""
+    return (Panel().type("alertlist").title(title).description(description).datasource(PROM).span(8).height(8)
+            .targets([])
+            .options({"viewMode": "list", "groupMode": "default", "groupBy": [], "maxItems": 20, "sortOrder": 1,
+                      "dashboardAlerts": False, "alertName": "", "alertInstanceLabelFilter": "",
+                      "datasource": "Prometheus", "folder": None, "showInactiveAlerts": False,
+                      "stateFilter": {"firing": True, "pending": True, "noData": False, "normal": False,
+                                      "error": True}}))
+
+
 def variable(name: str, label: str, metric: str, prom_label: str) -> board_builders.QueryVariable:
     """A multi-value dashboard variable listing the values of ``prom_label`` on ``metric``.
 
@@ -333,6 +345,20 @@ DASHBOARDS = {
                        "Loki lines": f"sum(rate(loki_distributor_lines_received_total{RATE}))",
                        "Prometheus samples": f"sum(rate(prometheus_tsdb_head_samples_appended_total{RATE}))"},
                    "count:items/s", width=24),
+        # The alerts' links (prometheus/rules/obslab-alerts.yml) open these panels by id: 6, 7 and 8.
+        timeseries("Scrape targets up",
+                   "Whether Prometheus reaches each scrape target (1 up, 0 down), by job, from its up series; "
+                   "the ScrapeTargetDown alert fires on a 0.", {"{{job}}": "min by (job) (up)"}, "none", 8),
+        timeseries("SDK records dropped during collector outages (per 5 minutes)",
+                   "Spans and log records each obslab SDK process could not keep while the collector was "
+                   "unreachable, in the 5 minutes before each point (increase over 5 minutes), by service and "
+                   "signal, from obslab_outage_dropped_total.",
+                   {"{{service_name}} {{signal}}":
+                    f"sum by (service_name, signal) (increase(obslab_outage_dropped_total{RATE}))"},
+                   "count:records", 8),
+        alert_list("Firing alerts",
+                   "The alerts of prometheus/rules/obslab-alerts.yml now firing or pending, from Prometheus' "
+                   "rules (Alertmanager, its datasource, routes them and holds the silences)."),
     ], ["lab"]),
 }
 

@@ -34,7 +34,14 @@ MISSING = _tool.missing_services(COMPOSE_FILE)  # service -> official image the 
 WITNESSED = bool({"tempo", "loki"} & MISSING.keys())
 MODE = "ingest-witness" if WITNESSED else "tempo-loki"
 WITNESS_COMPOSE_FILE = REPO / "tests/ingest-witness/docker-compose.yml"
-COMPOSE_FILES = [COMPOSE_FILE, *([WITNESS_COMPOSE_FILE] if WITNESSED else [])]
+# Test-only: Alertmanager reaches the alert tests' webhook receiver on the host.
+ALERTING_COMPOSE_FILE = REPO / "tests/alerting/docker-compose.yml"
+COMPOSE_FILES = [COMPOSE_FILE, ALERTING_COMPOSE_FILE, *([WITNESS_COMPOSE_FILE] if WITNESSED else [])]
+# Alert settings of the test lab (.env, read by prometheus/render-alerting.sh): the rules' `for:` and their
+# evaluation shortened by the settings made for it (the rules unchanged), an LLM budget any demo run
+# crosses, and the webhook the alert tests listen on.
+ALERT_TEST_SETTINGS = {"OBSLAB_ALERT_FOR": "5s", "OBSLAB_RULE_EVALUATION_INTERVAL": "5s",
+                       "OBSLAB_LLM_BUDGET_USD_PER_DAY": "0.001"}
 # Where the witness runs, it answers as both tempo and loki: neither of them runs beside it.
 STANDS_IN = {"tempo", "loki"} if WITNESSED else set()
 SERVICES = tuple([name for name in _tool.compose_images(COMPOSE_FILE)
@@ -53,6 +60,7 @@ class Lab:
         self.otlp = f"127.0.0.1:{env['OTLP_GRPC_PORT']}"
         self.otlp_http = f"http://127.0.0.1:{env['OTLP_HTTP_PORT']}"
         self.grafana = f"http://127.0.0.1:{env['GRAFANA_PORT']}"
+        self.alertmanager = f"http://127.0.0.1:{env['ALERTMANAGER_PORT']}"
         self.grafana_auth = (env["GRAFANA_ADMIN_USER"], env["GRAFANA_ADMIN_PASSWORD"])
         self.up_seconds = 0.0
         # What reached Tempo's and Loki's endpoints, where the witness stands in for them.
@@ -84,11 +92,12 @@ class Lab:
         return [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"run"')]
 
     @contextlib.contextmanager
-    def web_api(self, service: str, **env: str) -> Iterator[str]:
-        """Serve the FastAPI example against this lab; yields its base URL."""
+    def web_api(self, service: str, *args: str, **env: str) -> Iterator[str]:
+        """Serve the FastAPI example against this lab (``args``: more of its options); yields its base URL."""
         port = free_port()
         process = subprocess.Popen(
-            [sys.executable, str(REPO / "examples/web_api/app.py"), "--port", str(port), "--service-name", service],
+            [sys.executable, str(REPO / "examples/web_api/app.py"), "--port", str(port), "--service-name", service,
+             *args],
             cwd=self.env_file.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env={"PATH": "/usr/bin:/bin", "OTLP_ENDPOINT": self.otlp, **env})
         url = f"http://127.0.0.1:{port}"
@@ -235,8 +244,10 @@ def lab_env_file(tmp_path_factory) -> Path:
     env_file = tmp_path_factory.mktemp("lab") / ".env"
     witness_dir = tmp_path_factory.mktemp("witness")
     witness_dir.chmod(0o777)  # the witness runs as the collector image's user, 10001
+    webhook_port = free_port()
     isolated_env(env_file, WITNESS_IMAGE=image("otel-collector"), WITNESS_DIR=str(witness_dir),
-                 WITNESS_HEALTH_PORT=str(free_port()))
+                 WITNESS_HEALTH_PORT=str(free_port()), **ALERT_TEST_SETTINGS, ALERT_WEBHOOK_PORT=str(webhook_port),
+                 OBSLAB_ALERT_WEBHOOK_URL=f"http://host.docker.internal:{webhook_port}/obslab-alerts")
     return env_file
 
 

@@ -47,7 +47,8 @@ def _variables(grafana: Grafana, board: dict, workload) -> dict[str, list[str]]:
 
 def test_datasources_exist_with_their_fixed_uids(grafana):
     sources = grafana.get("/api/datasources").json()
-    assert {d["uid"]: d["type"] for d in sources} == {"prometheus": "prometheus", "loki": "loki", "tempo": "tempo"}
+    assert {d["uid"]: d["type"] for d in sources} == {"prometheus": "prometheus", "loki": "loki", "tempo": "tempo",
+                                                      "alertmanager": "alertmanager"}
 
 
 @pytest.mark.parametrize("uid", ["prometheus", "loki", "tempo"])

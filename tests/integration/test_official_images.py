@@ -59,6 +59,9 @@ def _commands(service: dict) -> list[tuple[str, str]]:
     return commands
 
 
+COMPOSE = yaml.safe_load(COMPOSE_FILE.read_text())
+
+
 def test_compose_config_renders_grafana_that_installs_and_updates_no_plugin(tmp_path):
     services = _rendered(tmp_path)["services"]
     env = services["grafana"]["environment"]
@@ -93,10 +96,11 @@ def test_probe_table_covers_the_pinned_tags():
     assert pinned == {name: row[0] for name, row in PROBE_TOOLS.items()}
 
 
-def test_the_one_shot_volume_owner_leaves_no_anonymous_volume(tmp_path):
-    """The one-shot runs on Prometheus' image, which declares VOLUME /prometheus (the official image
+@pytest.mark.parametrize("one_shot", ["collector-data-owner", "alerting-config"])
+def test_the_one_shot_volume_owner_leaves_no_anonymous_volume(tmp_path, one_shot):
+    """The one-shots run on Prometheus' image, which declares VOLUME /prometheus (the official image
     and the stand-in alike): without a mount there, each run would leave an anonymous volume."""
-    owner_image = image("collector-data-owner")
+    owner_image = image(one_shot)
     declared = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Volumes}}", owner_image],
                               capture_output=True, text=True, timeout=60)
     assert declared.returncode == 0, declared.stderr
@@ -118,17 +122,19 @@ def test_the_one_shot_volume_owner_leaves_no_anonymous_volume(tmp_path):
 
     before, used = volumes(), set()
     try:
-        compose("up", "--no-log-prefix", "collector-data-owner")  # runs to completion, then returns
-        container = compose("ps", "-a", "-q", "collector-data-owner").stdout.strip()
+        compose("up", "--no-log-prefix", one_shot)  # runs to completion, then returns
+        container = compose("ps", "-a", "-q", one_shot).stdout.strip()
         inspected = json.loads(subprocess.run(["docker", "inspect", container], capture_output=True, text=True,
                                               timeout=60, check=True).stdout)[0]
         assert inspected["State"]["ExitCode"] == 0
         used = {m["Name"] for m in inspected["Mounts"] if m["Type"] == "volume"}
         compose("down")
         # Counted after `down` (as a user leaves it): of the volumes this run made, only the named
-        # collector-data volume is left, for the next run (down -v removes it).
+        # volume the one-shot prepares is left, for the next run (down -v removes it).
+        named = {f"{project}_{volume.split(':')[0]}" for volume in COMPOSE["services"][one_shot]["volumes"]
+                 if not volume.startswith(".")}
         left = (volumes() - before) & used
-        assert len(left) == 1 and used == {f"{project}_collector-data"}, inspected["Mounts"]
+        assert len(left) == 1 and used == named, inspected["Mounts"]
     finally:
         compose("down", "-v")
         for name in (volumes() - before) & used:  # what a failed run leaked, removed all the same

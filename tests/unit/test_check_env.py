@@ -25,6 +25,13 @@ def test_example_env_with_a_password_has_no_problem(good):
     ("LOKI_PORT", "3000", "LOKI_PORT='3000': the same port is given to another service"),
     ("OBSLAB_BIND_ADDRESS", "everywhere", "OBSLAB_BIND_ADDRESS='everywhere'"),
     ("TEMPO_RETENTION", "one hour", "TEMPO_RETENTION='one hour'"),
+    ("ALERTMANAGER_PORT", "9090", "ALERTMANAGER_PORT='9090': the same port is given to another service"),
+    ("OBSLAB_SLO_AVAILABILITY", "100", "OBSLAB_SLO_AVAILABILITY='100': must be a percentage above 0"),
+    ("OBSLAB_SLO_AVAILABILITY", "", "OBSLAB_SLO_AVAILABILITY=''"),
+    ("OBSLAB_SLO_LATENCY_MS", "fast", "OBSLAB_SLO_LATENCY_MS='fast': must be a number of milliseconds"),
+    ("OBSLAB_LLM_BUDGET_USD_PER_DAY", "-3", "OBSLAB_LLM_BUDGET_USD_PER_DAY='-3': must be an amount"),
+    ("OBSLAB_ALERT_WEBHOOK_URL", "hooks.example.com", "OBSLAB_ALERT_WEBHOOK_URL='hooks.example.com': must be"),
+    ("OBSLAB_ALERT_FOR", "soon", "OBSLAB_ALERT_FOR='soon': must be a duration"),
 ])
 def test_bad_value_is_named_with_its_variable(good, name, value, fragment):
     good[name] = value

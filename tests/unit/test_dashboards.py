@@ -29,7 +29,8 @@ def test_dashboards_have_stable_uids_known_datasources_and_no_ids():
             assert all(t["datasource"]["uid"] in DATASOURCE_UIDS for t in panel["targets"])
 
 
-REACT_PANELS = {"timeseries", "stat", "gauge", "bargauge", "table", "barchart", "logs", "traces", "nodeGraph", "text"}
+REACT_PANELS = {"timeseries", "stat", "gauge", "bargauge", "table", "barchart", "logs", "traces", "nodeGraph", "text",
+                "alertlist"}
 
 
 def _boards() -> list[dict]:
@@ -193,8 +194,8 @@ def _unit_fits(quantity: str, unit: str) -> bool:
 def test_every_panel_has_one_unit():
     for uid, panel in _panels():
         exprs = _promql_targets(panel)
-        if not exprs:  # logs and the service graph: Grafana draws their values itself
-            assert panel["type"] in {"logs", "nodeGraph"}, (uid, panel["title"])
+        if not exprs:  # logs, the service graph and the alert list: Grafana draws their values itself
+            assert panel["type"] in {"logs", "nodeGraph", "alertlist"}, (uid, panel["title"])
             continue
         unit = panel["fieldConfig"]["defaults"].get("unit")
         assert unit, (uid, panel["title"], "no unit")
@@ -268,3 +269,25 @@ def test_span_metrics_are_read_by_the_connectors_names_and_labels():
         for variable in board["templating"]["list"]:
             metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", variable["query"]).groups()
             assert not metric.startswith("traces_spanmetrics_") or label in SPAN_METRIC_LABELS, variable["query"]
+
+
+def test_lab_health_lists_the_firing_alerts_and_the_panels_the_alerts_link_to_exist():
+    import yaml
+
+    board = next(b for b in _boards() if b["uid"] == "obslab-lab-health")
+    alert_list = [p for p in board["panels"] if p["type"] == "alertlist"]
+    assert len(alert_list) == 1 and alert_list[0]["options"]["stateFilter"]["firing"]
+    boards = {b["uid"]: b for b in _boards()}
+    rules = [r for g in yaml.safe_load((REPO / "prometheus/rules/obslab-alerts.yml").read_text())["groups"]
+             for r in g["rules"]]
+    recorded = {r["record"]: r["expr"] for r in rules if "record" in r}
+    for alert in (r for r in rules if "alert" in r):
+        link = re.search(r"\}/d/([\w-]+)/[\w-]+\?viewPanel=panel-(\d+)", alert["annotations"]["dashboard"])
+        assert link, alert["alert"]
+        panel = next(p for p in boards[link.group(1)]["panels"] if p["id"] == int(link.group(2)))
+        # The panel shows a metric the alert reads, directly or through the recording rules it reads.
+        expr = alert["expr"] + " ".join(e for name, e in recorded.items() if name in alert["expr"])
+        read = {m for m in _metrics(expr) if not m.startswith("obslab:") and ":" not in m}
+        shown = {m for target in _promql_targets(panel) for m in _metrics(target)}
+        assert any(re.fullmatch(name, metric) for name in shown for metric in read), \
+            (alert["alert"], panel["title"], read, shown)  # a __name__ regex of the panel counts

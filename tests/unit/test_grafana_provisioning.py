@@ -10,7 +10,10 @@ DATASOURCES = REPO / "grafana/provisioning/datasources/datasources.yaml"
 
 def test_datasources_have_fixed_uids_and_links_between_them():
     sources = {d["uid"]: d for d in yaml.safe_load(DATASOURCES.read_text())["datasources"]}
-    assert set(sources) == {"prometheus", "tempo", "loki"}
+    assert set(sources) == {"prometheus", "tempo", "loki", "alertmanager"}
+    assert sources["alertmanager"]["type"] == "alertmanager" and sources["alertmanager"]["url"] == "http://alertmanager:9093"
+    assert sources["alertmanager"]["jsonData"]["implementation"] == "prometheus"
+    assert sources["prometheus"]["jsonData"]["alertmanagerUid"] == "alertmanager"
     tempo = sources["tempo"]["jsonData"]
     assert tempo["tracesToLogsV2"]["datasourceUid"] == "loki"
     assert tempo["tracesToMetrics"]["datasourceUid"] == "prometheus"

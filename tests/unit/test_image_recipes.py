@@ -60,7 +60,8 @@ def test_an_image_that_can_be_neither_pulled_nor_built_gets_one_line_naming_serv
 
 def test_only_permissive_components_have_recipes_among_the_compose_images():
     images = {image.rpartition(":")[0] for image in tool.compose_images(COMPOSE_FILE).values()}
-    assert set(tool.RECIPES) == images & {"otel/opentelemetry-collector-contrib", "prom/prometheus"}
+    assert set(tool.RECIPES) == images & {"otel/opentelemetry-collector-contrib", "prom/prometheus",
+                                          "prom/alertmanager"}
 
 
 def test_the_prometheus_stand_in_declares_the_official_images_volume():
@@ -84,3 +85,15 @@ def test_a_layout_change_makes_the_image_stale_but_reuses_the_cached_binaries(mo
     monkeypatch.setitem(tool.RECIPES, name, changed)
     assert tool.recipe_of(name) != recipe  # the image label differs: the image is made again
     assert tool.build_inputs_of(name) == inputs  # from the same cached build
+
+
+def test_the_alertmanager_stand_in_is_laid_out_as_the_official_image():
+    layout = tool.RECIPES["prom/alertmanager"].layout()
+    assert tool.RECIPES["prom/alertmanager"].modules() == ["github.com/prometheus/alertmanager"]
+    assert tool.module_licence("github.com/prometheus/alertmanager") == "Apache-2.0"
+    assert set(layout.binaries) == {"/bin/alertmanager", "/bin/amtool"}
+    assert layout.files == {"/etc/alertmanager/alertmanager.yml": "alertmanager.yml"}
+    assert layout.entrypoint == ["/bin/alertmanager"]
+    assert layout.cmd == ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"]
+    assert (layout.user, layout.ports, layout.workdir, layout.busybox) == ("65534:65534", [9093], "/alertmanager", "/bin")
+    assert "/alertmanager" in layout.dirs

@@ -2,8 +2,8 @@
 """Make the images of docker-compose.observability.yml available to the Docker engine.
 
 For each image: use it if the engine has it; else load it from a saved archive in
-$OBSLAB_IMAGES_DIR; else pull it; else, for permissively licensed components only (the collector
-and Prometheus, Apache-2.0), build a local stand-in of the same upstream version from its
+$OBSLAB_IMAGES_DIR; else pull it; else, for permissively licensed components only (the collector,
+Prometheus and Alertmanager, Apache-2.0), build a local stand-in of the same upstream version from its
 published Go module and tag it with the official name. Tempo, Loki and Grafana are AGPL: they are
 never built here, and an absent one is reported in one line saying how to provide it.
 
@@ -50,6 +50,7 @@ ALLOWED_MODULES = {
     "go.opentelemetry.io/collector": "Apache-2.0",
     "github.com/open-telemetry/opentelemetry-collector-contrib": "Apache-2.0",
     "github.com/prometheus/prometheus": "Apache-2.0",
+    "github.com/prometheus/alertmanager": "Apache-2.0",
 }
 
 
@@ -253,6 +254,35 @@ def _prometheus_layout() -> Layout:
     )
 
 
+def build_alertmanager(version: str, out: Path) -> None:
+    src = go_module_source("github.com/prometheus/alertmanager", f"v{version.lstrip('v')}", out / "src")
+    # The web UI is an Elm/React bundle built with npm, not part of the Go module; ui/web.go embeds
+    # ui/app/dist, so a one-page placeholder stands there (the API, amtool and routing are unchanged).
+    page = b"<!doctype html><title>Alertmanager</title><p>Web UI not built in this stand-in; the API is at /api/v2/.</p>"
+    for ui in ("elm", "mantine"):
+        (src / "ui/app/dist" / ui).mkdir(parents=True, exist_ok=True)
+        (src / "ui/app/dist" / ui / "index.html").write_bytes(page)
+    ldflags = f"-s -w -X github.com/prometheus/common/version.Version={version.lstrip('v')}"
+    for cmd in ("alertmanager", "amtool"):
+        run(["go", "build", "-tags", "netgo", "-ldflags", ldflags, "-o", str(out / cmd), f"./cmd/{cmd}"],
+            cwd=src, env={"CGO_ENABLED": "0", **go_env()})
+    shutil.copy(src / "examples/ha/alertmanager.yml", out / "alertmanager.yml")
+
+
+def _alertmanager_layout() -> Layout:
+    return Layout(
+        binaries={"/bin/alertmanager": "alertmanager", "/bin/amtool": "amtool"},
+        files={"/etc/alertmanager/alertmanager.yml": "alertmanager.yml"},
+        user="65534:65534",  # nobody, as upstream's Dockerfile
+        entrypoint=["/bin/alertmanager"],
+        cmd=["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"],
+        ports=[9093],
+        dirs=["/etc/alertmanager", "/alertmanager"],  # upstream chowns both to nobody
+        volumes=["/alertmanager"],  # upstream declares VOLUME [ "/alertmanager" ]
+        workdir="/alertmanager",
+    )
+
+
 def _semver(version: str) -> tuple[int, int, int]:
     major, minor, patch = (int(x) for x in version.lstrip("v").split("."))
     return major, minor, patch
@@ -279,6 +309,8 @@ def _collector_modules() -> list[str]:
 RECIPES: dict[str, Recipe] = {
     "otel/opentelemetry-collector-contrib": Recipe(build_collector, _collector_layout, _collector_modules),
     "prom/prometheus": Recipe(build_prometheus, _prometheus_layout, lambda: ["github.com/prometheus/prometheus"]),
+    "prom/alertmanager": Recipe(build_alertmanager, _alertmanager_layout,
+                                lambda: ["github.com/prometheus/alertmanager"]),
 }
 
 # Stand-ins built from more than their version: a change to this file rebuilds them.

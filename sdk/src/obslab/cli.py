@@ -11,7 +11,8 @@ from obslab.doctor import run_doctor
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="obslab", description="obslab lab tools")
     commands = parser.add_subparsers(dest="command", required=True)
-    doctor = commands.add_parser("doctor", help="send a probe through the lab and follow every hop")
+    doctor = commands.add_parser("doctor", help="send a probe through the lab and follow every hop, then "
+                                                "list the alerts firing")
     doctor.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each hop")
     doctor.add_argument("--not-running", default="", metavar="SERVICES",
                         help="comma-separated lab services that do not run on this machine (tempo, loki, "

@@ -7,6 +7,10 @@ reported as "not running here", which is not a failure. Endpoints come from the 
 (the lab's port variables); defaults are the lab's default ports on 127.0.0.1. The Grafana hop
 asks Grafana itself for the probe through each of its datasources, logging in with the
 ``GRAFANA_ADMIN_USER`` / ``GRAFANA_ADMIN_PASSWORD`` of ``.env``.
+
+After the hops it lists the alerts firing now, asked of Alertmanager (``ALERTMANAGER_PORT``): severity,
+name, since when, and each alert's summary, which names the service or component. Alerts inform, they
+do not fail the doctor.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from obslab.telemetry import Telemetry
 from obslab.config import load_settings
 
 _DEFAULT_PORTS = {"OTLP_GRPC_PORT": "4317", "COLLECTOR_HEALTH_PORT": "13133", "TEMPO_PORT": "3200",
-                  "LOKI_PORT": "3100", "PROMETHEUS_PORT": "9090", "GRAFANA_PORT": "3000"}
+                  "LOKI_PORT": "3100", "PROMETHEUS_PORT": "9090", "GRAFANA_PORT": "3000",
+                  "ALERTMANAGER_PORT": "9093"}
+_SEVERITIES = ("critical", "warning", "info")
 
 
 @dataclass
@@ -73,6 +79,36 @@ def _grafana_has_data(url: str, user: str, password: str, query: dict) -> bool:
     return any(values for frame in frames for values in frame.get("data", {}).get("values", []))
 
 
+def firing_alerts(alertmanager: str, not_running: tuple[str, ...] = ()) -> list[str]:
+    """The lines that show the alerts firing now in the Alertmanager at ``alertmanager`` (its v2 API;
+    silenced and inhibited ones left out), most severe first. An alert about a service that does not run
+    here (a scrape target of Tempo or Loki where their images are absent) says so."""
+    query = urllib.parse.urlencode({"active": "true", "silenced": "false", "inhibited": "false"})
+    alerts = _get_json(f"{alertmanager}/api/v2/alerts?{query}")
+    if alerts is None:
+        return [f"alerts: Alertmanager {alertmanager} does not answer, the firing alerts cannot be shown"]
+    alerts = [a for a in alerts if (a.get("status") or {}).get("state", "active") == "active"]
+    if not alerts:
+        return [f"alerts: none firing (Alertmanager {alertmanager})"]
+
+    def rank(alert: dict) -> tuple:
+        severity = alert["labels"].get("severity", "")
+        order = _SEVERITIES.index(severity) if severity in _SEVERITIES else len(_SEVERITIES)
+        return order, alert["labels"].get("alertname", ""), alert.get("startsAt", "")
+
+    lines = [f"alerts: {len(alerts)} firing (Alertmanager {alertmanager})"]
+    for alert in sorted(alerts, key=rank):
+        labels = alert["labels"]
+        summary = " ".join((alert.get("annotations") or {}).get("summary", "").split())
+        if not summary:  # an alert from elsewhere: its labels say what it is about
+            summary = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in ("alertname", "severity"))
+        here = " (not running here)" if {labels.get("job"), labels.get("service")} & set(not_running) else ""
+        since = alert.get("startsAt", "")[11:19]
+        lines.append(f"  {labels.get('severity', '-'):9}{labels.get('alertname', '?'):30} since {since or '?'} UTC  "
+                     f"{summary}{here}")
+    return lines
+
+
 def _lab_env() -> dict[str, str]:
     path = find_dotenv(usecwd=True)
     values = {**_DEFAULT_PORTS, **{k: v for k, v in (dotenv_values(path) if path else {}).items() if v}}
@@ -101,7 +137,7 @@ def run_doctor(timeout: float = 60.0, not_running: tuple[str, ...] = ()) -> int:
     host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     url = {name: f"http://{host}:{env[port]}" for name, port in (
         ("collector", "COLLECTOR_HEALTH_PORT"), ("tempo", "TEMPO_PORT"), ("loki", "LOKI_PORT"),
-        ("prometheus", "PROMETHEUS_PORT"), ("grafana", "GRAFANA_PORT"))}
+        ("prometheus", "PROMETHEUS_PORT"), ("grafana", "GRAFANA_PORT"), ("alertmanager", "ALERTMANAGER_PORT"))}
     probe_id = uuid.uuid4().hex[:12]
     service = "obslab-doctor"
     settings = load_settings({"service_name": service, "otlp_endpoint": f"{host}:{env['OTLP_GRPC_PORT']}",
@@ -157,6 +193,10 @@ def run_doctor(timeout: float = 60.0, not_running: tuple[str, ...] = ()) -> int:
         if not visible:
             failed = failed or hop.name
     telemetry.shutdown(2)
+    if "alertmanager" in not_running:
+        print("alerts: Alertmanager not running here")
+    else:
+        print("\n".join(firing_alerts(url["alertmanager"], not_running)))
     if failed:
         print(f"obslab doctor: the {failed} hop failed")
         return 1
