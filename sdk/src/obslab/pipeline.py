@@ -18,7 +18,7 @@ from obslab.config import Settings
 from obslab.genai import ContentRedactor, LLMCostProcessor, content_capture_mode
 from obslab.logs import build_logger_provider
 from obslab.metrics import build_meter_provider
-from obslab.prices import PriceTable
+from obslab.prices import PriceTable, warm_up_prices
 from obslab.privacy import Redactor
 from obslab.prometheus import start_prometheus_endpoint
 from obslab.resource import build_resource
@@ -44,6 +44,8 @@ class Pipeline:
         if self.redactor is None and enabled and content_capture_mode() != "no_content":
             self.content_redactor = ContentRedactor(settings.privacy_keys, settings.privacy_secret)
         self.prices = PriceTable(settings.prices)
+        if enabled:
+            warm_up_prices()  # genai-prices' import and data, in the background: not on the first call's path
         self.network_exporters: list[Any] = []  # the OTLP exporters (or their outage buffers)
         self.collectors: set[tuple[str, int]] = set()  # where they send
         self.built: list[Any] = [None, None, None]  # the providers this pipeline made

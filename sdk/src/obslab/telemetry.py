@@ -164,9 +164,10 @@ class Telemetry:
         """See :meth:`obslab.agent.AgentInstruments.trace_agent_iteration`."""
         return self._agent.trace_agent_iteration(iteration)
 
-    def trace_agent(self, name: str, model: str | None = None) -> AbstractContextManager[Span]:
+    def trace_agent(self, name: str, model: str | None = None, conversation_id: str | None = None
+                    ) -> AbstractContextManager[Span]:
         """See :meth:`obslab.agent.AgentInstruments.trace_agent`."""
-        return self._agent.trace_agent(name, model)
+        return self._agent.trace_agent(name, model, conversation_id)
 
     def trace_llm_call(self, model: str, provider: str) -> AbstractContextManager[Span]:
         """See :meth:`obslab.agent.AgentInstruments.trace_llm_call`."""
@@ -177,9 +178,12 @@ class Telemetry:
         return self._agent.trace_tool_call(name, **attributes)
 
     def record_llm_usage(self, model: str, provider: str, prompt_tokens: int, completion_tokens: int,
-                         cost_usd: float | None = None) -> None:
+                         cost_usd: float | None = None, *, cache_read_tokens: int = 0,
+                         cache_creation_tokens: int = 0, reasoning_tokens: int = 0) -> None:
         """See :meth:`obslab.agent.AgentInstruments.record_llm_usage`."""
-        self._agent.record_llm_usage(model, provider, prompt_tokens, completion_tokens, cost_usd)
+        self._agent.record_llm_usage(model, provider, prompt_tokens, completion_tokens, cost_usd,
+                                     cache_read_tokens=cache_read_tokens, cache_creation_tokens=cache_creation_tokens,
+                                     reasoning_tokens=reasoning_tokens)
 
     def record_request(self, intent: str, duration_ms: float, ok: bool) -> None:
         """See :meth:`obslab.agent.AgentInstruments.record_request`."""
