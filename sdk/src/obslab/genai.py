@@ -9,6 +9,10 @@ instrumentations (``instrument=["openai", "anthropic"]``). What obslab adds here
   SDK's ``anthropic.messages.create``, is not priced again) with the :class:`~obslab.prices.PriceTable`, into
   ``obslab.gen_ai.client.cost`` (USD) or, for a model without a price,
   ``obslab.gen_ai.client.unpriced_calls``;
+- token kinds: the cache reads, cache writes and reasoning tokens of a call as ``gen_ai.token.type``
+  values ``cache_read``, ``cache_creation`` and ``reasoning`` of ``gen_ai.client.token.usage`` (the
+  upstream code records ``input`` and ``output``), and ``gen_ai.usage.cache_creation.input_tokens``
+  beside util-genai's ``gen_ai.usage.cache_write.input_tokens`` on exported spans;
 - message content: captured only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` asks
   for it (``span_only``, ``event_only`` or ``span_and_event``, read by opentelemetry-util-genai), and then exported
   through privacy masking (:class:`ContentRedactor`, or the whole privacy redactor when privacy is on).
@@ -17,7 +21,10 @@ instrumentations (``instrument=["openai", "anthropic"]``). What obslab adds here
 instrument                         unit          Prometheus
 =================================  ============  ==================================================
 gen_ai.client.operation.duration   s             gen_ai_client_operation_duration_seconds_bucket
-gen_ai.client.token.usage          {token}       gen_ai_client_token_usage_bucket (gen_ai_token_type)
+gen_ai.client.token.usage          {token}       gen_ai_client_token_usage_bucket (gen_ai_token_type:
+                                                 input, output, cache_read, cache_creation, reasoning)
+gen_ai.client.operation.time_to_first_chunk  s  gen_ai_client_operation_time_to_first_chunk_seconds_bucket
+gen_ai.client.operation.time_per_output_chunk s gen_ai_client_operation_time_per_output_chunk_seconds_bucket
 obslab.gen_ai.client.cost          {USD}         obslab_gen_ai_client_cost_total
 obslab.gen_ai.client.unpriced_calls  {call}      obslab_gen_ai_client_unpriced_calls_total
 =================================  ============  ==================================================
