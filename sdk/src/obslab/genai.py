@@ -55,6 +55,7 @@ CAPTURE_MODES = ("no_content", "span_only", "event_only", "span_and_event")
 CONTENT_KEYS = frozenset({
     "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
     "gen_ai.tool.definitions", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
+    "gen_ai.evaluation.explanation",  # may quote the evaluated answer
 })
 COST_METRIC = "obslab.gen_ai.client.cost"
 UNPRICED_METRIC = "obslab.gen_ai.client.unpriced_calls"

@@ -20,12 +20,13 @@ from typing import Any, Mapping, Sequence
 
 from opentelemetry import _logs, trace
 from opentelemetry.metrics import Counter, Histogram, Meter, UpDownCounter
-from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace import Span, SpanContext, Tracer
 
 from obslab import instrumentation, web
 from obslab._outage import OutageBuffer
 from obslab.agent import AgentInstruments
 from obslab.config import Default, Settings, load_settings
+from obslab.evaluations import Evaluations
 from obslab.genai import genai_handler
 from obslab.pipeline import Pipeline, Providers
 from obslab.process import ProcessState, providers_set_up_elsewhere
@@ -62,6 +63,7 @@ class Telemetry:
         genai = genai_handler(self._tracer_provider, self._meter_provider,
                               self._logger_provider if enabled else _logs.NoOpLoggerProvider())
         self._agent = AgentInstruments(self._tracer, self._meter, genai, self._pipeline.prices)
+        self._evaluations = Evaluations(self.get_otel_logger("obslab.genai"), self.get_meter("obslab.genai"))
 
     # --- what the pipeline and the process state hold (tests and helpers read them) ----------
 
@@ -184,6 +186,16 @@ class Telemetry:
         self._agent.record_llm_usage(model, provider, prompt_tokens, completion_tokens, cost_usd,
                                      cache_read_tokens=cache_read_tokens, cache_creation_tokens=cache_creation_tokens,
                                      reasoning_tokens=reasoning_tokens)
+
+    def record_evaluation(self, name: str, *, score: float | None = None, label: str | None = None,
+                          explanation: str | None = None, span: Span | SpanContext | None = None,
+                          model: str | None = None, response_id: str | None = None,
+                          error_type: str | None = None) -> None:
+        """One evaluation result of a GenAI output: the conventions' ``gen_ai.evaluation.result`` event
+        parented to the evaluated ``span`` (default: the current span), and the score in
+        ``obslab.gen_ai.evaluation.score`` by name and model. See :mod:`obslab.evaluations`."""
+        self._evaluations.record(name, score=score, label=label, explanation=explanation, span=span, model=model,
+                                 response_id=response_id, error_type=error_type)
 
     def record_request(self, intent: str, duration_ms: float, ok: bool) -> None:
         """See :meth:`obslab.agent.AgentInstruments.record_request`."""
