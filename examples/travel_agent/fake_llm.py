@@ -12,6 +12,8 @@
   before reports their tokens as ``prompt_tokens_details.cached_tokens``) and Anthropic's explicit one
   (the blocks up to the last one marked ``cache_control`` are written to the cache the first time,
   ``cache_creation_input_tokens``, and read from it after, ``cache_read_input_tokens``);
+- tool calls: a request offering ``tools`` whose messages hold no tool result yet is answered with a
+  call of the first tool (each required argument given as ``"YUL"``), the way an agent loop needs;
 - reasoning: a reasoning model (``o1``, ``o3``, ``o4-mini``, ``gpt-5``... or a request with
   ``reasoning_effort``) reports :data:`REASONING_TOKENS` more completion tokens, as
   ``completion_tokens_details.reasoning_tokens``.
@@ -86,6 +88,17 @@ def _anthropic_prefix(body: dict[str, Any]) -> tuple[str, int]:
     return json.dumps(prefix, sort_keys=True), sum(_words(b.get("text", "")) for b in prefix if isinstance(b, dict))
 
 
+def _tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The OpenAI tool call the fake model makes: the first tool offered, unless a tool already answered."""
+    tools = [t for t in body.get("tools") or [] if t.get("type") == "function"]
+    if not tools or any(m.get("role") == "tool" for m in body.get("messages", [])):
+        return None
+    function = tools[0]["function"]
+    arguments = {name: "YUL" for name in (function.get("parameters") or {}).get("required", [])}
+    return {"id": "call_fake_1", "type": "function",
+            "function": {"name": function["name"], "arguments": json.dumps(arguments)}}
+
+
 def _pieces(text: str) -> list[str]:
     words = text.split(" ")
     return [word + (" " if i < len(words) - 1 else "") for i, word in enumerate(words)]
@@ -128,6 +141,12 @@ class _Handler(BaseHTTPRequestHandler):
         usage["completion_tokens_details"] = {"reasoning_tokens": reasoning, "audio_tokens": 0,
                                               "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
         base = {"id": "chatcmpl-fake", "created": 1_700_000_000, "model": model, "system_fingerprint": "fp_fake"}
+        tool_call = _tool_call(body)
+        if not body.get("stream") and tool_call is not None:
+            self._json(200, {**base, "object": "chat.completion", "usage": usage, "choices": [
+                {"index": 0, "finish_reason": "tool_calls", "logprobs": None,
+                 "message": {"role": "assistant", "content": None, "refusal": None, "tool_calls": [tool_call]}}]})
+            return
         if not body.get("stream"):
             self._json(200, {**base, "object": "chat.completion", "usage": usage, "choices": [
                 {"index": 0, "finish_reason": "stop", "logprobs": None,

@@ -251,6 +251,7 @@ def init_telemetry(
     instrument: str | Sequence[str] | None = None,
     env_file: str | os.PathLike[str] | None = None,
     prices: Mapping[str, Mapping[str, Mapping[str, float]]] | str | None = None,
+    openai_agents_trace_export: bool | None = None,
     outage_buffer: int | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
 ) -> Telemetry:
@@ -270,7 +271,9 @@ def init_telemetry(
     ``system_metrics`` adds CPU, memory and GC metrics; ``instrument`` turns on library
     instrumentors by name (``["fastapi", "requests", "pandas"]``) or all installed ones (``"auto"``),
     ``"openai"`` and ``"anthropic"`` among them; ``prices`` adds or overrides LLM prices
-    (``{"openai": {"gpt-4o": {"input": 2.5, "output": 10}}}``, US dollars per million tokens).
+    (``{"openai": {"gpt-4o": {"input": 2.5, "output": 10}}}``, US dollars per million tokens);
+    ``openai_agents_trace_export`` keeps the OpenAI Agents SDK's own export of its traces to OpenAI
+    beside OpenTelemetry's (``instrument=["openai_agents"]`` turns it off otherwise).
     ``outage_buffer`` is how many spans and how many log records are kept while the collector is
     unreachable (10 000 each by default, 0 for none), sent in order when it answers again;
     ``spool_dir`` keeps what is still unsent at exit for the next process started with it.
