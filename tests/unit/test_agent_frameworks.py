@@ -118,3 +118,22 @@ def test_the_mcp_sdks_tracer_is_given_back_at_shutdown(recording):
     assert _otel._tracer is not before
     recorded.handle.shutdown(1)
     assert _otel._tracer is before
+
+
+def test_under_opentelemetry_instrument_the_agents_sdks_export_to_openai_is_off_too(recording):
+    from importlib.metadata import entry_points
+
+    from opentelemetry.instrumentation.genai.openai_agents import OpenAIAgentsInstrumentor
+
+    from obslab.distro import ObslabDistro
+
+    recorded = recording(Settings(service_name="agents"))  # the handle the configurator made first
+    (entry_point,) = [e for e in entry_points(group="opentelemetry_instrumentor") if e.name == "openai_agents"]
+    before = agent_processors()
+    ObslabDistro().load_instrumentor(entry_point, tracer_provider=recorded.handle._tracer_provider)
+    try:
+        (processor,) = agent_processors()
+        assert type(processor).__module__.startswith("opentelemetry.instrumentation.genai.openai_agents")
+    finally:
+        OpenAIAgentsInstrumentor().uninstrument()
+    assert agent_processors() == before
