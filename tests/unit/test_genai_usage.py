@@ -88,6 +88,11 @@ def test_openai_cached_prompt_tokens_are_on_the_span_in_the_token_metric_and_pri
         "openai", "gpt-4o-mini", inputs[1], outputs[1], cache_read_tokens=PROMPT)
     assert cost(llm) == pytest.approx(expected)
     assert expected < table.cost("openai", "gpt-4o-mini", sum(inputs), sum(outputs))  # the cache saved some
+    (saved,) = points(llm, "obslab.gen_ai.client.cache_savings")
+    price = table.price("openai", "gpt-4o-mini")
+    assert saved.value > 0
+    assert saved.value == pytest.approx(PROMPT * (price.input_per_million - price.cache_read_per_million) / 1e6)
+    assert dict(saved.attributes) == {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini"}
     assert reply == fake_llm.reply_text("gpt-4o-mini")
 
 

@@ -27,6 +27,7 @@ gen_ai.client.operation.time_to_first_chunk  s  gen_ai_client_operation_time_to_
 gen_ai.client.operation.time_per_output_chunk s gen_ai_client_operation_time_per_output_chunk_seconds_bucket
 obslab.gen_ai.client.cost          {USD}         obslab_gen_ai_client_cost_total
 obslab.gen_ai.client.unpriced_calls  {call}      obslab_gen_ai_client_unpriced_calls_total
+obslab.gen_ai.client.cache_savings {USD}       obslab_gen_ai_client_cache_savings_total
 =================================  ============  ==================================================
 """
 
@@ -59,6 +60,7 @@ CONTENT_KEYS = frozenset({
 })
 COST_METRIC = "obslab.gen_ai.client.cost"
 UNPRICED_METRIC = "obslab.gen_ai.client.unpriced_calls"
+SAVINGS_METRIC = "obslab.gen_ai.client.cache_savings"
 _PRICED_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
 TOKEN_USAGE_METRIC = "gen_ai.client.token.usage"
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
@@ -129,6 +131,8 @@ class LLMCostProcessor(SpanProcessor):
                                           description="Estimated cost of LLM calls in US dollars (price table)")
         self._unpriced = meter.create_counter(UNPRICED_METRIC, unit="{call}",
                                               description="LLM calls of a model the price table does not know")
+        self._savings = meter.create_counter(
+            SAVINGS_METRIC, unit="{USD}", description="What cache reads saved against the input price, US dollars")
         # The same instrument as opentelemetry-util-genai's (name, unit, description, buckets): the
         # cache and reasoning token kinds join its input and output points.
         self._tokens = meter.create_histogram(
@@ -153,18 +157,16 @@ class LLMCostProcessor(SpanProcessor):
         context = set_span_in_context(NonRecordingSpan(span.context))  # the exemplar opens this call
         self._record_token_kinds(attributes, usage, context)
         when = datetime.fromtimestamp(span.start_time / 1e9, tz=timezone.utc) if span.start_time else None
-        cost = self._priced(provider, model, usage, when)
-        if cost is None and model != labels["gen_ai.request.model"]:
-            cost = self._priced(provider, labels["gen_ai.request.model"], usage, when)
-        if cost is None:
+        price = self._prices.price(provider, model, when, usage.input_tokens)
+        if price is None and model != labels["gen_ai.request.model"]:
+            price = self._prices.price(provider, labels["gen_ai.request.model"], when, usage.input_tokens)
+        if price is None:
             self._unpriced.add(1, labels, context=context)
-        else:
-            self._cost.add(cost, labels, context=context)
-
-    def _priced(self, provider: str, model: str, usage: TokenCounts, when: datetime | None) -> float | None:
-        return self._prices.cost(provider, model, usage.input_tokens, usage.output_tokens,
-                                 cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
-                                 reasoning_tokens=usage.reasoning_tokens, when=when)
+            return
+        self._cost.add(price.cost(*usage), labels, context=context)
+        saved = price.cache_read_savings(usage.cache_read_tokens)
+        if saved > 0:
+            self._savings.add(saved, labels, context=context)
 
     def _record_token_kinds(self, attributes: Mapping[str, Any], usage: TokenCounts, context: Any) -> None:
         kinds = {"cache_read": usage.cache_read_tokens, "cache_creation": usage.cache_write_tokens,

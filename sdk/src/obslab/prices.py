@@ -72,6 +72,13 @@ class Price:
                      reasoning_tokens) + self.per_call
 
 
+    def cache_read_savings(self, cache_read_tokens: int) -> float:
+        """What ``cache_read_tokens`` saved against their price as plain input, in US dollars."""
+        if self.cache_read_per_million is None:
+            return 0.0
+        return cache_read_tokens * (self.input_per_million - self.cache_read_per_million) / 1_000_000
+
+
 def _cost(input_rate: float, output_rate: float, cache_read_rate: float | None, cache_write_rate: float | None,
           reasoning_rate: float | None, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int,
           reasoning: int) -> float:
