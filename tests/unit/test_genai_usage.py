@@ -136,6 +136,12 @@ def test_a_streamed_call_records_time_to_first_chunk_and_time_per_output_chunk(l
     else:
         reply = anthropic_chat(server, "Montreal to Paris?", stream=True)
     assert reply.startswith("Fake ")
+    data = llm._reader.get_metrics_data()  # first: each collection empties the exemplar reservoirs
+    (exemplar,) = [e for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+                   if m.name == "gen_ai.client.operation.time_to_first_chunk" for p in m.data.data_points
+                   for e in p.exemplars]
+    (span,) = chat_spans(llm)
+    assert exemplar.span_id == span.context.span_id  # the slow first chunk opens its call
     (first,) = points(llm, "gen_ai.client.operation.time_to_first_chunk")
     assert first.count == 1 and first.attributes["gen_ai.provider.name"] == provider
     (per_chunk,) = points(llm, "gen_ai.client.operation.time_per_output_chunk")
