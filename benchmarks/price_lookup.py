@@ -87,17 +87,17 @@ def main() -> None:
                                 number=50)
     handle.shutdown(1)
 
-    print(f"{'what':62} {'µs/call':>9}")
+    print(f"{'what':66} {'µs/call':>9}")
     for what, value in [
         ("genai-prices calc_price (lookup + Decimal), per call", raw),
         ("PriceTable.cost, first lookup of a model (uncached), median", statistics.median(first)),
         ("PriceTable.cost, cached model (hit)", hit),
         ("PriceTable.cost, cached miss (unpriced model)", miss),
-        ("LLMCostProcessor.on_end (price + cost metric)", on_end),
+        ("LLMCostProcessor.on_end (price; cost, savings, cache_read points)", on_end),
         ("call path: trace_llm_call + record_llm_usage (in memory)", helper),
         ("call path: instrumented openai call to the fake server", client_call),
     ]:
-        print(f"{what:62} {value:9.1f}")
+        print(f"{what:66} {value:9.1f}")
 
 
 if __name__ == "__main__":

@@ -103,6 +103,16 @@ def test_the_users_prices_win_and_a_rate_not_given_is_the_input_or_output_rate()
     assert table.price("openai", "gpt-4o").input_per_million == 2.5  # genai-prices' for the others
 
 
+def test_a_provider_named_as_genai_prices_names_it_is_priced_from_it():
+    by_id = {provider.id: provider for provider in data_snapshot.get_snapshot().providers}
+    unmapped = sorted(set(by_id) - set(PROVIDERS.values()))
+    assert unmapped  # genai-prices knows providers the conventions do not name
+    provider = by_id["moonshotai"] if "moonshotai" in by_id else by_id[unmapped[0]]
+    model = next(m.id for m in provider.models if isinstance(m.prices, ModelPrice) and m.prices.input_mtok)
+    assert PriceTable().cost(provider.id, model, 1_000_000, 0, when=NOW) == pytest.approx(
+        reference(provider.id, model, (1_000_000, 0, 0, 0, 0), NOW))
+
+
 def test_a_model_nobody_prices_has_no_price_and_a_provider_genai_prices_does_not_know_is_never_guessed():
     table = PriceTable()
     assert table.cost("openai", "local-llama-3", 100, 100) is None

@@ -38,8 +38,9 @@ from typing import Any, Mapping
 
 from obslab._parsers import bad
 
-# gen_ai.provider.name values (GenAI conventions) -> genai-prices provider ids. Only these providers
-# are priced from genai-prices: a model served elsewhere (vllm, ollama...) is not its list price.
+# gen_ai.provider.name values (GenAI conventions) -> genai-prices provider ids. Only these providers,
+# and those named exactly as genai-prices names them, are priced from genai-prices: a model served
+# elsewhere (vllm, ollama...) is not its list price.
 PROVIDERS: Mapping[str, str] = {
     "openai": "openai", "anthropic": "anthropic", "azure.ai.openai": "azure", "azure.ai.inference": "azure",
     "aws.bedrock": "aws", "gcp.gemini": "google", "gcp.vertex_ai": "google", "gcp.gen_ai": "google",
@@ -95,7 +96,7 @@ class _Rates:
     """The token rates of one genai-prices ``ModelPrice``, as floats; a tiered rate (a higher price for
     the whole call past some input size) as its base and ``(start, rate)`` tiers."""
 
-    __slots__ = ("model_price", "rates", "per_call")
+    __slots__ = ("model_price", "rates", "per_call", "fixed")
 
     def __init__(self, model_price: Any) -> None:
         self.model_price = model_price  # kept alive: the cache is keyed by its id()
@@ -103,8 +104,13 @@ class _Rates:
         self.rates = tuple(_rate(getattr(model_price, key, None)) for key in keys)
         per_thousand = getattr(model_price, "requests_kcount", None)
         self.per_call = 0.0 if per_thousand is None else float(per_thousand) / 1000
+        tiered = any(isinstance(rate, tuple) for rate in self.rates)
+        self.fixed = None if tiered else self._price(0)  # the same for every call: made once
 
     def price(self, input_tokens: int) -> Price:
+        return self.fixed if self.fixed is not None else self._price(input_tokens)
+
+    def _price(self, input_tokens: int) -> Price:
         values = [_at(rate, input_tokens) for rate in self.rates]
         return Price(values[0] or 0.0, values[1] or 0.0, values[2], values[3], values[4], self.per_call)
 
@@ -204,15 +210,20 @@ def warm_up_prices() -> None:
 
 def _maintained_model(provider: str, model: str) -> Any:
     """genai-prices' ModelInfo of ``model`` at ``provider``, or None."""
-    provider_id = PROVIDERS.get(provider)
-    if provider_id is None or not model:
+    if not model:
         return None
     try:
         from genai_prices import data_snapshot
     except ImportError:  # obslab[genai] not installed: the user's prices only
         return None
+    snapshot = data_snapshot.get_snapshot()
+    provider_id = PROVIDERS.get(provider)
+    if provider_id is None:  # a provider named as genai-prices names it (moonshotai, novita...)
+        provider_id = next((known.id for known in snapshot.providers if known.id == provider), None)
+    if provider_id is None:
+        return None
     try:
-        _, info = data_snapshot.get_snapshot().find_provider_model(model, None, provider_id, None)
+        _, info = snapshot.find_provider_model(model, None, provider_id, None)
     except LookupError:
         return None
     return info
