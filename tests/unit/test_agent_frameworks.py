@@ -137,3 +137,13 @@ def test_under_opentelemetry_instrument_the_agents_sdks_export_to_openai_is_off_
     finally:
         OpenAIAgentsInstrumentor().uninstrument()
     assert agent_processors() == before
+
+
+def test_an_mcp_sdk_laid_out_otherwise_is_reported_and_never_stops_the_start(recording, monkeypatch, caplog):
+    from mcp.shared import _otel
+
+    monkeypatch.delattr(_otel, "_tracer")
+    recorded = recording(Settings(service_name="mcp", instrument=("mcp",)))
+    assert "instrument=['mcp'] failed" in caplog.text
+    recorded.handle.shutdown(1)
+    assert not hasattr(_otel, "_tracer")

@@ -21,7 +21,7 @@ from typing import Any
 from opentelemetry.sdk.trace import Span, SpanProcessor
 from opentelemetry.trace import SpanKind
 
-from obslab._diagnostics import guarded
+from obslab._diagnostics import guarded, report
 
 SCOPE = "mcp-python-sdk"  # the MCP SDK's tracer
 _CLIENT_PREFIX = "MCP send "
@@ -38,16 +38,22 @@ def mcp_version() -> tuple[int, ...] | None:
 
 
 def instrument(tracer_provider: Any, names: "MCPSpanNames | None") -> Any:
-    """Send the MCP SDK's spans to ``tracer_provider`` and name them by the conventions; returns the undo."""
-    from mcp.shared import _otel
+    """Send the MCP SDK's spans to ``tracer_provider`` and name them by the conventions; returns the
+    undo. An MCP SDK laid out otherwise (no ``mcp.shared._otel._tracer``) keeps its tracer, reported."""
+    try:
+        from mcp.shared import _otel
 
-    before = _otel._tracer
-    _otel._tracer = tracer_provider.get_tracer(SCOPE)
+        before = _otel._tracer
+        _otel._tracer = tracer_provider.get_tracer(SCOPE)
+    except Exception as error:
+        report("instrument=['mcp']", error)
+        _otel = before = None
     if names is not None:
         names.active = True
 
     def uninstrument() -> None:
-        _otel._tracer = before
+        if _otel is not None:
+            _otel._tracer = before
         if names is not None:
             names.active = False
     return uninstrument
