@@ -129,8 +129,8 @@ def test_unknown_model_costs_nothing_and_is_counted_as_unpriced(recorded):
 
 def test_a_dated_model_name_is_priced_as_its_model():
     table = PriceTable()
-    assert table.price("anthropic", "claude-sonnet-4-20250514") == Price(3.0, 15.0)
-    assert table.price("openai", "gpt-4o-mini-2024-07-18") == Price(0.15, 0.60)
+    assert table.price("anthropic", "claude-sonnet-4-20250514") == Price(3.0, 15.0, 0.3, 3.75)
+    assert table.price("openai", "gpt-4o-mini-2024-07-18") == Price(0.15, 0.60, 0.075)
     assert table.cost("openai", "gpt-5-preview", 10, 10) is None
 
 
@@ -143,7 +143,7 @@ def test_prices_from_yaml_and_the_environment_override_the_defaults(tmp_path, mo
     table = PriceTable(settings.prices)
     assert table.price("openai", "gpt-4o-mini") == Price(1, 2)
     assert table.price("vllm", "in-house-llm") == Price(0.5, 0.5)
-    assert table.price("openai", "gpt-4o") == Price(2.5, 10)  # defaults stay
+    assert table.price("openai", "gpt-4o") == Price(2.5, 10, 1.25)  # genai-prices' stay
     settings = load_settings({"config_file": str(config)},
                              environ={"OBSLAB_PRICES": "openai/gpt-4o-mini=0.2:0.8, anthropic/claude-x=1:5"})
     assert settings.prices == {("openai", "gpt-4o-mini"): Price(0.2, 0.8), ("anthropic", "claude-x"): Price(1, 5)}

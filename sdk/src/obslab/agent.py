@@ -44,6 +44,8 @@ from opentelemetry.util.genai.handler import TelemetryHandler
 from opentelemetry.util.genai.invocation import CLIENT_INFERENCE_CONTEXT_KEY, GenAIInvocation, InferenceData
 
 from obslab._diagnostics import guarded, report
+from obslab.genai import (CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, INPUT_TOKENS, OUTPUT_TOKENS,
+                          REASONING_TOKENS)
 from obslab.prices import PriceTable
 
 # Bucket boundaries, milliseconds.
@@ -88,10 +90,13 @@ class AgentInstruments:
             yield span
 
     @contextmanager
-    def trace_agent(self, name: str, model: str | None = None) -> Iterator[trace.Span]:
-        """Span ``invoke_agent {name}`` (GenAI conventions) around one run of an in-process agent."""
+    def trace_agent(self, name: str, model: str | None = None, conversation_id: str | None = None
+                    ) -> Iterator[trace.Span]:
+        """Span ``invoke_agent {name}`` (GenAI conventions) around one run of an in-process agent;
+        ``conversation_id`` (the application's id of the conversation or session) goes on it and on
+        the GenAI spans under it as ``gen_ai.conversation.id``."""
         invocation = self._start("invoke_agent", lambda: self._genai.invoke_local_agent(
-            agent_name=name, request_model=model))
+            agent_name=name, request_model=model, conversation_id=conversation_id))
         with self._finishing(invocation) as span:
             yield span
 
@@ -171,31 +176,46 @@ class AgentInstruments:
 
     @guarded("record_llm_usage")
     def record_llm_usage(self, model: str, provider: str, prompt_tokens: int, completion_tokens: int,
-                         cost_usd: float | None = None) -> None:
+                         cost_usd: float | None = None, *, cache_read_tokens: int = 0,
+                         cache_creation_tokens: int = 0, reasoning_tokens: int = 0) -> None:
         """Token counts as the catalogue's metrics and as the GenAI usage of the current
         ``trace_llm_call`` (its span attributes and ``gen_ai.client.token.usage``); outside one, as
         usage attributes of the current span. Called more than once for one call, the counts add up
-        everywhere alike. ``cost_usd`` defaults to the price table's figure."""
+        everywhere alike. As in the GenAI conventions, ``prompt_tokens`` include the cache reads and
+        cache writes (``cache_read_tokens``, ``cache_creation_tokens``) and ``completion_tokens`` the
+        ``reasoning_tokens``. ``cost_usd`` defaults to the price table's figure."""
         prompt_tokens, completion_tokens = _count(prompt_tokens), _count(completion_tokens)
+        extra = {CACHE_READ_TOKENS: _count(cache_read_tokens), CACHE_CREATION_TOKENS: _count(cache_creation_tokens),
+                 REASONING_TOKENS: _count(reasoning_tokens)}
         labels = {"llm.model": model, "llm.provider": provider}
         self.llm_tokens.add(prompt_tokens, {**labels, "token_type": "prompt"})
         self.llm_tokens.add(completion_tokens, {**labels, "token_type": "completion"})
         if cost_usd is None:
-            cost_usd = self._prices.cost(provider, model, prompt_tokens, completion_tokens)
+            cost_usd = self._prices.cost(provider, model, prompt_tokens, completion_tokens,
+                                         cache_read_tokens=extra[CACHE_READ_TOKENS],
+                                         cache_write_tokens=extra[CACHE_CREATION_TOKENS],
+                                         reasoning_tokens=extra[REASONING_TOKENS])
         if cost_usd is not None:
             self.llm_cost.add(cost_usd, labels)
         data = otel_context.get_value(CLIENT_INFERENCE_CONTEXT_KEY)
         if isinstance(data, InferenceData):  # inside trace_llm_call: the invocation reports the sum at its end
             data.usage_input_tokens = (data.usage_input_tokens or 0) + prompt_tokens
             data.usage_output_tokens = (data.usage_output_tokens or 0) + completion_tokens
+            if extra[CACHE_READ_TOKENS]:
+                data.usage_cache_read_input_tokens = (data.usage_cache_read_input_tokens or 0) + extra[CACHE_READ_TOKENS]
+            if extra[CACHE_CREATION_TOKENS]:
+                data.usage_cache_write_input_tokens = ((data.usage_cache_write_input_tokens or 0)
+                                                       + extra[CACHE_CREATION_TOKENS])
+            if extra[REASONING_TOKENS]:
+                data.usage_reasoning_output_tokens = ((data.usage_reasoning_output_tokens or 0)
+                                                      + extra[REASONING_TOKENS])
             return
         span = trace.get_current_span()
         if span.is_recording():
             before = getattr(span, "attributes", None) or {}
-            span.set_attributes({
-                "gen_ai.usage.input_tokens": _count_or_zero(before.get("gen_ai.usage.input_tokens")) + prompt_tokens,
-                "gen_ai.usage.output_tokens": _count_or_zero(before.get("gen_ai.usage.output_tokens"))
-                + completion_tokens})
+            added = {INPUT_TOKENS: prompt_tokens, OUTPUT_TOKENS: completion_tokens,
+                     **{key: value for key, value in extra.items() if value}}
+            span.set_attributes({key: _count_or_zero(before.get(key)) + value for key, value in added.items()})
 
     @guarded("record_request")
     def record_request(self, intent: str, duration_ms: float, ok: bool) -> None:

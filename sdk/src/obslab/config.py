@@ -76,8 +76,9 @@ class Settings:
     prometheus_port: int | None = None  # in-process /metrics endpoint, next to OTLP
     system_metrics: bool = False  # process CPU, memory and garbage-collector metrics
     instrument: tuple[str, ...] = ()  # library instrumentors to turn on, or ("auto",)
+    openai_agents_trace_export: bool = False  # instrument=openai_agents: also the Agents SDK's export to OpenAI
     privacy_secret: str | None = field(default=None, repr=False)  # key of the user-id hash
-    # LLM prices (USD per million tokens) over obslab.prices.DEFAULT_PRICES: (provider, model) -> Price
+    # LLM prices (USD per million tokens) over genai-prices': (provider, model) -> Price
     prices: Mapping[tuple[str, str], Price] = field(default_factory=dict)
     # Spans and log records (each) kept while the collector is unreachable, sent when it answers
     # again; beyond it the oldest are dropped and counted. 0 turns the outage buffer off.

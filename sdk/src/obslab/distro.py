@@ -37,11 +37,17 @@ class ObslabDistro(BaseDistro):
         """Activate an instrumentor as ``opentelemetry-instrument`` does, except two that obslab
         drives itself: the logging instrumentation adds no log handler of its own (obslab's bridge
         already sends the root logger's records; a second handler would export each twice), and the
-        system metrics follow obslab's ``system_metrics`` setting (``OBSLAB_SYSTEM_METRICS``)."""
+        system metrics follow obslab's ``system_metrics`` setting (``OBSLAB_SYSTEM_METRICS``). The
+        OpenAI Agents SDK's own export to OpenAI follows ``openai_agents_trace_export``, as under
+        ``instrument=["openai_agents"]`` (the configurator, which made the handle, runs first)."""
         if entry_point.name == "system_metrics":
             return
         if entry_point.name == "logging":
             kwargs.setdefault("enable_log_auto_instrumentation", False)
+        if entry_point.name == "openai_agents":
+            from obslab.telemetry import get_telemetry
+
+            kwargs.setdefault("disable_openai_trace_export", not get_telemetry().settings.openai_agents_trace_export)
         super().load_instrumentor(entry_point, **kwargs)
 
 

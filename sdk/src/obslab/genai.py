@@ -9,6 +9,10 @@ instrumentations (``instrument=["openai", "anthropic"]``). What obslab adds here
   SDK's ``anthropic.messages.create``, is not priced again) with the :class:`~obslab.prices.PriceTable`, into
   ``obslab.gen_ai.client.cost`` (USD) or, for a model without a price,
   ``obslab.gen_ai.client.unpriced_calls``;
+- token kinds: the cache reads, cache writes and reasoning tokens of a call as ``gen_ai.token.type``
+  values ``cache_read``, ``cache_creation`` and ``reasoning`` of ``gen_ai.client.token.usage`` (the
+  upstream code records ``input`` and ``output``), and ``gen_ai.usage.cache_creation.input_tokens``
+  beside util-genai's ``gen_ai.usage.cache_write.input_tokens`` on exported spans;
 - message content: captured only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` asks
   for it (``span_only``, ``event_only`` or ``span_and_event``, read by opentelemetry-util-genai), and then exported
   through privacy masking (:class:`ContentRedactor`, or the whole privacy redactor when privacy is on).
@@ -17,9 +21,13 @@ instrumentations (``instrument=["openai", "anthropic"]``). What obslab adds here
 instrument                         unit          Prometheus
 =================================  ============  ==================================================
 gen_ai.client.operation.duration   s             gen_ai_client_operation_duration_seconds_bucket
-gen_ai.client.token.usage          {token}       gen_ai_client_token_usage_bucket (gen_ai_token_type)
+gen_ai.client.token.usage          {token}       gen_ai_client_token_usage_bucket (gen_ai_token_type:
+                                                 input, output, cache_read, cache_creation, reasoning)
+gen_ai.client.operation.time_to_first_chunk  s  gen_ai_client_operation_time_to_first_chunk_seconds_bucket
+gen_ai.client.operation.time_per_output_chunk s gen_ai_client_operation_time_per_output_chunk_seconds_bucket
 obslab.gen_ai.client.cost          {USD}         obslab_gen_ai_client_cost_total
 obslab.gen_ai.client.unpriced_calls  {call}      obslab_gen_ai_client_unpriced_calls_total
+obslab.gen_ai.client.cache_savings {USD}       obslab_gen_ai_client_cache_savings_total
 =================================  ============  ==================================================
 """
 
@@ -28,7 +36,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from typing import Any, Mapping
+from datetime import datetime, timezone
+from typing import Any, Mapping, NamedTuple
 
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -47,10 +56,23 @@ CAPTURE_MODES = ("no_content", "span_only", "event_only", "span_and_event")
 CONTENT_KEYS = frozenset({
     "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
     "gen_ai.tool.definitions", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
+    "gen_ai.evaluation.explanation",  # may quote the evaluated answer
 })
 COST_METRIC = "obslab.gen_ai.client.cost"
 UNPRICED_METRIC = "obslab.gen_ai.client.unpriced_calls"
+SAVINGS_METRIC = "obslab.gen_ai.client.cache_savings"
 _PRICED_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
+TOKEN_USAGE_METRIC = "gen_ai.client.token.usage"
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+INPUT_TOKENS = "gen_ai.usage.input_tokens"
+OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+CACHE_READ_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+CACHE_CREATION_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+CACHE_WRITE_TOKENS = "gen_ai.usage.cache_write.input_tokens"  # opentelemetry-util-genai's name of the same
+REASONING_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+# The attributes of gen_ai.client.token.usage points (opentelemetry-util-genai's metric attributes).
+_TOKEN_METRIC_KEYS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+                      "gen_ai.response.model", "server.address", "server.port")
 
 
 def content_capture_mode(environ: Mapping[str, str] | None = None) -> str:
@@ -99,7 +121,9 @@ class ContentRedactor(Redactor):
 
 
 class LLMCostProcessor(SpanProcessor):
-    """Prices each finished LLM call span (the helpers' and the instrumented clients' alike)."""
+    """Prices each finished LLM call span (the helpers' and the instrumented clients' alike), at the
+    price in force when the call started, cache and reasoning tokens at their own rates; and records
+    those token kinds as ``gen_ai.token.type`` values of ``gen_ai.client.token.usage``."""
 
     def __init__(self, meter: Meter, prices: PriceTable) -> None:
         self._prices = prices
@@ -107,6 +131,13 @@ class LLMCostProcessor(SpanProcessor):
                                           description="Estimated cost of LLM calls in US dollars (price table)")
         self._unpriced = meter.create_counter(UNPRICED_METRIC, unit="{call}",
                                               description="LLM calls of a model the price table does not know")
+        self._savings = meter.create_counter(
+            SAVINGS_METRIC, unit="{USD}", description="What cache reads saved against the input price, US dollars")
+        # The same instrument as opentelemetry-util-genai's (name, unit, description, buckets): the
+        # cache and reasoning token kinds join its input and output points.
+        self._tokens = meter.create_histogram(
+            TOKEN_USAGE_METRIC, unit="{token}", description="Number of input and output tokens used by GenAI clients",
+            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS)
 
     @guarded("LLM cost")
     def on_end(self, span: ReadableSpan) -> None:
@@ -118,16 +149,68 @@ class LLMCostProcessor(SpanProcessor):
         output_tokens = attributes.get("gen_ai.usage.output_tokens")
         if input_tokens is None and output_tokens is None:
             return  # a failed call: no tokens, no cost
+        usage = usage_of(attributes)
         provider = str(attributes.get("gen_ai.provider.name") or attributes.get("gen_ai.system") or "")
         request_model = attributes.get("gen_ai.request.model")
         model = str(attributes.get("gen_ai.response.model") or request_model or "")
         labels = {"gen_ai.provider.name": provider, "gen_ai.request.model": str(request_model or model)}
         context = set_span_in_context(NonRecordingSpan(span.context))  # the exemplar opens this call
-        cost = self._prices.cost(provider, model, int(input_tokens or 0), int(output_tokens or 0))
-        if cost is None and model != labels["gen_ai.request.model"]:
-            cost = self._prices.cost(provider, labels["gen_ai.request.model"], int(input_tokens or 0),
-                                     int(output_tokens or 0))
-        if cost is None:
+        self._record_token_kinds(attributes, usage, context)
+        when = datetime.fromtimestamp(span.start_time / 1e9, tz=timezone.utc) if span.start_time else None
+        price = self._prices.price(provider, model, when, usage.input_tokens)
+        if price is None and model != labels["gen_ai.request.model"]:
+            price = self._prices.price(provider, labels["gen_ai.request.model"], when, usage.input_tokens)
+        if price is None:
             self._unpriced.add(1, labels, context=context)
-        else:
-            self._cost.add(cost, labels, context=context)
+            return
+        self._cost.add(price.cost(*usage), labels, context=context)
+        saved = price.cache_read_savings(usage.cache_read_tokens)
+        if saved > 0:
+            self._savings.add(saved, labels, context=context)
+
+    def _record_token_kinds(self, attributes: Mapping[str, Any], usage: TokenCounts, context: Any) -> None:
+        kinds = {"cache_read": usage.cache_read_tokens, "cache_creation": usage.cache_write_tokens,
+                 "reasoning": usage.reasoning_tokens}
+        if not any(kinds.values()):
+            return
+        base = {key: attributes[key] for key in _TOKEN_METRIC_KEYS if attributes.get(key) is not None}
+        for kind, count in kinds.items():
+            if count:
+                self._tokens.record(count, {**base, "gen_ai.token.type": kind}, context=context)
+
+
+class TokenCounts(NamedTuple):
+    """A call's tokens as the GenAI conventions count them: input includes the cache reads and
+    writes, output the reasoning tokens."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+def usage_of(attributes: Mapping[str, Any]) -> TokenCounts:
+    """The token counts of a span's ``gen_ai.usage.*`` attributes (cache writes under either name)."""
+    def count(*keys: str) -> int:
+        for key in keys:
+            value = attributes.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        return 0
+    return TokenCounts(count(INPUT_TOKENS), count(OUTPUT_TOKENS), count(CACHE_READ_TOKENS),
+                       count(CACHE_CREATION_TOKENS, CACHE_WRITE_TOKENS), count(REASONING_TOKENS))
+
+
+def with_usage_aliases(span: ReadableSpan) -> ReadableSpan:
+    """``span`` with ``gen_ai.usage.cache_creation.input_tokens`` beside the
+    ``gen_ai.usage.cache_write.input_tokens`` that opentelemetry-util-genai writes (both names are in
+    use: the first is the conventions' as published in opentelemetry-semantic-conventions)."""
+    attributes = span.attributes or {}
+    if CACHE_WRITE_TOKENS not in attributes or CACHE_CREATION_TOKENS in attributes:
+        return span
+    return ReadableSpan(
+        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+        attributes={**attributes, CACHE_CREATION_TOKENS: attributes[CACHE_WRITE_TOKENS]}, events=span.events,
+        links=span.links, kind=span.kind, status=span.status, start_time=span.start_time, end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope)

@@ -11,9 +11,10 @@ from typing import Any, Iterable
 from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
 # Names with an obslab extra that installs the instrumentor.
-EXTRAS = ("fastapi", "flask", "requests", "httpx", "sqlalchemy", "openai", "anthropic")
-# obslab's own instrumentation: name -> the library it needs.
-OWN = {"pandas": "pandas", "numpy": "numpy"}
+EXTRAS = ("fastapi", "flask", "requests", "httpx", "sqlalchemy", "openai", "anthropic", "openai_agents")
+# obslab's own instrumentation: name -> the library it needs (mcp: the MCP SDK's own spans, see obslab.mcp_spans).
+OWN = {"pandas": "pandas", "numpy": "numpy", "mcp": "mcp"}
+_OWN_EXTRAS = {"pandas": "data", "numpy": "data", "mcp": "mcp"}
 # Handled by obslab itself: the logging bridge is always on.
 _BUILT_IN = ("logging",)
 
@@ -31,7 +32,15 @@ def check_names(names: Iterable[str], installed: dict[str, Any] | None = None) -
             continue
         if name in OWN:
             if importlib.util.find_spec(OWN[name]) is None:
-                raise ValueError(f"instrument={name!r}: {OWN[name]} is not installed (pip install 'obslab[data]')")
+                raise ValueError(f"instrument={name!r}: {OWN[name]} is not installed "
+                                 f"(pip install 'obslab[{_OWN_EXTRAS[name]}]')")
+            if name == "mcp":
+                from obslab.mcp_spans import MINIMUM, mcp_version
+
+                found = mcp_version()
+                if found is not None and found < MINIMUM:
+                    raise ValueError(f"instrument='mcp': mcp {'.'.join(map(str, found))} does not trace itself; "
+                                     "mcp 2.0 or later does (pip install 'obslab[mcp]')")
             continue
         if name in EXTRAS:
             raise ValueError(f"instrument={name!r}: its instrumentor is not installed; pip install 'obslab[{name}]'")
@@ -39,10 +48,11 @@ def check_names(names: Iterable[str], installed: dict[str, Any] | None = None) -
         raise ValueError(f"instrument={name!r}: unknown instrumentor; expected 'auto' or one of {', '.join(known)}")
 
 
-def instrument(names: Iterable[str], tracer_provider: Any, meter_provider: Any, logger_provider: Any = None
-               ) -> list[Any]:
+def instrument(names: Iterable[str], tracer_provider: Any, meter_provider: Any, logger_provider: Any = None,
+               options: dict[str, dict[str, Any]] | None = None) -> list[Any]:
     """Instrument each named library; returns the upstream instrumentors turned on (to undo them).
-    ``logger_provider`` receives the events of those that emit some (the GenAI ones' message events).
+    ``logger_provider`` receives the events of those that emit some (the GenAI ones' message events);
+    ``options`` are more arguments of one instrumentor's ``instrument()``, by name.
     Libraries already instrumented (by ``opentelemetry-instrument``, say) are left as they are.
     Every refusal comes before the first library is touched."""
     names = tuple(names)
@@ -60,14 +70,14 @@ def instrument(names: Iterable[str], tracer_provider: Any, meter_provider: Any, 
             if name in explicit:
                 raise ValueError(f"instrument={name!r}: {conflict}")
             continue  # "auto": the library it instruments is not installed
-        chosen.append(instrumentor)
+        chosen.append((name, instrumentor))
     done: list[Any] = []
     try:
-        for instrumentor in chosen:
+        for name, instrumentor in chosen:
             providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
             if logger_provider is not None:
                 providers["logger_provider"] = logger_provider
-            instrumentor.instrument(**providers)
+            instrumentor.instrument(**providers, **(options or {}).get(name, {}))
             done.append(instrumentor)
     except BaseException:
         for instrumentor in reversed(done):

@@ -17,8 +17,9 @@ from obslab._outage import NOUNS, OutageBuffer, observe_drops
 from obslab.config import Settings
 from obslab.genai import ContentRedactor, LLMCostProcessor, content_capture_mode
 from obslab.logs import build_logger_provider
+from obslab.mcp_spans import MCPSpanNames
 from obslab.metrics import build_meter_provider
-from obslab.prices import PriceTable
+from obslab.prices import PriceTable, warm_up_prices
 from obslab.privacy import Redactor
 from obslab.prometheus import start_prometheus_endpoint
 from obslab.resource import build_resource
@@ -44,6 +45,8 @@ class Pipeline:
         if self.redactor is None and enabled and content_capture_mode() != "no_content":
             self.content_redactor = ContentRedactor(settings.privacy_keys, settings.privacy_secret)
         self.prices = PriceTable(settings.prices)
+        if enabled:
+            warm_up_prices()  # genai-prices' import and data, in the background: not on the first call's path
         self.network_exporters: list[Any] = []  # the OTLP exporters (or their outage buffers)
         self.collectors: set[tuple[str, int]] = set()  # where they send
         self.built: list[Any] = [None, None, None]  # the providers this pipeline made
@@ -64,8 +67,11 @@ class Pipeline:
         self.tracer_provider: Any = tracer_provider
         self.meter_provider: Any = meter_provider
         self.logger_provider: Any = logger_provider
+        self.mcp_names: MCPSpanNames | None = None  # turned on by instrument=["mcp"]
         if enabled and self.owned[0]:  # prices the helpers' and the instrumented clients' LLM calls
             tracer_provider.add_span_processor(LLMCostProcessor(meter_provider.get_meter("obslab.genai"), self.prices))
+            self.mcp_names = MCPSpanNames()
+            tracer_provider.add_span_processor(self.mcp_names)
         buffers = self.outage_buffers()
         if buffers:  # obslab.outage.dropped{signal, reason}: what the outage buffers could not keep
             meter_provider.get_meter("obslab").create_observable_counter(

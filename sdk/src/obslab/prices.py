@@ -1,89 +1,238 @@
 """LLM prices per provider and model, and what a call cost.
 
-Prices are US dollars per million tokens, input and output apart. The defaults below are the list
-prices of a few current models when this table was written; check your provider's price page and
-override them, or add models, from YAML::
+Prices come from ``genai-prices`` (Pydantic's maintained price data, the data Logfire uses): every
+model it knows, the price in force on the day (and hour) of the call, and cache reads, cache writes
+and reasoning tokens at their own rates where the provider charges them apart. The user's prices win
+over it; they are US dollars per million tokens, from YAML::
 
     prices:
       openai:
-        gpt-4o-mini: {input: 0.15, output: 0.60}
-      anthropic:
-        claude-sonnet-4-5: {input: 3, output: 15}
+        gpt-4o-mini: {input: 0.15, output: 0.60, cache_read: 0.075}
+      vllm:
+        llama-3-70b: {input: 0, output: 0}
 
-or from the environment: ``OBSLAB_PRICES="openai/gpt-4o-mini=0.15:0.60,anthropic/claude-x=1:5"``.
+or from the environment: ``OBSLAB_PRICES="openai/gpt-4o-mini=0.15:0.60,anthropic/claude-x=1:5:0.1:1.25"``
+(``input:output[:cache_read[:cache_write[:reasoning]]]``). A rate not given is the input rate for
+cache reads and writes and the output rate for reasoning tokens. A user's model is found by its
+exact name, else by its name without a release date suffix; genai-prices has its own matching
+(date suffixes, aliases). A model nobody prices has no price: its calls are counted as unpriced,
+never guessed, and a provider genai-prices does not know (``vllm``, say) is never priced from it.
 
-A model is found by its exact name, else by its name without a release date suffix
-(``gpt-4o-mini-2024-07-18`` is priced as ``gpt-4o-mini``, ``claude-sonnet-4-20250514`` as
-``claude-sonnet-4``). An unknown model has no price: its calls cost nothing and are counted as
-unpriced, never guessed.
+Token counts follow the GenAI conventions: ``input_tokens`` includes the cache reads and cache
+writes, ``output_tokens`` includes the reasoning tokens.
+
+Looking a price up in genai-prices takes tens of microseconds (a model name is matched against
+thousands of patterns; its own calculation works in ``Decimal``): :class:`PriceTable` does it once
+per provider and model, caches the answer (a miss too), and prices each call with floats from the
+rates of the price in force (``benchmarks/price_lookup.py`` measures both).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from obslab._parsers import bad
 
+# gen_ai.provider.name values (GenAI conventions) -> genai-prices provider ids. Only these providers,
+# and those named exactly as genai-prices names them, are priced from genai-prices: a model served
+# elsewhere (vllm, ollama...) is not its list price.
+PROVIDERS: Mapping[str, str] = {
+    "openai": "openai", "anthropic": "anthropic", "azure.ai.openai": "azure", "azure.ai.inference": "azure",
+    "aws.bedrock": "aws", "gcp.gemini": "google", "gcp.vertex_ai": "google", "gcp.gen_ai": "google",
+    "x_ai": "x-ai", "mistral_ai": "mistral", "groq": "groq", "deepseek": "deepseek", "perplexity": "perplexity",
+    "cohere": "cohere", "openrouter": "openrouter", "together": "together", "fireworks": "fireworks",
+    "cerebras": "cerebras",
+}
+_CACHE_LIMIT = 4096  # (provider, model) pairs remembered; past it the cache starts again
+_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning")
+
 
 @dataclass(frozen=True)
 class Price:
-    """US dollars per million input and per million output tokens."""
+    """US dollars per million tokens: input and output, and cache reads, cache writes and reasoning
+    tokens when they are charged apart (None: at the input rate, or the output rate for reasoning)."""
 
     input_per_million: float
     output_per_million: float
+    cache_read_per_million: float | None = None
+    cache_write_per_million: float | None = None
+    reasoning_per_million: float | None = None
+    per_call: float = 0.0  # US dollars per request, on top (genai-prices' per-request fees)
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        """What ``input_tokens`` and ``output_tokens`` cost, in US dollars."""
-        return (input_tokens * self.input_per_million + output_tokens * self.output_per_million) / 1_000_000
+    def cost(self, input_tokens: int, output_tokens: int, cache_read_tokens: int = 0,
+             cache_write_tokens: int = 0, reasoning_tokens: int = 0) -> float:
+        """What the tokens cost, in US dollars (input includes the cache tokens, output the reasoning)."""
+        return _cost(self.input_per_million, self.output_per_million, self.cache_read_per_million,
+                     self.cache_write_per_million, self.reasoning_per_million,
+                     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                     reasoning_tokens) + self.per_call
 
 
-# (provider, model) -> price; providers are gen_ai.provider.name values of the GenAI conventions.
-# List prices of late 2025; newer models are not priced until you add them.
-DEFAULT_PRICES: Mapping[tuple[str, str], Price] = {
-    ("openai", "gpt-5"): Price(1.25, 10.00),
-    ("openai", "gpt-5-mini"): Price(0.25, 2.00),
-    ("openai", "gpt-5-nano"): Price(0.05, 0.40),
-    ("openai", "gpt-4o"): Price(2.50, 10.00),
-    ("openai", "gpt-4o-mini"): Price(0.15, 0.60),
-    ("openai", "gpt-4.1"): Price(2.00, 8.00),
-    ("openai", "gpt-4.1-mini"): Price(0.40, 1.60),
-    ("openai", "gpt-4.1-nano"): Price(0.10, 0.40),
-    ("anthropic", "claude-opus-4-5"): Price(5.00, 25.00),
-    ("anthropic", "claude-opus-4-1"): Price(15.00, 75.00),
-    ("anthropic", "claude-sonnet-4"): Price(3.00, 15.00),
-    ("anthropic", "claude-sonnet-4-5"): Price(3.00, 15.00),
-    ("anthropic", "claude-haiku-4-5"): Price(1.00, 5.00),
-    ("anthropic", "claude-3-5-haiku"): Price(0.80, 4.00),
-}
+    def cache_read_savings(self, cache_read_tokens: int) -> float:
+        """What ``cache_read_tokens`` saved against their price as plain input, in US dollars."""
+        if self.cache_read_per_million is None:
+            return 0.0
+        return cache_read_tokens * (self.input_per_million - self.cache_read_per_million) / 1_000_000
+
+
+def _cost(input_rate: float, output_rate: float, cache_read_rate: float | None, cache_write_rate: float | None,
+          reasoning_rate: float | None, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int,
+          reasoning: int) -> float:
+    cache_read, cache_write = min(cache_read, input_tokens), min(cache_write, max(input_tokens - cache_read, 0))
+    reasoning = min(reasoning, output_tokens)
+    total = (input_tokens - cache_read - cache_write) * input_rate + (output_tokens - reasoning) * output_rate
+    total += cache_read * (input_rate if cache_read_rate is None else cache_read_rate)
+    total += cache_write * (input_rate if cache_write_rate is None else cache_write_rate)
+    total += reasoning * (output_rate if reasoning_rate is None else reasoning_rate)
+    return total / 1_000_000
+
+
+class _Rates:
+    """The token rates of one genai-prices ``ModelPrice``, as floats; a tiered rate (a higher price for
+    the whole call past some input size) as its base and ``(start, rate)`` tiers."""
+
+    __slots__ = ("model_price", "rates", "per_call", "fixed")
+
+    def __init__(self, model_price: Any) -> None:
+        self.model_price = model_price  # kept alive: the cache is keyed by its id()
+        keys = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "output_reasoning_mtok")
+        self.rates = tuple(_rate(getattr(model_price, key, None)) for key in keys)
+        per_thousand = getattr(model_price, "requests_kcount", None)
+        self.per_call = 0.0 if per_thousand is None else float(per_thousand) / 1000
+        tiered = any(isinstance(rate, tuple) for rate in self.rates)
+        self.fixed = None if tiered else self._price(0)  # the same for every call: made once
+
+    def price(self, input_tokens: int) -> Price:
+        return self.fixed if self.fixed is not None else self._price(input_tokens)
+
+    def _price(self, input_tokens: int) -> Price:
+        values = [_at(rate, input_tokens) for rate in self.rates]
+        return Price(values[0] or 0.0, values[1] or 0.0, values[2], values[3], values[4], self.per_call)
+
+
+def _rate(value: Any) -> Any:
+    if value is None:
+        return None
+    tiers = getattr(value, "tiers", None)
+    if tiers is None:
+        return float(value)
+    return float(value.base), tuple((tier.start, float(tier.price)) for tier in reversed(tiers))
+
+
+def _at(rate: Any, input_tokens: int) -> float | None:
+    """The rate for a call of ``input_tokens`` (genai-prices' rule: past a tier's start, all tokens
+    pay the tier's rate)."""
+    if rate is None or isinstance(rate, float):
+        return rate
+    base, tiers = rate
+    for start, tier_rate in tiers:
+        if input_tokens > start:
+            return tier_rate
+    return base
+
 
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8})$")
-_ENTRY = re.compile(r"^\s*([^/=\s]+)/([^=\s]+)\s*=\s*([^:\s]+)\s*:\s*([^:\s]+)\s*$")
+_ENTRY = re.compile(r"^\s*([^/=\s]+)/([^=\s]+)\s*=\s*([^=\s]+)\s*$")
+_MISSING = object()
 
 
 class PriceTable:
-    """The default prices with the user's overrides on top."""
+    """genai-prices' prices with the user's overrides on top, cached per provider and model."""
 
-    def __init__(self, overrides: Mapping[tuple[str, str], Price] | None = None) -> None:
-        self._prices = {**DEFAULT_PRICES, **(overrides or {})}
+    def __init__(self, overrides: Mapping[tuple[str, str], Price] | None = None, *, maintained: bool = True) -> None:
+        self._overrides = dict(overrides or {})
+        self._maintained = maintained  # False: the user's prices only
+        self._models: dict[tuple[str, str], Any] = {}  # (provider, model) -> Price, genai-prices ModelInfo or None
+        self._rates: dict[int, _Rates] = {}
+        self._lock = threading.Lock()
 
-    def price(self, provider: str, model: str) -> Price | None:
-        """The price of ``model`` at ``provider`` (exact name, then without a date suffix), or None."""
-        found = self._prices.get((provider, model))
+    def price(self, provider: str, model: str, when: datetime | None = None, input_tokens: int = 0) -> Price | None:
+        """The price of ``model`` at ``provider`` for a call at ``when`` (now by default) of
+        ``input_tokens``, or None when nobody prices it."""
+        found = self._models.get((provider, model), _MISSING)
+        if found is _MISSING:
+            found = self._lookup(provider, model)
+        if found is None or isinstance(found, Price):
+            return found
+        model_price = found.get_prices(when or datetime.now(tz=timezone.utc))
+        rates = self._rates.get(id(model_price))
+        if rates is None or rates.model_price is not model_price:
+            rates = self._rates[id(model_price)] = _Rates(model_price)
+        return rates.price(input_tokens)
+
+    def cost(self, provider: str, model: str, input_tokens: int, output_tokens: int, *, cache_read_tokens: int = 0,
+             cache_write_tokens: int = 0, reasoning_tokens: int = 0, when: datetime | None = None) -> float | None:
+        """What a call cost in US dollars; None when the model has no price. ``input_tokens`` include
+        the cache reads and writes, ``output_tokens`` the reasoning tokens (GenAI conventions)."""
+        price = self.price(provider, model, when, input_tokens)
+        if price is None:
+            return None
+        return price.cost(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens)
+
+    def _lookup(self, provider: str, model: str) -> Any:
+        found: Any = self._overrides.get((provider, model))
         if found is None:
-            found = self._prices.get((provider, _DATE_SUFFIX.sub("", model)))
+            found = self._overrides.get((provider, _DATE_SUFFIX.sub("", model)))
+        if found is None and self._maintained:
+            found = _maintained_model(provider, model)
+        with self._lock:
+            if len(self._models) >= _CACHE_LIMIT:
+                self._models.clear()
+            self._models[(provider, model)] = found
         return found
 
-    def cost(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float | None:
-        """What a call cost in US dollars; None when the model has no price."""
-        price = self.price(provider, model)
-        return None if price is None else price.cost(input_tokens, output_tokens)
+
+_warming: threading.Thread | None = None
+
+
+def warm_up_prices() -> None:
+    """Import genai-prices and load its data in a daemon thread (once per process): about 0.2 s
+    (pydantic among it) that the first priced call would otherwise spend."""
+    global _warming
+    if _warming is not None or importlib.util.find_spec("genai_prices") is None:
+        return
+
+    def load() -> None:
+        try:
+            from genai_prices import data_snapshot
+            data_snapshot.get_snapshot()
+        except Exception:  # pragma: no cover - the first lookup reports nothing either: unpriced
+            pass
+
+    _warming = threading.Thread(target=load, name="obslab-prices", daemon=True)
+    _warming.start()
+
+
+def _maintained_model(provider: str, model: str) -> Any:
+    """genai-prices' ModelInfo of ``model`` at ``provider``, or None."""
+    if not model:
+        return None
+    try:
+        from genai_prices import data_snapshot
+    except ImportError:  # obslab[genai] not installed: the user's prices only
+        return None
+    snapshot = data_snapshot.get_snapshot()
+    provider_id = PROVIDERS.get(provider)
+    if provider_id is None:  # a provider named as genai-prices names it (moonshotai, novita...)
+        provider_id = next((known.id for known in snapshot.providers if known.id == provider), None)
+    if provider_id is None:
+        return None
+    try:
+        _, info = snapshot.find_provider_model(model, None, provider_id, None)
+    except LookupError:
+        return None
+    return info
 
 
 def parse_prices(name: str, value: Any, where: str) -> dict[tuple[str, str], Price]:
-    """Prices from YAML (``{provider: {model: {input: x, output: y}}}``) or from the environment
-    (``provider/model=input:output,...``), in US dollars per million tokens."""
+    """Prices from YAML (``{provider: {model: {input: x, output: y, ...}}}``) or from the environment
+    (``provider/model=input:output[:cache_read[:cache_write[:reasoning]]],...``), in US dollars per
+    million tokens."""
     if isinstance(value, Mapping):
         return _from_mapping(name, value, where)
     prices: dict[tuple[str, str], Price] = {}
@@ -91,11 +240,11 @@ def parse_prices(name: str, value: Any, where: str) -> dict[tuple[str, str], Pri
         if not entry.strip():
             continue
         match = _ENTRY.match(entry)
-        if match is None:
-            raise bad(name, value, where, f"entry {entry.strip()!r}: expected provider/model=input:output "
-                                          "(US dollars per million tokens)")
-        provider, model, input_price, output_price = match.groups()
-        prices[(provider, model)] = _price(name, value, where, input_price, output_price)
+        rates = match.group(3).split(":") if match else []
+        if match is None or not 2 <= len(rates) <= len(_FIELDS):
+            raise bad(name, value, where, f"entry {entry.strip()!r}: expected provider/model=input:output"
+                                          "[:cache_read[:cache_write[:reasoning]]] (US dollars per million tokens)")
+        prices[(match.group(1), match.group(2))] = _price(name, value, where, dict(zip(_FIELDS, rates)))
     return prices
 
 
@@ -105,19 +254,20 @@ def _from_mapping(name: str, value: Mapping[Any, Any], where: str) -> dict[tuple
         if not isinstance(models, Mapping):
             raise bad(f"{name}.{provider}", models, where, "expected a mapping of model: {input, output}")
         for model, entry in models.items():
-            if not isinstance(entry, Mapping) or set(entry) != {"input", "output"}:
+            if not isinstance(entry, Mapping) or not {"input", "output"} <= set(entry) or not set(entry) <= set(_FIELDS):
                 raise bad(f"{name}.{provider}.{model}", entry, where,
-                          "expected {input: <USD per million tokens>, output: <USD per million tokens>}")
-            prices[(str(provider), str(model))] = _price(f"{name}.{provider}.{model}", entry, where,
-                                                         entry["input"], entry["output"])
+                          "expected {input: <USD per million tokens>, output: <USD per million tokens>} "
+                          "and optionally cache_read, cache_write, reasoning")
+            prices[(str(provider), str(model))] = _price(f"{name}.{provider}.{model}", entry, where, entry)
     return prices
 
 
-def _price(name: str, value: Any, where: str, input_price: Any, output_price: Any) -> Price:
+def _price(name: str, value: Any, where: str, rates: Mapping[str, Any]) -> Price:
     try:
-        price = Price(float(input_price), float(output_price))
+        numbers = {key: float(rates[key]) if rates.get(key) is not None else None for key in _FIELDS}
     except (TypeError, ValueError):
         raise bad(name, value, where, "prices must be numbers (US dollars per million tokens)") from None
-    if not (0 <= price.input_per_million < float("inf") and 0 <= price.output_per_million < float("inf")):
+    if not all(number is None or 0 <= number < float("inf") for number in numbers.values()):
         raise bad(name, value, where, "prices must be finite and not negative")
-    return price
+    return Price(numbers["input"] or 0.0, numbers["output"] or 0.0, numbers["cache_read"],
+                 numbers["cache_write"], numbers["reasoning"])

@@ -94,14 +94,21 @@ class ProcessState:
     def _instrument_libraries(self) -> None:
         tracer_provider, meter_provider, logger_provider = self.pipeline.providers
         own = instrumentation.own_names(self.settings.instrument)
-        if own:
+        data_names = tuple(name for name in own if name in ("pandas", "numpy"))
+        if data_names:
             from obslab.data import DataInstrumentor  # imports nothing of pandas/NumPy until used
 
             data = DataInstrumentor(tracer_provider.get_tracer("obslab.data"), meter_provider.get_meter("obslab.data"))
             self.undo.append(data.uninstrument)
-            data.instrument(own)
+            data.instrument(data_names)
+        if "mcp" in own:
+            from obslab import mcp_spans
+
+            self.undo.append(mcp_spans.instrument(tracer_provider, self.pipeline.mcp_names))
+        # the OpenAI Agents SDK's own export of its traces to OpenAI: off unless asked for
+        options = {"openai_agents": {"disable_openai_trace_export": not self.settings.openai_agents_trace_export}}
         for instrumentor in instrumentation.instrument(self.settings.instrument, tracer_provider, meter_provider,
-                                                       logger_provider):
+                                                       logger_provider, options):
             self.undo.append(instrumentor.uninstrument)
 
 

@@ -20,12 +20,13 @@ from typing import Any, Mapping, Sequence
 
 from opentelemetry import _logs, trace
 from opentelemetry.metrics import Counter, Histogram, Meter, UpDownCounter
-from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace import Span, SpanContext, Tracer
 
 from obslab import instrumentation, web
 from obslab._outage import OutageBuffer
 from obslab.agent import AgentInstruments
 from obslab.config import Default, Settings, load_settings
+from obslab.evaluations import Evaluations
 from obslab.genai import genai_handler
 from obslab.pipeline import Pipeline, Providers
 from obslab.process import ProcessState, providers_set_up_elsewhere
@@ -62,6 +63,7 @@ class Telemetry:
         genai = genai_handler(self._tracer_provider, self._meter_provider,
                               self._logger_provider if enabled else _logs.NoOpLoggerProvider())
         self._agent = AgentInstruments(self._tracer, self._meter, genai, self._pipeline.prices)
+        self._evaluations = Evaluations(self.get_otel_logger("obslab.genai"), self.get_meter("obslab.genai"))
 
     # --- what the pipeline and the process state hold (tests and helpers read them) ----------
 
@@ -164,9 +166,10 @@ class Telemetry:
         """See :meth:`obslab.agent.AgentInstruments.trace_agent_iteration`."""
         return self._agent.trace_agent_iteration(iteration)
 
-    def trace_agent(self, name: str, model: str | None = None) -> AbstractContextManager[Span]:
+    def trace_agent(self, name: str, model: str | None = None, conversation_id: str | None = None
+                    ) -> AbstractContextManager[Span]:
         """See :meth:`obslab.agent.AgentInstruments.trace_agent`."""
-        return self._agent.trace_agent(name, model)
+        return self._agent.trace_agent(name, model, conversation_id)
 
     def trace_llm_call(self, model: str, provider: str) -> AbstractContextManager[Span]:
         """See :meth:`obslab.agent.AgentInstruments.trace_llm_call`."""
@@ -177,9 +180,22 @@ class Telemetry:
         return self._agent.trace_tool_call(name, **attributes)
 
     def record_llm_usage(self, model: str, provider: str, prompt_tokens: int, completion_tokens: int,
-                         cost_usd: float | None = None) -> None:
+                         cost_usd: float | None = None, *, cache_read_tokens: int = 0,
+                         cache_creation_tokens: int = 0, reasoning_tokens: int = 0) -> None:
         """See :meth:`obslab.agent.AgentInstruments.record_llm_usage`."""
-        self._agent.record_llm_usage(model, provider, prompt_tokens, completion_tokens, cost_usd)
+        self._agent.record_llm_usage(model, provider, prompt_tokens, completion_tokens, cost_usd,
+                                     cache_read_tokens=cache_read_tokens, cache_creation_tokens=cache_creation_tokens,
+                                     reasoning_tokens=reasoning_tokens)
+
+    def record_evaluation(self, name: str, *, score: float | None = None, label: str | None = None,
+                          explanation: str | None = None, span: Span | SpanContext | None = None,
+                          model: str | None = None, response_id: str | None = None,
+                          error_type: str | None = None) -> None:
+        """One evaluation result of a GenAI output: the conventions' ``gen_ai.evaluation.result`` event
+        parented to the evaluated ``span`` (default: the current span), and the score in
+        ``obslab.gen_ai.evaluation.score`` by name and model. See :mod:`obslab.evaluations`."""
+        self._evaluations.record(name, score=score, label=label, explanation=explanation, span=span, model=model,
+                                 response_id=response_id, error_type=error_type)
 
     def record_request(self, intent: str, duration_ms: float, ok: bool) -> None:
         """See :meth:`obslab.agent.AgentInstruments.record_request`."""
@@ -235,6 +251,7 @@ def init_telemetry(
     instrument: str | Sequence[str] | None = None,
     env_file: str | os.PathLike[str] | None = None,
     prices: Mapping[str, Mapping[str, Mapping[str, float]]] | str | None = None,
+    openai_agents_trace_export: bool | None = None,
     outage_buffer: int | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
 ) -> Telemetry:
@@ -254,7 +271,9 @@ def init_telemetry(
     ``system_metrics`` adds CPU, memory and GC metrics; ``instrument`` turns on library
     instrumentors by name (``["fastapi", "requests", "pandas"]``) or all installed ones (``"auto"``),
     ``"openai"`` and ``"anthropic"`` among them; ``prices`` adds or overrides LLM prices
-    (``{"openai": {"gpt-4o": {"input": 2.5, "output": 10}}}``, US dollars per million tokens).
+    (``{"openai": {"gpt-4o": {"input": 2.5, "output": 10}}}``, US dollars per million tokens);
+    ``openai_agents_trace_export`` keeps the OpenAI Agents SDK's own export of its traces to OpenAI
+    beside OpenTelemetry's (``instrument=["openai_agents"]`` turns it off otherwise).
     ``outage_buffer`` is how many spans and how many log records are kept while the collector is
     unreachable (10 000 each by default, 0 for none), sent in order when it answers again;
     ``spool_dir`` keeps what is still unsent at exit for the next process started with it.

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioB
 from obslab._export import build_exporters
 from obslab._outage import buffered
 from obslab.config import Settings
+from obslab.genai import with_usage_aliases
 from obslab.privacy import Redactor, each, mask_exports
 
 
@@ -67,7 +68,10 @@ def propagator(names: tuple[str, ...]) -> TextMapPropagator:
 
 
 def _masked(exporter: SpanExporter, redactor: Redactor | None) -> SpanExporter:
-    return exporter if redactor is None else mask_exports(exporter, each(redactor.span), [])
+    """``exporter`` sending each span with its GenAI usage aliases, and masked when ``redactor`` is given."""
+    if redactor is None:
+        return mask_exports(exporter, each(with_usage_aliases), [])
+    return mask_exports(exporter, each(lambda span: redactor.span(with_usage_aliases(span))), [])
 
 
 def _span_json(span: ReadableSpan) -> str:
