@@ -296,6 +296,9 @@ ABSENT = pytest.StashKey[dict]()
 # `otelcol-contrib components` must list: kind -> any of these names, for each entry).
 COMPONENT_SETS = {"otel-collector-contrib": (image("otel-collector"), {
     "exporters": ("load_balancing", "loadbalancing"), "processors": ("tail_sampling",)})}
+# Names official_images() also takes for official images no compose service runs (the configs of
+# scaling/ for the backends' scalable modes): absent where the engine lacks the image.
+OTHER_IMAGES = {"tempo-3": "grafana/tempo:3.0.3"}
 
 
 def _absent_component_sets(names: set[str]) -> dict[str, str]:
@@ -310,6 +313,9 @@ def _absent_component_sets(names: set[str]) -> dict[str, str]:
         lacking = [names_[0] for kind, names_ in needed.items() if not have[kind] & set(names_)]
         if lacking:
             absent[name] = f"{image_name} with {', '.join(lacking)} (the local stand-in lacks them)"
+    for name in names & OTHER_IMAGES.keys():
+        if subprocess.run(["docker", "image", "inspect", OTHER_IMAGES[name]], capture_output=True).returncode:
+            absent[name] = OTHER_IMAGES[name]
     return absent
 
 
