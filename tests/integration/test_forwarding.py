@@ -194,3 +194,31 @@ def test_forward_only_sends_every_signal_to_the_remote_alone(forwarding):
     finally:
         forwarding.set_env(OBSLAB_FORWARD_ONLY="false")
         forwarding.compose("up", "-d", "--wait", "otel-collector")
+
+
+@pytest.mark.parametrize("endpoint, only, file, ok", [
+    ("", "false", "only-false.yaml", True),                       # the default: nothing added
+    ("https://otlp.example.com/otlp", "false", "remote-only-false.yaml", True),
+    ("https://otlp.example.com/otlp", "true", "remote-only-true.yaml", True),
+    ("", "true", "only-true.yaml", False),                        # refused: forward-only, nowhere to send
+])
+def test_the_file_each_setting_selects_passes_otelcol_validate(tmp_path, endpoint, only, file, ok):
+    """The compose file picks the file from the two settings; with the lab's config, the collector's
+    own validate accepts the first three and refuses forward-only without an endpoint."""
+    env_file = tmp_path / "lab.env"
+    isolated_env(env_file, OBSLAB_FORWARD_OTLP_ENDPOINT=endpoint, OBSLAB_FORWARD_ONLY=only)
+    rendered = subprocess.run(["docker", "compose", "-f", str(REPO / "docker-compose.observability.yml"),
+                               "--env-file", str(env_file), "config", "--format", "json"],
+                              capture_output=True, text=True, timeout=60)
+    assert rendered.returncode == 0, rendered.stderr
+    command = json.loads(rendered.stdout)["services"]["otel-collector"]["command"]
+    assert command[-1] == f"--config=/etc/otelcol-contrib/forward/{file}"
+    result = subprocess.run(["docker", "run", "--rm", "-v", f"{REPO}/otel-collector:/etc/otelcol-contrib:ro",
+                             "-e", "SAMPLING_PERCENTAGE=100", "-e", "DEFAULT_ENVIRONMENT=dev",
+                             "-e", f"OBSLAB_FORWARD_OTLP_ENDPOINT={endpoint}",
+                             "-e", 'OBSLAB_FORWARD_OTLP_HEADERS={"Authorization": "Bearer x"}',
+                             image("otel-collector"), "validate", *command], capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert (result.returncode == 0) == ok, output
+    if not ok:
+        assert "at least one endpoint must be specified" in output

@@ -202,3 +202,38 @@ def test_three_gateways_one_killed_mid_stream_lose_nothing_and_sample_whole_trac
     assert found["logs"] == logs and found["counter"] == logs
     assert len(found["gateways"]) == GATEWAYS             # the load was spread over all three
     assert found["mixed"] > 0                             # traces really were split across gateways
+
+
+def test_gateways_added_by_scaling_up_take_load_within_a_minute(gateway_lab):
+    """`--scale gateway=4` while the agent runs: the gateways close each connection after 30 s
+    (max_connection_age), the agent's client re-resolves the name, and the new gateways get requests;
+    nothing is lost meanwhile."""
+    lab: Lab = gateway_lab.lab
+    before = set(gateway_lab.gateways())
+    gateway_lab.compose("up", "-d", "--no-recreate", "--scale", "gateway=4", "gateway")
+    added = {cid[:12] for cid in set(gateway_lab.gateways()) - before}
+    assert added, "scaling up started no new gateway"
+    service = f"scale-{uuid.uuid4().hex[:8]}"
+    with TraceStream(lab.otlp_http, service) as stream:
+        time.sleep(50)
+    expected_kept = {t for t in stream.traces if kept(bytes.fromhex(t))}
+
+    def stored() -> dict:
+        spans = lab.witness.spans(service) if lab.witness else [
+            s for t in stream.traces for s in lab.stored_spans(t)]
+        by_trace: dict[str, set[str]] = {}
+        for span in spans:
+            by_trace.setdefault(_hex(span["traceId"]), set()).add(_hex(span["spanId"]))
+        return {"traces": by_trace, "logs": stored_logs(lab, service), "counter": stored_counter(lab, service),
+                "gateways": {span["resource"].get("obslab.gateway") for span in spans}}
+
+    found = settle(stored, lambda f: set(f["traces"]) == expected_kept and f["logs"] == stream.logs
+                   and f["counter"] == stream.logs, timeout=180)
+    complete = {t for t, spans in found["traces"].items() if spans == set(stream.traces.get(t, []))}
+    print(f"{service}: scaled to 4 gateways ({len(added)} started: {sorted(added)}); sent {len(stream.traces)} traces, "
+          f"{stream.logs} log records; kept {len(expected_kept)} by the model, received {len(found['traces'])} traces "
+          f"({len(complete)} complete), {found['logs']} log records, counter {found['counter']}; spans came through "
+          f"{len(found['gateways'])} gateways, {len(found['gateways'] & added)} of them just started")
+    assert complete == expected_kept == set(found["traces"])
+    assert found["logs"] == stream.logs and found["counter"] == stream.logs
+    assert found["gateways"] & added
