@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import urllib.parse
 import secrets
 import shutil
 import sys
 from pathlib import Path
 
+import yaml
 from dotenv import dotenv_values
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,6 +64,36 @@ def problems(env: dict[str, str]) -> list[str]:
     found += _alert_problems(env)
     if not env.get("GRAFANA_ADMIN_PASSWORD"):
         found.append("GRAFANA_ADMIN_PASSWORD is empty: set a password")
+    return found + forwarding_problems(env)
+
+
+def forwarding_problems(env: dict[str, str]) -> list[str]:
+    """The forwarding settings (otel-collector/forward/). A header's value is never printed."""
+    found = []
+    endpoint = env.get("OBSLAB_FORWARD_OTLP_ENDPOINT", "")
+    if endpoint:
+        url = urllib.parse.urlsplit(endpoint)
+        if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+            found.append(f"OBSLAB_FORWARD_OTLP_ENDPOINT={endpoint!r}: must be an OTLP/HTTP base URL such as "
+                         "https://otlp.example.com/otlp (https:// for TLS) or http://gateway:4318")
+    only = env.get("OBSLAB_FORWARD_ONLY", "")
+    if only not in ("", "true", "false"):
+        found.append(f"OBSLAB_FORWARD_ONLY={only!r}: must be true or false")
+    elif only == "true" and not endpoint:
+        found.append("OBSLAB_FORWARD_ONLY=true without OBSLAB_FORWARD_OTLP_ENDPOINT: set the endpoint "
+                     "telemetry should go to, or OBSLAB_FORWARD_ONLY=false")
+    headers = env.get("OBSLAB_FORWARD_OTLP_HEADERS", "")
+    if headers:
+        try:
+            parsed = yaml.safe_load(headers)
+        except yaml.YAMLError:
+            parsed = None
+        if not isinstance(parsed, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float))
+                                                   for k, v in parsed.items()):
+            found.append("OBSLAB_FORWARD_OTLP_HEADERS (value not shown): must be a JSON map of header names to "
+                         "values in single quotes, e.g. '{\"Authorization\": \"Basic <token>\"}'")
+        elif not endpoint:
+            found.append("OBSLAB_FORWARD_OTLP_HEADERS is set but OBSLAB_FORWARD_OTLP_ENDPOINT is empty")
     return found
 
 
@@ -97,6 +129,12 @@ def warnings(env: dict[str, str]) -> list[str]:
         if _DURATION.match(traces) and _DURATION.match(value) and _seconds(value) > _seconds(traces):
             found.append(f"{name}={value!r} outlives TEMPO_RETENTION={traces!r}: older log lines and "
                          "exemplars will link to traces Tempo no longer has")
+    endpoint = env.get("OBSLAB_FORWARD_OTLP_ENDPOINT", "")
+    host = urllib.parse.urlsplit(endpoint).hostname or ""
+    if endpoint.startswith("http://") and env.get("OBSLAB_FORWARD_OTLP_HEADERS") and host not in (
+            "localhost", "127.0.0.1", "::1"):
+        found.append(f"OBSLAB_FORWARD_OTLP_ENDPOINT={endpoint!r} is plain http: the headers of "
+                     "OBSLAB_FORWARD_OTLP_HEADERS (credentials) cross the network unencrypted; use https://")
     return found
 
 

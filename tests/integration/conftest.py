@@ -24,6 +24,7 @@ from typing import Iterator
 
 import pytest
 import requests
+import yaml
 from dotenv import dotenv_values
 
 from lab import COMPOSE_FILE, REPO, free_port, image, image_tool, isolated_env
@@ -301,15 +302,48 @@ def lab(request, lab_env_file, docker_compose_project_name) -> Lab:
 
 UP_SECONDS = pytest.StashKey[float]()
 NOT_RUN = pytest.StashKey[int]()
+ABSENT = pytest.StashKey[dict]()
+
+
+# Names official_images() also takes besides services: the official image of a component set the
+# lab's local stand-in lacks (it is built with the lab's own components only). Name -> (image, what
+# `otelcol-contrib components` must list: kind -> any of these names, for each entry).
+COMPONENT_SETS = {"otel-collector-contrib": (image("otel-collector"), {
+    "exporters": ("load_balancing", "loadbalancing"), "processors": ("tail_sampling",)})}
+# Names official_images() also takes for official images no compose service runs (the configs of
+# scaling/ for the backends' scalable modes): absent where the engine lacks the image.
+OTHER_IMAGES = {"tempo-3": "grafana/tempo:3.0.3"}
+
+
+def _absent_component_sets(names: set[str]) -> dict[str, str]:
+    """Of ``names``, the component sets whose image lacks a component, with a line saying which."""
+    absent = {}
+    for name in names & COMPONENT_SETS.keys():
+        image_name, needed = COMPONENT_SETS[name]
+        result = subprocess.run(["docker", "run", "--rm", image_name, "components"], capture_output=True, text=True,
+                                timeout=120)
+        listed = yaml.safe_load(result.stdout) if result.returncode == 0 else {}
+        have = {kind: {c.get("name") for c in (listed or {}).get(kind) or []} for kind in needed}
+        lacking = [names_[0] for kind, names_ in needed.items() if not have[kind] & set(names_)]
+        if lacking:
+            absent[name] = f"{image_name} with {', '.join(lacking)} (the local stand-in lacks them)"
+    for name in names & OTHER_IMAGES.keys():
+        if subprocess.run(["docker", "image", "inspect", OTHER_IMAGES[name]], capture_output=True).returncode:
+            absent[name] = OTHER_IMAGES[name]
+    return absent
 
 
 def pytest_collection_modifyitems(config, items) -> None:
     """Tests marked ``official_images(service, ...)`` are not run where one of those services'
-    official image is absent: deselected (never passed, never skipped), counted in the summary."""
+    official image is absent: deselected (never passed, never skipped), counted in the summary.
+    A name of COMPONENT_SETS counts as absent where the image present lacks those components."""
+    wanted = {name for item in items for marker in item.iter_markers("official_images") for name in marker.args}
+    absent = {**MISSING, **_absent_component_sets(wanted)}
+    config.stash[ABSENT] = absent
     kept, not_run, witness_only = [], [], []
     for item in items:
         marker = item.get_closest_marker("official_images")
-        if marker and set(marker.args) & MISSING.keys():
+        if marker and set(marker.args) & absent.keys():
             not_run.append(item)
         elif "witness" in getattr(item, "fixturenames", ()) and not WITNESSED:
             witness_only.append(item)  # Tempo and Loki run here: their own tests cover the same ground
@@ -327,6 +361,6 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
         terminalreporter.write_line(f"lab: {len(SERVICES)} services ({', '.join(SERVICES)}) healthy "
                                     f"{config.stash[UP_SECONDS]:.1f} s after `docker compose up` (images present)")
     if config.stash.get(NOT_RUN, 0):
-        absent = ", ".join(f"{image} ({service})" for service, image in MISSING.items())
+        absent = ", ".join(f"{image} ({service})" for service, image in config.stash.get(ABSENT, MISSING).items())
         terminalreporter.write_line(f"NOT RUN: {config.stash[NOT_RUN]} tests need official images absent on this "
                                     f"machine: {absent}; tools/images/build_images.py says how to provide them")

@@ -71,3 +71,27 @@ def test_logs_or_metrics_outliving_traces_are_warned_about_by_name(good, name, v
     good[name] = value
     assert [w for w in warnings(good) if w.startswith(f"{name}={value!r} outlives TEMPO_RETENTION")]
     assert problems(good) == []  # a warning, not a refusal
+
+
+@pytest.mark.parametrize("settings, fragment", [
+    ({"OBSLAB_FORWARD_OTLP_ENDPOINT": "otlp.example.com:4317"}, "must be an OTLP/HTTP base URL"),
+    ({"OBSLAB_FORWARD_OTLP_ENDPOINT": "ftp://otlp.example.com"}, "must be an OTLP/HTTP base URL"),
+    ({"OBSLAB_FORWARD_ONLY": "yes"}, "OBSLAB_FORWARD_ONLY='yes': must be true or false"),
+    ({"OBSLAB_FORWARD_ONLY": "true"}, "OBSLAB_FORWARD_ONLY=true without OBSLAB_FORWARD_OTLP_ENDPOINT"),
+    ({"OBSLAB_FORWARD_OTLP_ENDPOINT": "https://otlp.example.com/otlp",
+      "OBSLAB_FORWARD_OTLP_HEADERS": "Authorization=Basic c2VjcmV0"}, "OBSLAB_FORWARD_OTLP_HEADERS (value not shown)"),
+    ({"OBSLAB_FORWARD_OTLP_HEADERS": '{"Authorization": "Basic c2VjcmV0"}'}, "OBSLAB_FORWARD_OTLP_ENDPOINT is empty"),
+])
+def test_bad_forwarding_settings_are_named_and_never_show_a_header(good, settings, fragment):
+    good.update(settings)
+    found = problems(good)
+    assert any(fragment in p for p in found), found
+    assert not any("c2VjcmV0" in p for p in found)
+
+
+def test_forwarding_settings_that_work(good):
+    good.update(OBSLAB_FORWARD_OTLP_ENDPOINT="https://otlp-gateway-prod-eu-west-2.grafana.net/otlp",
+                OBSLAB_FORWARD_OTLP_HEADERS='{"Authorization": "Basic c2VjcmV0"}', OBSLAB_FORWARD_ONLY="true")
+    assert problems(good) == [] and warnings(good) == []
+    good["OBSLAB_FORWARD_OTLP_ENDPOINT"] = "http://otlp.example.com:4318"
+    assert any("plain http" in w and "c2VjcmV0" not in w for w in warnings(good))
