@@ -7,7 +7,9 @@ come from the environment or .env, as for any obslab service.
 With ``--fake-llm`` each request also writes its answer with a real OpenAI or Anthropic client
 (alternately, or the one named), instrumented by ``instrument=["openai", "anthropic"]`` and talking
 to the local fake server of ``fake_llm.py``: streamed every third request, refused by the server
-(429 or 400) every fifth, and every eighth for a model the price table does not know.
+(429 or 400) every fifth, and every eighth for a model the price table does not know. Every call
+starts with the same system prompt, cached by the provider (OpenAI's automatic caching, Anthropic's
+``cache_control``), and every answer is scored (``record_evaluation``, evaluation ``answer_relevance``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ TOOLS = {"planning": ["search_flights", "search_hotels"], "booking": ["book_flig
 MODELS = (("claude-sonnet-4", "anthropic"), ("gpt-4o-mini", "openai"))
 CLIENT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
 UNPRICED_MODEL = "local-llama-3"  # not in the price table: counted as unpriced
+# The system prompt every LLM call starts with: the provider caches it after the first call.
+SYSTEM_PROMPT = ("You are a travel agent for flights from Montreal. Answer in one sentence, name the cheapest "
+                 "flight and its departure time, and never invent a flight that the tools did not return.")
 
 log = logging.getLogger("travel_agent")
 
@@ -58,12 +63,11 @@ class FakeLLMClients:
 
     def answer(self, request_no: int, question: str) -> str:
         """One chat call; which provider, streaming, an error or an unpriced model depend on request_no."""
-        provider = self.providers[request_no % len(self.providers)]
-        model = UNPRICED_MODEL if request_no % 8 == 6 and provider == "openai" else CLIENT_MODELS[provider]
+        provider, model = self.providers[request_no % len(self.providers)], self.model_of(request_no)
         stream = request_no % 3 == 2
         headers = {"X-Fake-LLM-Status": "429" if provider == "openai" else "400"} if request_no % 5 == 4 else {}
-        messages = [{"role": "user", "content": question}]
         if provider == "openai":
+            messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}]
             if stream:
                 chunks = self.openai.chat.completions.create(model=model, messages=messages, stream=True,
                                                              stream_options={"include_usage": True},
@@ -71,12 +75,26 @@ class FakeLLMClients:
                 return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
             reply = self.openai.chat.completions.create(model=model, messages=messages, extra_headers=headers)
             return reply.choices[0].message.content
+        system = [{"type": "text", "text": SYSTEM_PROMPT, "cache_control": {"type": "ephemeral"}}]
+        messages = [{"role": "user", "content": question}]
         if stream:
-            events = self.anthropic.messages.create(model=model, max_tokens=512, messages=messages, stream=True,
-                                                    extra_headers=headers)
+            events = self.anthropic.messages.create(model=model, max_tokens=512, system=system, messages=messages,
+                                                    stream=True, extra_headers=headers)
             return "".join(e.delta.text for e in events if e.type == "content_block_delta")
-        reply = self.anthropic.messages.create(model=model, max_tokens=512, messages=messages, extra_headers=headers)
+        reply = self.anthropic.messages.create(model=model, max_tokens=512, system=system, messages=messages,
+                                               extra_headers=headers)
         return reply.content[0].text
+
+    def model_of(self, request_no: int) -> str:
+        """The model ``answer`` calls for ``request_no``."""
+        provider = self.providers[request_no % len(self.providers)]
+        return UNPRICED_MODEL if request_no % 8 == 6 and provider == "openai" else CLIENT_MODELS[provider]
+
+
+def score_answer(answer: str) -> float:
+    """A deterministic relevance score in [0, 1]: the share of the question's key words the answer names."""
+    words = ("Montreal", "Paris", "flight", "cheapest")
+    return sum(word.lower() in answer.lower() for word in words) / len(words)
 
 
 def handle_request(telemetry, request_no: int, rng: random.Random, llm: FakeLLMClients | None = None) -> dict:
@@ -103,6 +121,9 @@ def handle_request(telemetry, request_no: int, rng: random.Random, llm: FakeLLMC
             try:
                 answer = llm.answer(request_no, f"Write the {intent} answer for request {request_no}: YUL to CDG")
                 log.info("answer written", extra={"answer_length": len(answer)})
+                telemetry.record_evaluation("answer_relevance", score=score_answer(answer),
+                                            model=llm.model_of(request_no),
+                                            explanation="share of Montreal, Paris, flight, cheapest named")
             except llm.errors as exc:
                 ok = False
                 telemetry.record_error(type(exc).__name__, "llm")

@@ -170,9 +170,6 @@ DASHBOARDS = {
                    "from agent_errors_total.",
                    {"{{error_type}} ({{component}})":
                     f"sum by (error_type, component) (rate(agent_errors_total{APP}{RATE}))"}, "count:errors/s"),
-        timeseries("Agent iterations",
-                   f"Agent loop iterations per second (5-minute rate) {SELECTED}, from agent_iterations_total.",
-                   {"iterations": f"sum(rate(agent_iterations_total{APP}{RATE}))"}, "count:iterations/s"),
         timeseries("Tool calls",
                    "Tool calls per second by tool and outcome (5-minute rate), from agent_tool_calls_total.",
                    {"{{tool_name}} success={{success}}":
@@ -192,6 +189,20 @@ DASHBOARDS = {
                    f"calls, both counted by {LLM_CALLS}.", {
                        "{{error_type}}": f"sum by (error_type) (rate({LLM_CALLS}{CHAT_ERRORS}{RATE})) "
                                          f"/ on () group_left () sum(rate({LLM_CALLS}{CHAT}{RATE}))"}, "percentunit"),
+        timeseries("p95 time to first chunk by model (streamed LLM calls)",
+                   "95th percentile of the time from a streamed LLM call's request to its first chunk, by model and "
+                   "provider, over 5-minute windows, from the GenAI histogram "
+                   "gen_ai_client_operation_time_to_first_chunk_seconds_bucket.", {
+                       MODEL_LEGEND: f"histogram_quantile(0.95, sum by (le, {MODEL}) (rate("
+                                     f"gen_ai_client_operation_time_to_first_chunk_seconds_bucket{APP}{RATE})))"}, "s"),
+        timeseries("Evaluation scores by model",
+                   "Mean score of the application's evaluations (record_evaluation) by evaluation name and model, "
+                   "over 5-minute windows: obslab_gen_ai_evaluation_score_sum over obslab_gen_ai_evaluation_score_count.", {
+                       "{{gen_ai_evaluation_name}} {{gen_ai_request_model}}":
+                           f"sum by (gen_ai_evaluation_name, gen_ai_request_model) "
+                           f"(rate(obslab_gen_ai_evaluation_score_sum{APP}{RATE})) / sum by (gen_ai_evaluation_name, "
+                           f"gen_ai_request_model) (rate(obslab_gen_ai_evaluation_score_count{APP}{RATE}))"},
+                   "percentunit"),
     ]), ["agent"], service_and_environment("agent_requests_total")),
     "llm-cost.json": dashboard("obslab-llm-cost", "LLM Cost", thirds([
         timeseries("Tokens by model and type",
@@ -237,6 +248,12 @@ DASHBOARDS = {
                  f"{EXTRAPOLATED}.",
                  MODEL_LEGEND, f"sum by ({MODEL}) (increase(obslab_gen_ai_client_unpriced_calls_total{APP}{RANGE}))",
                  "count:calls"),
+        in_range("Saved by cache reads in the time range (USD)",
+                 "What prompt-cache reads saved in US dollars over the selected time range by model and provider "
+                 "(the input price minus the cache-read price of the cached tokens, from genai-prices or your "
+                 f"prices), from obslab_gen_ai_client_cache_savings_total: {EXTRAPOLATED}.",
+                 MODEL_LEGEND, f"sum by ({MODEL}) (increase(obslab_gen_ai_client_cache_savings_total{APP}{RANGE}))",
+                 "currencyUSD"),
     ]), ["llm"], service_and_environment(LLM_CALLS)),
     "service-overview.json": dashboard("obslab-service-overview", "Service Overview", [
         timeseries("Request rate (span metrics)",

@@ -147,7 +147,8 @@ def test_every_panel_has_a_description_naming_its_metric():
 
 # The unit of an OpenTelemetry metric, from the suffix its Prometheus name carries, or known here.
 UNIT_SUFFIXES = {"_seconds": "s", "_milliseconds": "ms", "_bytes": "bytes", "_percent": "percent"}
-KNOWN_UNITS = {"agent_llm_estimated_cost": "USD", "obslab_gen_ai_client_cost": "USD"}  # unit {USD}
+KNOWN_UNITS = {"agent_llm_estimated_cost": "USD", "obslab_gen_ai_client_cost": "USD",  # unit {USD}
+               "obslab_gen_ai_client_cache_savings": "USD"}
 # Which Grafana units may show a quantity. "count:<noun>" is Grafana's custom count unit.
 GRAFANA_UNITS = {
     "count": {"short", "none", "locale"}, "count/s": {"reqps", "ops", "cps", "rowsps", "recps", "eps", "mps"},
@@ -221,7 +222,7 @@ def test_counters_are_shown_as_increase_or_rate_never_raw():
 def test_cost_is_shown_in_dollars_over_the_selected_range():
     cost_panels = [(uid, p) for uid, p in _panels()
                    if any(_metric_quantity(m) == "USD" for e in _promql_targets(p) for m in _metrics(e))]
-    assert len(cost_panels) == 2
+    assert len(cost_panels) == 3  # the helpers' estimate, the price table's cost, what cache reads saved
     for uid, panel in cost_panels:
         assert panel["fieldConfig"]["defaults"]["unit"] == "currencyUSD", (uid, panel["title"])
         assert all("increase(" in e and "[$__range]" in e for e in _promql_targets(panel)), (uid, panel["title"])
