@@ -19,14 +19,19 @@ PORT_VARIABLES = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", 
                   "OTLP_HTTP_PORT", "COLLECTOR_HEALTH_PORT", "ALERTMANAGER_PORT")
 
 
+def repo_module(name: str, path: str) -> ModuleType:
+    """The project's script at ``path`` (relative to the repo) imported as module ``name``, once."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def image_tool() -> ModuleType:
     """``tools/images/build_images.py``, which knows which of the lab's images this machine has."""
-    if "build_images" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("build_images", REPO / "tools/images/build_images.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["build_images"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["build_images"]
+    return repo_module("build_images", "tools/images/build_images.py")
 
 
 def env_example() -> dict[str, str]:
@@ -55,9 +60,4 @@ def isolated_env(path: Path, **overrides: str) -> dict[str, str]:
 
 def fake_llm_module() -> ModuleType:
     """``examples/travel_agent/fake_llm.py``, the one fake OpenAI/Anthropic server (the example uses it too)."""
-    if "fake_llm" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("fake_llm", REPO / "examples/travel_agent/fake_llm.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["fake_llm"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["fake_llm"]
+    return repo_module("fake_llm", "examples/travel_agent/fake_llm.py")

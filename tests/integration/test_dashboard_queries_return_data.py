@@ -4,24 +4,13 @@ generator (grafana/dashboards/generate.py), variables set to the workload's serv
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
 
 from conftest import eventually
-from lab import REPO
+from lab import repo_module
 
 
-def _generator():
-    spec = importlib.util.spec_from_file_location("dashboards_generate", REPO / "grafana/dashboards/generate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-GENERATOR = _generator()
+GENERATOR = repo_module("dashboards_generate", "grafana/dashboards/generate.py")
 # Panels that read a backend's own metrics (Tempo's, Loki's ingest): they have data where it runs.
 NEEDS = {"tempo_": "tempo", "loki_": "loki"}
 QUERIES = [pytest.param(i, id=f"{query.uid}:{query.title}:{i}",

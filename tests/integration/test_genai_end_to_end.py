@@ -4,15 +4,11 @@ Tempo (or the ingest witness), Loki (or the witness) and Prometheus."""
 
 from __future__ import annotations
 
-import importlib.util
-
 from conftest import eventually, settle
-from lab import REPO, fake_llm_module
+from lab import fake_llm_module, repo_module
 
 fake_llm = fake_llm_module()
-_spec = importlib.util.spec_from_file_location("travel_agent_main", REPO / "examples/travel_agent/main.py")
-travel_agent = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(travel_agent)
+travel_agent = repo_module("travel_agent_main", "examples/travel_agent/main.py")
 CLIENT_SCOPES = {"openai": "opentelemetry.instrumentation.genai.openai",
                  "anthropic": "opentelemetry.instrumentation.genai.anthropic"}
 
