@@ -180,9 +180,11 @@ class Lab:
         requests.post(f"{self.otlp_http}/v1/metrics", json=body, timeout=5).raise_for_status()
 
 
-def compose(project: str, env_file: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``docker compose`` on the lab's compose files, for one project and env file; fails on error."""
-    files = [arg for path in COMPOSE_FILES for arg in ("-f", str(path))]
+def compose(project: str, env_file: Path, *args: str, timeout: float = 600,
+            extra_files: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+    """``docker compose`` on the lab's compose files (and ``extra_files``), for one project and env
+    file; fails on error."""
+    files = [arg for path in [*COMPOSE_FILES, *extra_files] for arg in ("-f", str(path))]
     cmd = ["docker", "compose", *files, "-p", project, "--env-file", str(env_file), *args]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stdout}\n{result.stderr}"

@@ -22,7 +22,7 @@ import pytest
 import requests
 from dotenv import dotenv_values
 
-from conftest import COMPOSE_FILES, SERVICES, WITNESSED, Lab, eventually, settle
+from conftest import SERVICES, WITNESSED, Lab, compose, eventually, settle
 from lab import REPO, free_port, image, isolated_env
 from otlp_stream import (Stream, counter_request, logs_request, post, spans_request, stored_counter, stored_logs,
                          stored_spans)
@@ -77,11 +77,7 @@ class ForwardingLab:
         self.remote = Remote(self.remote_dir)
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        files = [arg for path in [*COMPOSE_FILES, REMOTE_COMPOSE_FILE] for arg in ("-f", str(path))]
-        cmd = ["docker", "compose", *files, "-p", self.project, "--env-file", str(self.env_file), *args]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stdout}\n{result.stderr}"
-        return result
+        return compose(self.project, self.env_file, *args, timeout=timeout, extra_files=(REMOTE_COMPOSE_FILE,))
 
     def set_env(self, **values: str) -> None:
         text = self.env_file.read_text().splitlines()

@@ -26,7 +26,7 @@ from dotenv import dotenv_values
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from conftest import COMPOSE_FILES, SERVICES, Lab, eventually, settle
+from conftest import SERVICES, Lab, compose, eventually, settle
 from lab import COMPOSE_FILE, REPO, free_port, image, isolated_env
 from otlp_stream import _attr, counter_request, logs_request, post, resource_of, stored_counter, stored_logs
 
@@ -129,11 +129,7 @@ class GatewayLab:
         self.lab = Lab(self.env_file, self.env, self.project)
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        files = [arg for path in [*COMPOSE_FILES, GATEWAY_COMPOSE_FILE] for arg in ("-f", str(path))]
-        cmd = ["docker", "compose", *files, "-p", self.project, "--env-file", str(self.env_file), *args]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stdout}\n{result.stderr}"
-        return result
+        return compose(self.project, self.env_file, *args, timeout=timeout, extra_files=(GATEWAY_COMPOSE_FILE,))
 
     def gateways(self) -> list[str]:
         """Ids of the running gateway containers."""
