@@ -132,8 +132,7 @@ def test_amtool_routes_a_service_alert_to_the_webhook_and_groups_by_service():
 
 
 def test_the_readme_routing_example_passes_amtool_check_config(tmp_path):
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("## Alerts"):]
+    section = (REPO / "docs/alerts.md").read_text()
     example = section[section.index("```yaml\n") + len("```yaml\n"):section.index("```\n", section.index("```yaml"))]
     assert {"pagerduty_configs", "slack_configs", "email_configs"} <= set(example.split()) | {
         word.rstrip(":") for word in example.split()}

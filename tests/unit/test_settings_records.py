@@ -1,4 +1,4 @@
-"""Issue 19: one record per obslab setting, from which the loader, the README's settings table and the
+"""Issue 19: one record per obslab setting, from which the loader, the settings table of docs/settings.md and the
 SDK block of .env.example all come; a drift between them fails here."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ NOT_SETTINGS = {"config_file", "env_file"}  # where settings are read from, not 
 
 
 def test_the_readme_settings_table_is_the_generated_one():
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    text = (REPO / "docs/settings.md").read_text(encoding="utf-8")
     fresh = settings.readme_table()
     lines = fresh.splitlines()
     assert settings.generated_part(text, lines[0], lines[-1]) == fresh, \
-        "README.md settings table is stale: run obslab settings-docs"
+        "docs/settings.md settings table is stale: run obslab settings-docs"
 
 
 def test_the_env_example_sdk_block_is_the_generated_one():

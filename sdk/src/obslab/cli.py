@@ -20,8 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--skip", action="append", default=[], choices=["grafana"],
                         help="older spelling of --not-running grafana")
     docs = commands.add_parser("settings-docs",
-                               help="rewrite the generated settings table of README.md and block of .env.example")
-    docs.add_argument("readme", nargs="?", default="README.md")
+                               help="rewrite the generated settings table of docs/settings.md and block of .env.example")
+    docs.add_argument("readme", nargs="?", default="docs/settings.md")
     docs.add_argument("env_example", nargs="?", default=".env.example")
     args = parser.parse_args(argv)
     if args.command == "settings-docs":

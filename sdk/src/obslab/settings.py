@@ -1,5 +1,5 @@
 """One record per obslab setting: its ``init_telemetry`` argument, ``OBSLAB_*`` environment variable,
-YAML key, type, default and one-line doc. The loader (:mod:`obslab.config`), the README's settings
+YAML key, type, default and one-line doc. The loader (:mod:`obslab.config`), the settings page's
 table and the SDK part of ``.env.example`` all come from :data:`SETTINGS`.
 
 Standard ``OTEL_*`` variables are not here: opentelemetry-sdk and its exporters read them (see
@@ -103,7 +103,7 @@ _END_ENV = "# --- end of SDK settings ---"
 
 
 def readme_table() -> str:
-    """The README's settings table, between its marker comments."""
+    """The settings table of ``docs/settings.md``, between its marker comments."""
     rows = ["| Argument | Environment | YAML | Type | Default | `auto_instrument` default | What it does |",
             "|---|---|---|---|---|---|---|"]
     for setting in SETTINGS:
@@ -134,7 +134,7 @@ def env_example() -> str:
 
 
 def write(readme: str | Path, env_file: str | Path) -> None:
-    """Regenerate the settings parts of the README and of ``.env.example`` in place."""
+    """Regenerate the settings table (``docs/settings.md``) and the SDK block of ``.env.example`` in place."""
     for path, fresh in ((Path(readme), readme_table()), (Path(env_file), env_example())):
         path.write_text(replace_generated(path.read_text(encoding="utf-8"), fresh), encoding="utf-8")
 
