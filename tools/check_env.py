@@ -3,157 +3,24 @@
 
 Usage: python3 tools/check_env.py [ENV_FILE]   (default .env; created from .env.example if missing,
 with a random Grafana admin password). Exits 1 listing every problem.
+
+The checks live in the SDK (obslab.lab.env), which `obslab lab up` runs too: one set of rules.
 """
 from __future__ import annotations
 
-import ipaddress
-import re
-import urllib.parse
-import secrets
-import shutil
 import sys
 from pathlib import Path
 
-import yaml
-from dotenv import dotenv_values
+from obslab.lab.env import (PORTS, ensure_env_file, forwarding_problems, problems, read_env,  # noqa: F401
+                            warnings)
 
 REPO = Path(__file__).resolve().parent.parent
-PORTS = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", "OTLP_GRPC_PORT", "OTLP_HTTP_PORT",
-         "COLLECTOR_HEALTH_PORT", "ALERTMANAGER_PORT")
-_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
-_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-
-
-def _seconds(duration: str) -> float:
-    """A Go/Prometheus duration such as 1h30m or 15d, in seconds."""
-    return sum(int(n) * _SECONDS[unit] for n, unit in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", duration))
-
-
-def problems(env: dict[str, str]) -> list[str]:
-    """Every problem in ``env``, each naming the variable and its bad value."""
-    found = []
-    for name in PORTS:
-        value = env.get(name, "")
-        if not value.isdigit() or not 0 < int(value) < 65536:
-            found.append(f"{name}={value!r}: must be a port number between 1 and 65535")
-    ports = [env.get(n) for n in PORTS]
-    for name in PORTS:
-        if env.get(name, "").isdigit() and ports.count(env[name]) > 1:
-            found.append(f"{name}={env[name]!r}: the same port is given to another service")
-    pct = env.get("SAMPLING_PERCENTAGE", "")
-    try:
-        if not 0 <= float(pct) <= 100:
-            raise ValueError
-    except ValueError:
-        found.append(f"SAMPLING_PERCENTAGE={pct!r}: must be a number between 0 and 100")
-    bind = env.get("OBSLAB_BIND_ADDRESS", "")
-    try:
-        loopback = ipaddress.ip_address(bind).is_loopback
-    except ValueError:
-        found.append(f"OBSLAB_BIND_ADDRESS={bind!r}: must be an IP address such as 127.0.0.1")
-        loopback = True
-    anonymous = env.get("GRAFANA_ANONYMOUS_ENABLED", "").lower()
-    if anonymous not in ("true", "false"):
-        found.append(f"GRAFANA_ANONYMOUS_ENABLED={anonymous!r}: must be true or false")
-    elif anonymous == "true" and not loopback:
-        found.append(f"GRAFANA_ANONYMOUS_ENABLED=true with OBSLAB_BIND_ADDRESS={bind!r}: anonymous access "
-                     "is only allowed when the lab binds to loopback; set it to false")
-    for name in ("TEMPO_RETENTION", "LOKI_RETENTION", "PROMETHEUS_RETENTION"):
-        if not _DURATION.match(env.get(name, "")):
-            found.append(f"{name}={env.get(name, '')!r}: must be a duration such as 1h, 168h or 15d")
-    found += _alert_problems(env)
-    if not env.get("GRAFANA_ADMIN_PASSWORD"):
-        found.append("GRAFANA_ADMIN_PASSWORD is empty: set a password")
-    return found + forwarding_problems(env)
-
-
-def forwarding_problems(env: dict[str, str]) -> list[str]:
-    """The forwarding settings (otel-collector/forward/). A header's value is never printed."""
-    found = []
-    endpoint = env.get("OBSLAB_FORWARD_OTLP_ENDPOINT", "")
-    if endpoint:
-        url = urllib.parse.urlsplit(endpoint)
-        if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
-            found.append(f"OBSLAB_FORWARD_OTLP_ENDPOINT={endpoint!r}: must be an OTLP/HTTP base URL such as "
-                         "https://otlp.example.com/otlp (https:// for TLS) or http://gateway:4318")
-    only = env.get("OBSLAB_FORWARD_ONLY", "")
-    if only not in ("", "true", "false"):
-        found.append(f"OBSLAB_FORWARD_ONLY={only!r}: must be true or false")
-    elif only == "true" and not endpoint:
-        found.append("OBSLAB_FORWARD_ONLY=true without OBSLAB_FORWARD_OTLP_ENDPOINT: set the endpoint "
-                     "telemetry should go to, or OBSLAB_FORWARD_ONLY=false")
-    headers = env.get("OBSLAB_FORWARD_OTLP_HEADERS", "")
-    if headers:
-        try:
-            parsed = yaml.safe_load(headers)
-        except yaml.YAMLError:
-            parsed = None
-        if not isinstance(parsed, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float))
-                                                   for k, v in parsed.items()):
-            found.append("OBSLAB_FORWARD_OTLP_HEADERS (value not shown): must be a JSON map of header names to "
-                         "values in single quotes, e.g. '{\"Authorization\": \"Basic <token>\"}'")
-        elif not endpoint:
-            found.append("OBSLAB_FORWARD_OTLP_HEADERS is set but OBSLAB_FORWARD_OTLP_ENDPOINT is empty")
-    return found
-
-
-def _alert_problems(env: dict[str, str]) -> list[str]:
-    """The alerting settings, as prometheus/render-alerting.sh reads them (it refuses the same values)."""
-    found = []
-    availability = env.get("OBSLAB_SLO_AVAILABILITY", "")
-    if not re.fullmatch(r"\d+(\.\d+)?", availability) or not 0 < float(availability) <= 99.999:
-        found.append(f"OBSLAB_SLO_AVAILABILITY={availability!r}: must be a percentage above 0 and at most 99.999")
-    latency = env.get("OBSLAB_SLO_LATENCY_MS", "")
-    if not re.fullmatch(r"\d+(\.\d+)?", latency) or float(latency) <= 0:
-        found.append(f"OBSLAB_SLO_LATENCY_MS={latency!r}: must be a number of milliseconds above 0")
-    budget = env.get("OBSLAB_LLM_BUDGET_USD_PER_DAY", "")
-    if budget and (not re.fullmatch(r"\d+(\.\d+)?", budget) or float(budget) <= 0):
-        found.append(f"OBSLAB_LLM_BUDGET_USD_PER_DAY={budget!r}: must be an amount of US dollars above 0, "
-                     "or empty (no budget alert)")
-    webhook = env.get("OBSLAB_ALERT_WEBHOOK_URL", "")
-    if webhook and not re.match(r"https?://.", webhook):
-        found.append(f"OBSLAB_ALERT_WEBHOOK_URL={webhook!r}: must be an http:// or https:// URL, or empty")
-    for name in ("OBSLAB_ALERT_FOR", "OBSLAB_RULE_EVALUATION_INTERVAL"):
-        value = env.get(name, "")
-        if value and not re.fullmatch(r"\d+(ms|s|m|h)", value):
-            found.append(f"{name}={value!r}: must be a duration such as 10s, 5m or 1h, or empty")
-    return found
-
-
-def warnings(env: dict[str, str]) -> list[str]:
-    """Settings that work but may surprise: logs or metrics kept longer than the traces they link to."""
-    found = []
-    traces = env.get("TEMPO_RETENTION", "")
-    for name in ("LOKI_RETENTION", "PROMETHEUS_RETENTION"):
-        value = env.get(name, "")
-        if _DURATION.match(traces) and _DURATION.match(value) and _seconds(value) > _seconds(traces):
-            found.append(f"{name}={value!r} outlives TEMPO_RETENTION={traces!r}: older log lines and "
-                         "exemplars will link to traces Tempo no longer has")
-    endpoint = env.get("OBSLAB_FORWARD_OTLP_ENDPOINT", "")
-    host = urllib.parse.urlsplit(endpoint).hostname or ""
-    if endpoint.startswith("http://") and env.get("OBSLAB_FORWARD_OTLP_HEADERS") and host not in (
-            "localhost", "127.0.0.1", "::1"):
-        found.append(f"OBSLAB_FORWARD_OTLP_ENDPOINT={endpoint!r} is plain http: the headers of "
-                     "OBSLAB_FORWARD_OTLP_HEADERS (credentials) cross the network unencrypted; use https://")
-    return found
-
-
-def ensure_env_file(path: Path) -> None:
-    """Create ``path`` from .env.example with a random Grafana admin password."""
-    if path.exists():
-        return
-    shutil.copy(REPO / ".env.example", path)
-    text = path.read_text().replace("GRAFANA_ADMIN_PASSWORD=\n",
-                                    f"GRAFANA_ADMIN_PASSWORD={secrets.token_urlsafe(18)}\n")
-    path.write_text(text)
-    path.chmod(0o600)
-    print(f"created {path} from .env.example (Grafana admin password generated there)")
 
 
 def main(argv: list[str]) -> int:
     path = Path(argv[1]) if len(argv) > 1 else REPO / ".env"
-    ensure_env_file(path)
-    env = {k: v or "" for k, v in dotenv_values(path).items()}
+    ensure_env_file(path, REPO / ".env.example")
+    env = read_env(path)
     found = problems(env)
     for warning in warnings(env):
         print(f"{path.name}: warning: {warning}", file=sys.stderr)
