@@ -1,4 +1,4 @@
-"""Shared fixtures: a Telemetry handle wired to in-memory exporters."""
+"""Shared fixtures: a Telemetry handle wired to in-memory exporters (obslab's own telemetry_capture)."""
 
 from __future__ import annotations
 
@@ -6,41 +6,27 @@ import logging
 import os
 
 import pytest
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from obslab import telemetry as telemetry_module
 from obslab.config import Settings
+from obslab.testing.capture import TelemetryCapture
 
 
 class Recorded:
-    """What a handle exported, after a flush."""
+    """What a handle exported, after a flush (the plugin's TelemetryCapture, as these tests read it)."""
 
-    def __init__(self, handle: telemetry_module.Telemetry, spans, logs, reader) -> None:
-        self.handle, self._spans, self._logs, self._reader = handle, spans, logs, reader
+    def __init__(self, capture: TelemetryCapture) -> None:
+        self.capture, self.handle, self._reader = capture, capture.telemetry, capture.reader
 
     def spans(self):
-        self.handle.force_flush(5)
-        return self._spans.get_finished_spans()
+        return tuple(self.capture.spans())
 
     def logs(self):
-        self.handle.force_flush(5)
-        return [r.log_record for r in self._logs.get_finished_logs()]
+        return self.capture.logs()
 
     def metrics(self) -> dict:
         """{metric name: [(attributes, value)]} from the in-memory reader."""
-        out: dict = {}
-        data = self._reader.get_metrics_data()
-        for rm in data.resource_metrics if data else []:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    for point in metric.data.data_points:
-                        value = getattr(point, "value", None)
-                        if value is None:
-                            value = point.count
-                        out.setdefault(metric.name, []).append((dict(point.attributes), value))
-        return out
+        return self.capture.metrics()
 
 
 @pytest.fixture
@@ -61,22 +47,21 @@ def app_logging_at_info(root_level):
 
 
 @pytest.fixture
-def recording(monkeypatch, app_logging_at_info):
+def recording(app_logging_at_info):
     """``recording(settings)`` installs a handle built from ``settings`` on the root logger,
-    exporting in memory, and returns its ``Recorded``; the handle is shut down afterwards."""
-    handles = []
+    exporting in memory (obslab's telemetry_capture, one per call), and returns its ``Recorded``;
+    afterwards each is shut down and the process is put back as it was."""
+    captures: list[TelemetryCapture] = []
 
     def install(settings: Settings) -> Recorded:
-        spans, logs, reader = InMemorySpanExporter(), InMemoryLogRecordExporter(), InMemoryMetricReader()
-        handle = telemetry_module.Telemetry(settings, span_exporter=spans, log_exporter=logs, metric_readers=(reader,))
-        handle._install()
-        monkeypatch.setattr(telemetry_module, "_handle", handle)
-        handles.append(handle)
-        return Recorded(handle, spans, logs, reader)
+        capture = TelemetryCapture().configure(settings)
+        logging.getLogger().setLevel(logging.INFO)  # as the application configured it
+        captures.append(capture)
+        return Recorded(capture)
 
     yield install
-    for handle in handles:
-        handle.shutdown(1)
+    for capture in reversed(captures):
+        capture.close()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from obslab.doctor import run_doctor
 
@@ -19,6 +20,15 @@ def main(argv: list[str] | None = None) -> int:
                              "grafana where their official images are absent): reported, not failed")
     doctor.add_argument("--skip", action="append", default=[], choices=["grafana"],
                         help="older spelling of --not-running grafana")
+    doctor.add_argument("--service", metavar="NAME",
+                        help="why don't I see my service: what the lab received from NAME, and the causes it can see")
+    lab = commands.add_parser("lab", help="run the lab from the installed package: up, down, status, logs [service]")
+    lab.add_argument("action", choices=["up", "down", "status", "logs"])
+    lab.add_argument("service", nargs="?", help="with logs: one service's logs")
+    lab.add_argument("--env-file", type=Path, help="the lab's env file (default: .env in ~/.config/obslab, "
+                                                   "or $OBSLAB_HOME; made from .env.example on first run)")
+    lab.add_argument("--volumes", action="store_true", help="with down: also remove the lab's data")
+    lab.add_argument("--follow", "-f", action="store_true", help="with logs: keep following")
     docs = commands.add_parser("settings-docs",
                                help="rewrite the generated settings table of docs/settings.md and block of .env.example")
     docs.add_argument("readme", nargs="?", default="docs/settings.md")
@@ -29,6 +39,17 @@ def main(argv: list[str] | None = None) -> int:
 
         write(args.readme, args.env_example)
         return 0
+    if args.command == "lab":
+        from obslab.lab import command
+
+        env_file = args.env_file or command.user_dir() / ".env"
+        if args.action == "up":
+            return command.up(env_file)
+        if args.action == "down":
+            return command.down(env_file, volumes=args.volumes)
+        if args.action == "status":
+            return command.status(env_file)
+        return command.logs(env_file, args.service, follow=args.follow)
     not_running = {name.strip() for name in args.not_running.split(",") if name.strip()} | set(args.skip)
     return run_doctor(timeout=args.timeout, not_running=tuple(sorted(not_running)))
 

@@ -1,4 +1,4 @@
-"""What the ingest witness (tests/ingest-witness/) received where Tempo and Loki listen.
+"""What the ingest witness (the repository's tests/ingest-witness/) received where Tempo and Loki listen.
 
 The witness is the collector's own image writing every request it accepts as OTLP JSON, one request
 a line: ``traces.jsonl`` (what Tempo would ingest), ``logs.jsonl`` (what Loki would ingest). A record
