@@ -53,6 +53,7 @@ def isolated_env(path: Path, **overrides: str) -> dict[str, str]:
     values = env_example()
     values.update({name: str(free_port()) for name in PORT_VARIABLES})
     values["GRAFANA_ADMIN_PASSWORD"] = secrets.token_urlsafe(16)
+    values["OBSLAB_NETWORK"] = f"obslabtest-{secrets.token_hex(4)}"  # not the lab's fixed name: labs run in parallel
     values.update(overrides)
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     return values

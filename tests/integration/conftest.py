@@ -25,10 +25,10 @@ from typing import Iterator
 import pytest
 import requests
 import yaml
-from dotenv import dotenv_values
 
-from lab import COMPOSE_FILE, REPO, free_port, image, image_tool, isolated_env
-from witness import Witness, attributes
+from lab import COMPOSE_FILE, REPO, free_port, image, image_tool
+from obslab.testing.lab import LabConfig, ObslabLab, isolated_config
+from witness import Witness
 
 _tool = image_tool()
 MISSING = _tool.missing_services(COMPOSE_FILE)  # service -> official image the engine lacks
@@ -50,22 +50,12 @@ SERVICES = tuple([name for name in _tool.compose_images(COMPOSE_FILE)
                  + (["ingest-witness"] if WITNESSED else []))
 
 
-class Lab:
-    """Endpoints and helpers of one running lab."""
+class Lab(ObslabLab):
+    """Endpoints and helpers of one running lab: obslab's own ``obslab_lab`` (the pytest plugin's), with
+    the examples and the export failures the suite sends."""
 
     def __init__(self, env_file: Path, env: dict[str, str], project: str) -> None:
-        self.env_file, self.env, self.project = env_file, env, project
-        self.tempo = f"http://127.0.0.1:{env['TEMPO_PORT']}"
-        self.loki = f"http://127.0.0.1:{env['LOKI_PORT']}"
-        self.prometheus = f"http://127.0.0.1:{env['PROMETHEUS_PORT']}"
-        self.otlp = f"127.0.0.1:{env['OTLP_GRPC_PORT']}"
-        self.otlp_http = f"http://127.0.0.1:{env['OTLP_HTTP_PORT']}"
-        self.grafana = f"http://127.0.0.1:{env['GRAFANA_PORT']}"
-        self.alertmanager = f"http://127.0.0.1:{env['ALERTMANAGER_PORT']}"
-        self.grafana_auth = (env["GRAFANA_ADMIN_USER"], env["GRAFANA_ADMIN_PASSWORD"])
-        self.up_seconds = 0.0
-        # What reached Tempo's and Loki's endpoints, where the witness stands in for them.
-        self.witness = Witness(Path(env["WITNESS_DIR"])) if WITNESSED else None
+        super().__init__(env_file, env, project, list(COMPOSE_FILES), witnessed=WITNESSED)
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         return compose(self.project, self.env_file, *args, timeout=timeout)
@@ -113,31 +103,6 @@ class Lab:
         """Tempo's answer for one trace (OTLP JSON), None while it has none."""
         response = requests.get(f"{self.tempo}/api/traces/{trace_id}", timeout=5)
         return response.json() if response.status_code == 200 else None
-
-    def stored_spans(self, trace_id: str) -> list[dict]:
-        """The spans of one trace as the trace backend got them: from Tempo's API, or from the witness
-        where it stands in for Tempo. Flattened as the witness does (``attributes`` a dict, with
-        ``resource`` and ``scope`` beside); de-duplicated by span id, as Tempo returns them."""
-        if self.witness:
-            spans = self.witness.trace(trace_id)
-        else:
-            trace = self.trace(trace_id) or {}
-            spans = [{**span, "attributes": attributes(span.get("attributes", [])),
-                      "resource": attributes(batch.get("resource", {}).get("attributes", [])),
-                      "scope": scope.get("scope", {}).get("name", "")}
-                     for batch in trace.get("batches", trace.get("resourceSpans", []))
-                     for scope in batch.get("scopeSpans", []) for span in scope.get("spans", [])]
-        return list({span["spanId"]: span for span in spans}.values())
-
-    def has_logs(self, service: str, trace_id: str | None = None, text: str | None = None) -> bool:
-        """Whether the log backend got a record of ``service`` (in trace ``trace_id``, containing ``text``):
-        asked of Loki, or of the witness where it stands in for Loki."""
-        if self.witness:
-            return any((trace_id is None or r.get("traceId") == trace_id)
-                       and (text is None or text in str(r.get("body", {}).get("stringValue", "")))
-                       for r in self.witness.logs(service))
-        query = f'{{service_name="{service}"}}' + (f' | trace_id="{trace_id}"' if trace_id else "")
-        return bool(self.loki_query(query + (f" |= {json.dumps(text)}" if text else "")))
 
     def backend(self, name: str) -> str:
         """The compose service receiving what ``name`` ("tempo", "loki") would: the witness here, where it stands in."""
@@ -199,7 +164,7 @@ def eventually(check, timeout: float = 90.0, interval: float = 1.0):
             value = check()
             if value:
                 return value
-        except (requests.RequestException, KeyError, ValueError) as exc:
+        except (requests.RequestException, OSError, KeyError, ValueError) as exc:
             last_error = exc
         time.sleep(interval)
     pytest.fail(f"not true after {timeout:.0f} s (last error: {last_error})")
@@ -243,37 +208,26 @@ def workload(lab) -> Workload:
 
 
 @pytest.fixture(scope="session")
-def lab_env_file(tmp_path_factory) -> Path:
-    env_file = tmp_path_factory.mktemp("lab") / ".env"
-    witness_dir = tmp_path_factory.mktemp("witness")
-    witness_dir.chmod(0o777)  # the witness runs as the collector image's user, 10001
+def obslab_lab_config(tmp_path_factory) -> LabConfig:
+    """The suite's lab for obslab's ``obslab_lab`` fixture: the compose file unchanged plus the alert
+    tests' file, an isolated project, free ports, the alert test settings; the witness where it stands in."""
     webhook_port = free_port()
-    isolated_env(env_file, WITNESS_IMAGE=image("otel-collector"), WITNESS_DIR=str(witness_dir),
-                 WITNESS_HEALTH_PORT=str(free_port()), **ALERT_TEST_SETTINGS, ALERT_WEBHOOK_PORT=str(webhook_port),
-                 OBSLAB_ALERT_WEBHOOK_URL=f"http://host.docker.internal:{webhook_port}/obslab-alerts")
-    return env_file
-
-
-# pytest-docker: the real compose file (plus the witness file where Tempo or Loki is absent), an
-# isolated project, our env file, `down -v` after.
-@pytest.fixture(scope="session")
-def docker_compose_file() -> list[str]:
-    return [str(path) for path in COMPOSE_FILES]
+    config = isolated_config(tmp_path_factory.mktemp("lab"), extra_files=(ALERTING_COMPOSE_FILE,),
+                             project=f"obslabtest{os.getpid()}", **ALERT_TEST_SETTINGS,
+                             ALERT_WEBHOOK_PORT=str(webhook_port),
+                             OBSLAB_ALERT_WEBHOOK_URL=f"http://host.docker.internal:{webhook_port}/obslab-alerts")
+    assert config.compose_files == COMPOSE_FILES and config.services == list(SERVICES), config
+    return config
 
 
 @pytest.fixture(scope="session")
-def docker_compose_project_name() -> str:
-    return f"obslabtest{os.getpid()}"
+def lab_env_file(obslab_lab_config) -> Path:
+    return obslab_lab_config.env_file
 
 
 @pytest.fixture(scope="session")
-def docker_setup(lab_env_file) -> list[str]:
-    return [f"--env-file {lab_env_file} up -d --wait {' '.join(SERVICES)}"]
-
-
-@pytest.fixture(scope="session")
-def docker_cleanup(lab_env_file) -> list[str]:
-    return [f"--env-file {lab_env_file} down -v --remove-orphans"]
+def docker_compose_project_name(obslab_lab_config) -> str:
+    return obslab_lab_config.project
 
 
 @pytest.fixture(scope="session")
@@ -284,20 +238,11 @@ def witness(lab) -> Witness:
 
 
 @pytest.fixture(scope="session", params=[MODE])
-def lab(request, lab_env_file, docker_compose_project_name) -> Lab:
-    """The running lab; its parameter, in every test id, says whether Tempo and Loki or the ingest
-    witness received what the collector sent."""
-    env = dotenv_values(lab_env_file)
-    started = time.monotonic()
-    request.getfixturevalue("docker_services")  # compose up --wait, returns once all are healthy
-    lab = Lab(lab_env_file, env, docker_compose_project_name)
-    if WITNESSED:
-        eventually(lambda: requests.get(f"http://127.0.0.1:{env['WITNESS_HEALTH_PORT']}", timeout=1).ok,
-                   timeout=60, interval=0.2)
-    for name in {"tempo", "loki"} & set(SERVICES):  # Tempo has no healthcheck: `up --wait` saw it start
-        url = getattr(lab, name)
-        eventually(lambda: requests.get(f"{url}/ready", timeout=1).ok, timeout=120, interval=0.2)
-    lab.up_seconds = time.monotonic() - started
+def lab(request, obslab_lab) -> Lab:
+    """The running lab (obslab's ``obslab_lab``, started by pytest-docker); its parameter, in every test
+    id, says whether Tempo and Loki or the ingest witness received what the collector sent."""
+    lab = Lab(obslab_lab.env_file, obslab_lab.env, obslab_lab.project)
+    lab.up_seconds = obslab_lab.up_seconds
     request.config.stash[UP_SECONDS] = lab.up_seconds
     return lab
 

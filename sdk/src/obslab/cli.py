@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each hop")
     doctor.add_argument("--not-running", default="", metavar="SERVICES",
                         help="comma-separated lab services that do not run on this machine (tempo, loki, "
-                             "grafana where their official images are absent): reported, not failed")
+                             "grafana where their official images are absent): reported, not failed; by "
+                             "default the doctor asks the engine (or what `obslab lab up` recorded)")
     doctor.add_argument("--skip", action="append", default=[], choices=["grafana"],
                         help="older spelling of --not-running grafana")
     doctor.add_argument("--service", metavar="NAME",
@@ -50,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "status":
             return command.status(env_file)
         return command.logs(env_file, args.service, follow=args.follow)
-    not_running = {name.strip() for name in args.not_running.split(",") if name.strip()} | set(args.skip)
-    return run_doctor(timeout=args.timeout, not_running=tuple(sorted(not_running)))
+    if args.not_running or args.skip:
+        not_running: tuple[str, ...] | None = tuple(sorted(
+            {name.strip() for name in args.not_running.split(",") if name.strip()} | set(args.skip)))
+    else:
+        not_running = None  # the doctor finds out from the engine, or what `obslab lab up` recorded
+    return run_doctor(timeout=args.timeout, not_running=not_running, service=args.service)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,11 @@ def firing_alerts(alertmanager: str, not_running: tuple[str, ...] = ()) -> list[
 
 
 def _lab_env() -> dict[str, str]:
-    path = find_dotenv(usecwd=True)
+    """The lab's ports and login: the ``.env`` of this directory (or above), else the one ``obslab lab
+    up`` used; the environment wins."""
+    from obslab.lab.command import read_record
+
+    path = find_dotenv(usecwd=True) or read_record().get("env_file", "")
     values = {**_DEFAULT_PORTS, **{k: v for k, v in (dotenv_values(path) if path else {}).items() if v}}
     names = [*values, "OBSLAB_BIND_ADDRESS", "GRAFANA_ADMIN_USER", "GRAFANA_ADMIN_PASSWORD"]
     values.update({k: os.environ[k] for k in names if os.environ.get(k)})
@@ -130,14 +134,61 @@ def _wait_for(hop: Hop, telemetry: Telemetry, started: float, timeout: float) ->
     return True, ""
 
 
-def run_doctor(timeout: float = 60.0, not_running: tuple[str, ...] = ()) -> int:
-    """Probe every hop; returns the process exit code (0 when every hop that runs here sees the probe)."""
-    env = _lab_env()
+# The lab's services as compose names them, and the doctor's name of each hop through them
+_LAB_SERVICES = {"otel-collector": "collector", "tempo": "tempo", "loki": "loki", "prometheus": "prometheus",
+                 "alertmanager": "alertmanager", "grafana": "grafana"}
+
+
+def detect_not_running(env: dict[str, str]) -> tuple[tuple[str, ...] | None, str]:
+    """Which lab services do not run, as hop names, and who said so: the engine (the containers of the
+    lab's compose project: ``COMPOSE_PROJECT_NAME``, else the one ``obslab lab up`` recorded, else
+    ``obslab``), else what ``obslab lab up`` recorded. (None, "") when neither can tell (no container of
+    that project: the lab may run under another project name, so every hop is probed)."""
+    from obslab.lab import engine
+    from obslab.lab.command import read_record
+
+    record = read_record()
+    project = os.environ.get("COMPOSE_PROJECT_NAME") or env.get("COMPOSE_PROJECT_NAME") or record.get("project") \
+        or engine.DEFAULT_PROJECT
+    running = engine.running_services(project)
+    if running:
+        return tuple(hop for service, hop in _LAB_SERVICES.items() if service not in running), \
+            f"the engine, compose project {project}"
+    if record.get("project") == project and "not_running" in record:
+        return tuple(_LAB_SERVICES.get(name, name) for name in record["not_running"]), "what obslab lab up recorded"
+    return None, ""
+
+
+def _urls(env: dict[str, str]) -> dict[str, str]:
     host = env.get("OBSLAB_BIND_ADDRESS", "127.0.0.1")
     host = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    url = {name: f"http://{host}:{env[port]}" for name, port in (
+    return {name: f"http://{host}:{env[port]}" for name, port in (
         ("collector", "COLLECTOR_HEALTH_PORT"), ("tempo", "TEMPO_PORT"), ("loki", "LOKI_PORT"),
         ("prometheus", "PROMETHEUS_PORT"), ("grafana", "GRAFANA_PORT"), ("alertmanager", "ALERTMANAGER_PORT"))}
+
+
+def run_doctor(timeout: float = 60.0, not_running: tuple[str, ...] | None = None, service: str | None = None) -> int:
+    """Probe every hop (or, with ``service``, say why that service's data may not show); returns the
+    process exit code (0 when every hop that runs here sees the probe). ``not_running`` None: found
+    out from the engine, or what ``obslab lab up`` recorded."""
+    env = _lab_env()
+    if not_running is None:
+        found, source = detect_not_running(env)
+        if found is not None and "collector" in found:
+            print(f"obslab doctor: the lab's collector is not running ({source}): obslab lab up")
+            return 1
+        not_running = found or ()
+        if found:
+            print(f"not running here ({source}): {', '.join(found)}")
+    url = _urls(env)
+    if service is not None:
+        from obslab.doctor_service import app_environment, diagnose_service
+
+        lines = diagnose_service(service, url, not_running, app_environment(), env)
+        print(f"obslab doctor --service {service}")
+        print("\n".join(f"  {line}" for line in lines))
+        return 0 if lines[0].startswith("spans:   ok") and not any(line.startswith("cause:") for line in lines) else 1
+    host = url["collector"].split("//")[1].rsplit(":", 1)[0]
     probe_id = uuid.uuid4().hex[:12]
     service = "obslab-doctor"
     settings = load_settings({"service_name": service, "otlp_endpoint": f"{host}:{env['OTLP_GRPC_PORT']}",
