@@ -19,6 +19,7 @@ import requests
 from fastapi.testclient import TestClient
 
 from app import create_app
+from obslab.testing.lab import free_port
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_a_quote_trace_compares_whole_in_the_deterministic_mode(telemetry_captur
 
 def test_quotes_reach_the_lab_as_spans_logs_and_span_metrics(obslab_lab):
     service = f"web-api-{uuid.uuid4().hex[:8]}"
-    port = 18000 + uuid.uuid4().int % 2000
+    port = free_port()
     app = subprocess.Popen([sys.executable, str(Path(__file__).with_name("app.py")), "--port", str(port),
                             "--service-name", service], env={"PATH": "/usr/bin:/bin", **obslab_lab.sdk_environment})
     try:
@@ -89,13 +90,13 @@ def test_quotes_reach_the_lab_as_spans_logs_and_span_metrics(obslab_lab):
                 time.sleep(0.1)
         for city in ("paris", "montreal", "tokyo"):
             assert requests.get(f"{url}/quote/{city}", timeout=5).ok
-    finally:
-        app.terminate()  # obslab flushes on exit
-        app.wait(timeout=30)
 
-    spans = obslab_lab.spans(service, count=3 * 4)  # per request: the request, its lookup, two sends
-    assert sorted(s["attributes"]["city"] for s in spans if s["name"] == "price_lookup") == ["montreal", "paris", "tokyo"]
-    assert sorted(obslab_lab.logs(service, count=3)) == ["quote served"] * 3
-    calls = obslab_lab.query(f'sum(traces_spanmetrics_calls_total{{service="{service}", span_kind="SPAN_KIND_SERVER"}})',
-                             until=lambda result: result and float(result[0]["value"][1]) >= 3)
-    assert float(calls[0]["value"][1]) == 3
+        lookups = obslab_lab.spans(service, count=3, name="price_lookup")  # waits: the SDK exports every 5 s
+        assert sorted(span["attributes"]["city"] for span in lookups) == ["montreal", "paris", "tokyo"]
+        assert sorted(obslab_lab.logs(service, count=3)) == ["quote served"] * 3
+        quotes = f'sum(traces_spanmetrics_calls_total{{service="{service}", span_name="GET /quote/{{city}}"}})'
+        calls = obslab_lab.query(quotes, until=lambda result: result and float(result[0]["value"][1]) >= 3)
+        assert float(calls[0]["value"][1]) == 3
+    finally:
+        app.terminate()
+        app.wait(timeout=30)

@@ -97,7 +97,9 @@ def _print_urls(values: dict[str, str], services: list[str], variables: dict[str
     for variable, service in variables.items():
         if service in services and variable in _URLS:
             scheme = "" if variable == "OTLP_GRPC_PORT" else "http://"
-            print(f"  {_URLS[variable][0]:17} {scheme}{_host(values)}:{values[variable]}")
+            login = (f"   login {values.get('GRAFANA_ADMIN_USER', 'admin')} / the GRAFANA_ADMIN_PASSWORD of the env file"
+                     if variable == "GRAFANA_PORT" else "")
+            print(f"  {_URLS[variable][0]:17} {scheme}{_host(values)}:{values[variable]}{login}")
 
 
 def up(env_file: Path) -> int:

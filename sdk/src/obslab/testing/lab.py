@@ -87,10 +87,12 @@ def running_config() -> LabConfig | None:
     """The lab running now (started by ``obslab lab up``), or None."""
     record = read_record()
     project = record.get("project") or engine.project_name()
-    if "otel-collector" not in (engine.running_services(project) or set()):
+    running = engine.running_services(project) or set()
+    if "otel-collector" not in running:
         return None
     env_file = Path(record.get("env_file") or user_dir() / ".env")
-    return LabConfig(env_file, project, [lab_dir() / COMPOSE_FILE], start=False)
+    witnessed = "ingest-witness" in running and bool(read_env(env_file).get("WITNESS_DIR"))
+    return LabConfig(env_file, project, [lab_dir() / COMPOSE_FILE], start=False, witnessed=witnessed)
 
 
 def _get_json(url: str, timeout: float = 5.0) -> Any:
@@ -181,11 +183,14 @@ class ObslabLab:
         spans = [span for hit in found for span in self.stored_spans(hit["traceID"])]
         return [span for span in spans if span["resource"].get("service.name") == service]
 
-    def spans(self, service: str, count: int = 1, timeout: float = 60.0) -> list[dict]:
-        """The spans of ``service`` the trace backend received (Tempo where it runs, the ingest
-        witness otherwise), once there are at least ``count``; flattened as :meth:`stored_spans`."""
-        return wait(lambda: self._service_spans(service), lambda spans: len(spans) >= count, timeout,
-                    f"{count} spans of {service}")
+    def spans(self, service: str, count: int = 1, timeout: float = 60.0, name: str | None = None) -> list[dict]:
+        """The spans of ``service`` (named ``name``) the trace backend received (Tempo where it runs,
+        the ingest witness otherwise), once there are at least ``count``; flattened as :meth:`stored_spans`."""
+        def found() -> list[dict]:
+            return [span for span in self._service_spans(service) if name is None or span["name"] == name]
+
+        return wait(found, lambda spans: len(spans) >= count, timeout,
+                    f"{count} spans{f' named {name}' if name else ''} of {service}")
 
     # --- logs -----------------------------------------------------------------------------------
 

@@ -1,0 +1,102 @@
+"""The lab from the installed package: the wheel's copy of the lab's files is the repository's, and
+``obslab lab up`` refuses a bad .env or a busy port before anything starts, saying what to change
+(tests/integration/test_lab_from_package.py starts it from a wheel in an empty directory)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from lab import REPO
+from obslab.lab import engine
+from obslab.lab.env import read_env
+from obslab.lab.files import COMPOSE_FILE, lab_file_paths
+
+OBSLAB = [sys.executable, "-m", "obslab.cli"]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    """obslab's wheel, built as `pip install ./sdk` builds it."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(REPO / "sdk"), "-w", str(out)],
+                   check=True, capture_output=True, timeout=600)
+    [built] = out.glob("obslab-*.whl")
+    return built
+
+
+def test_the_wheel_carries_the_labs_files_equal_to_the_repositorys(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        carried = {name.removeprefix("obslab/_lab/"): archive.read(name) for name in archive.namelist()
+                   if name.startswith("obslab/_lab/")}
+    expected = lab_file_paths(REPO)
+    assert sorted(carried) == expected
+    assert {COMPOSE_FILE, ".env.example", "otel-collector/config.yaml", "prometheus/prometheus.yml"} <= set(expected)
+    different = [name for name in expected if carried[name] != (REPO / name).read_bytes()]
+    assert different == []
+
+
+def test_every_file_the_compose_file_mounts_is_carried():
+    carried = set(lab_file_paths(REPO))
+    mounted = {volume.split(":")[0][2:] for service in engine._services(REPO / COMPOSE_FILE).values()
+               for volume in service.get("volumes", []) if isinstance(volume, str) and volume.startswith("./")}
+    assert mounted and all(any(name == m or name.startswith(m.rstrip("/") + "/") for name in carried)
+                           for m in mounted)
+
+
+def lab(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``obslab lab ARGS`` in an empty directory, its per-user directory under ``tmp_path``."""
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_PORT")}
+    return subprocess.run([*OBSLAB, "lab", *args], cwd=work, capture_output=True, text=True, timeout=120,
+                          env={**clean, "OBSLAB_HOME": str(tmp_path / "home"), "COMPOSE_PROJECT_NAME": "obslabunit",
+                               **env})
+
+
+def test_the_first_run_makes_the_env_file_with_a_password_and_names_a_busy_port(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        result = lab(tmp_path, "up", OTLP_GRPC_PORT=port)
+    assert result.returncode == 1
+    env_file = tmp_path / "home" / ".env"
+    assert f"created {env_file} from .env.example" in result.stdout
+    assert f"[lab] port {port} (OTLP_GRPC_PORT) is already in use on 127.0.0.1: stop what listens there, " \
+           f"or set OTLP_GRPC_PORT to a free port in {env_file}" in result.stderr
+    values = read_env(env_file)
+    assert len(values["GRAFANA_ADMIN_PASSWORD"]) >= 20 and oct(env_file.stat().st_mode & 0o777) == "0o600"
+    assert engine.running_services("obslabunit") == set()  # nothing started
+    again = lab(tmp_path, "up", OTLP_GRPC_PORT=port, GRAFANA_ADMIN_PASSWORD="")
+    assert "created" not in again.stdout and read_env(env_file) == values  # made once, kept
+
+
+def test_a_bad_env_value_is_refused_as_tools_check_env_refuses_it(tmp_path):
+    lab(tmp_path, "status")  # nothing made yet
+    env_file = tmp_path / "home" / ".env"
+    env_file.parent.mkdir()
+    env_file.write_text((REPO / ".env.example").read_text().replace("SAMPLING_PERCENTAGE=100", "SAMPLING_PERCENTAGE=150")
+                        .replace("GRAFANA_ADMIN_PASSWORD=\n", "GRAFANA_ADMIN_PASSWORD=s3cret-enough\n"))
+    result = lab(tmp_path, "up")
+    checked = subprocess.run([sys.executable, str(REPO / "tools/check_env.py"), str(env_file)],
+                             capture_output=True, text=True)
+    assert result.returncode == checked.returncode == 1
+    problem = "SAMPLING_PERCENTAGE='150': must be a number between 0 and 100"
+    assert f"{env_file}: {problem}" in result.stderr and f".env: {problem}" in checked.stderr
+
+
+def test_status_names_what_does_not_run_here(tmp_path):
+    result = lab(tmp_path, "status")
+    assert result.returncode == 1  # nothing runs in this project
+    missing = engine.missing_services(REPO / COMPOSE_FILE)
+    for service in engine.compose_images(REPO / COMPOSE_FILE):
+        if service in engine.one_shot_services(REPO / COMPOSE_FILE):
+            continue
+        state = "not running here (image absent)" if service in missing else "stopped"
+        assert f"{service:16} {state}" in result.stdout
