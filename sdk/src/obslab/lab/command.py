@@ -114,6 +114,10 @@ def up(env_file: Path) -> int:
     if found:
         return 1
     compose = engine.Compose(env_file)
+    if compose.run("version").returncode != 0:
+        print("[lab] `docker compose` (Compose v2) does not run here: install Docker with its compose plugin "
+              "(https://docs.docker.com/compose/install/)", file=sys.stderr)
+        return 1
     missing = engine.missing_services(compose.compose_file)
     once = engine.one_shot_services(compose.compose_file)
     services = [name for name in engine.compose_images(compose.compose_file) if name not in once | missing.keys()]
@@ -130,8 +134,9 @@ def up(env_file: Path) -> int:
               f"stop what listens there, or set {name} to a free port in {env_file}", file=sys.stderr)
     if busy:
         return 1
-    if missing:
-        print(not_running_line(missing))
+    shown = {name: image for name, image in missing.items() if name not in once}
+    if shown:
+        print(not_running_line(shown))
     started = time.monotonic()
     result = compose.run("up", "-d", "--wait", *services)
     if result.returncode != 0:

@@ -51,8 +51,16 @@ def image_present(image: str) -> bool:
 
 
 def missing_services(compose_file: Path) -> dict[str, str]:
-    """Service name -> official image, for the services whose image the engine does not have."""
-    return {name: image for name, image in compose_images(compose_file).items() if not image_present(image)}
+    """Service name -> official image, for the services whose image the engine does not have (or
+    whose one-shot set-up service's image it does not have: they cannot start either)."""
+    images = compose_images(compose_file)
+    present = {image: image_present(image) for image in set(images.values())}
+    missing = {name: image for name, image in images.items() if not present[image]}
+    for name, svc in _services(compose_file).items():
+        for dependency in svc.get("depends_on") or {}:
+            if dependency in missing and name not in missing and dependency in one_shot_services(compose_file):
+                missing[name] = missing[dependency]
+    return missing
 
 
 def running_services(project: str) -> set[str] | None:
