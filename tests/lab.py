@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import secrets
-import socket
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -12,11 +10,13 @@ from types import ModuleType
 import yaml
 from dotenv import dotenv_values
 
+from obslab.lab.env import PORTS
+from obslab.testing.lab import free_port, isolated_values  # noqa: F401 (free_port: the suite imports it from here)
+
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.observability.yml"
 ENV_EXAMPLE = REPO / ".env.example"
-PORT_VARIABLES = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", "OTLP_GRPC_PORT",
-                  "OTLP_HTTP_PORT", "COLLECTOR_HEALTH_PORT", "ALERTMANAGER_PORT")
+PORT_VARIABLES = PORTS  # the lab's host port variables (obslab.lab.env, which checks them)
 
 
 def repo_module(name: str, path: str) -> ModuleType:
@@ -42,19 +42,10 @@ def image(service: str) -> str:
     return yaml.safe_load(COMPOSE_FILE.read_text())["services"][service]["image"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def isolated_env(path: Path, **overrides: str) -> dict[str, str]:
-    """.env.example with free host ports and a random Grafana password, written to ``path``."""
-    values = env_example()
-    values.update({name: str(free_port()) for name in PORT_VARIABLES})
-    values["GRAFANA_ADMIN_PASSWORD"] = secrets.token_urlsafe(16)
-    values["OBSLAB_NETWORK"] = f"obslabtest-{secrets.token_hex(4)}"  # not the lab's fixed name: labs run in parallel
-    values.update(overrides)
+    """.env.example with free host ports, a random Grafana password and a network of its own, written
+    to ``path`` (obslab's pytest plugin makes the values, as for its own isolated labs)."""
+    values = isolated_values(**overrides)
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     return values
 

@@ -53,6 +53,16 @@ def missing_backends(compose_file: Path) -> dict[str, str]:
     return engine.missing_services(compose_file)
 
 
+def isolated_values(**overrides: str) -> dict[str, str]:
+    """``.env.example``'s values with free host ports, a random Grafana password and a network of its
+    own (labs run in parallel), ``overrides`` on top."""
+    values = read_env(lab_dir() / ENV_EXAMPLE)
+    values.update({name: str(free_port()) for name in PORTS})
+    values.update(GRAFANA_ADMIN_PASSWORD=secrets.token_urlsafe(16), OBSLAB_NETWORK=f"obslabtest-{secrets.token_hex(4)}")
+    values.update(overrides)
+    return values
+
+
 def isolated_config(directory: Path, extra_files: tuple[Path, ...] = (), project: str | None = None,
                     **overrides: str) -> LabConfig:
     """A lab of its own: ``.env.example`` with free host ports, a random Grafana password, a network
@@ -63,9 +73,7 @@ def isolated_config(directory: Path, extra_files: tuple[Path, ...] = (), project
     missing = missing_backends(compose_file)
     witnessed = bool({"tempo", "loki"} & missing.keys())
     project = project or f"obslabtest{os.getpid()}"
-    values = read_env(root / ENV_EXAMPLE)
-    values.update({name: str(free_port()) for name in PORTS})
-    values.update(GRAFANA_ADMIN_PASSWORD=secrets.token_urlsafe(16), OBSLAB_NETWORK=f"{project}-net")
+    values = isolated_values(OBSLAB_NETWORK=f"{project}-net")
     if witnessed:
         witness_dir = directory / "witness"
         witness_dir.mkdir(parents=True, exist_ok=True)
