@@ -44,6 +44,7 @@ def test_pip_install_sdk_then_obslab_lab_up_in_an_empty_directory(tmp_path):
         assert "otel-collector" in running and not running & set(absent)
         assert f"OTLP gRPC         127.0.0.1:{env['OTLP_GRPC_PORT']}" in up.stdout
         assert list(empty.iterdir()) == []  # nothing written where it ran
+        assert (home / "lab.json").exists()  # what it started, for status, the doctor and obslab_lab
 
         status = obslab("lab", "status")
         assert status.returncode == 0 and f"{'otel-collector':16} running" in status.stdout
@@ -61,3 +62,4 @@ def test_pip_install_sdk_then_obslab_lab_up_in_an_empty_directory(tmp_path):
     finally:
         down = obslab("lab", "down", "--volumes")
     assert down.returncode == 0 and engine.running_services(project) == set()
+    assert not (home / "lab.json").exists()

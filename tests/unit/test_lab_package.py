@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -100,3 +101,17 @@ def test_status_names_what_does_not_run_here(tmp_path):
             continue
         state = "not running here (image absent)" if service in missing else "stopped"
         assert f"{service:16} {state}" in result.stdout
+
+
+def test_where_the_engine_cannot_be_asked_the_doctor_reads_what_the_lab_command_recorded(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env_file = tmp_path / "lab.env"
+    env_file.write_text((REPO / ".env.example").read_text())
+    (home / "lab.json").write_text(json.dumps({"project": "obslabunit", "env_file": str(env_file),
+                                               "not_running": ["tempo", "loki", "grafana"]}))
+    result = subprocess.run([*OBSLAB, "doctor", "--timeout", "1"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60, env={"PATH": "/nonexistent", "OBSLAB_HOME": str(home),
+                                             "COMPOSE_PROJECT_NAME": "obslabunit", "COLLECTOR_HEALTH_PORT": "1"})
+    assert "not running here (what obslab lab up recorded): tempo, loki, grafana" in result.stdout
+    assert f"{'tempo':18} not running here" in result.stdout and result.returncode == 1  # no collector answers

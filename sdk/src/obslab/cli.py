@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lab":
         from obslab.lab import command
 
-        env_file = args.env_file or command.user_dir() / ".env"
+        env_file = args.env_file or (command.user_dir() / ".env" if args.action == "up" else command.default_env_file())
         if args.action == "up":
             return command.up(env_file)
         if args.action == "down":

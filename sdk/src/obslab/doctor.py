@@ -142,8 +142,9 @@ _LAB_SERVICES = {"otel-collector": "collector", "tempo": "tempo", "loki": "loki"
 def detect_not_running(env: dict[str, str]) -> tuple[tuple[str, ...] | None, str]:
     """Which lab services do not run, as hop names, and who said so: the engine (the containers of the
     lab's compose project: ``COMPOSE_PROJECT_NAME``, else the one ``obslab lab up`` recorded, else
-    ``obslab``), else what ``obslab lab up`` recorded. (None, "") when neither can tell (no container of
-    that project: the lab may run under another project name, so every hop is probed)."""
+    ``obslab``), else, where the engine cannot be asked, what ``obslab lab up`` recorded. (None, "") when
+    neither can tell (no container of that project: the lab may run under another project name, so every
+    hop is probed)."""
     from obslab.lab import engine
     from obslab.lab.command import read_record
 
@@ -154,7 +155,7 @@ def detect_not_running(env: dict[str, str]) -> tuple[tuple[str, ...] | None, str
     if running:
         return tuple(hop for service, hop in _LAB_SERVICES.items() if service not in running), \
             f"the engine, compose project {project}"
-    if record.get("project") == project and "not_running" in record:
+    if running is None and record.get("project") == project and "not_running" in record:
         return tuple(_LAB_SERVICES.get(name, name) for name in record["not_running"]), "what obslab lab up recorded"
     return None, ""
 

@@ -50,6 +50,15 @@ def read_record() -> dict:
         return {}
 
 
+def default_env_file() -> Path:
+    """The env file of the lab ``obslab lab up`` last started in this project (``tools/lab.sh`` passes
+    a clone's ``.env``), else ``.env`` in the per-user directory."""
+    record = read_record()
+    if record.get("env_file") and record.get("project") == engine.project_name():
+        return Path(record["env_file"])
+    return user_dir() / ".env"
+
+
 def lab_values(env_file: Path) -> dict[str, str]:
     """The env file's values, with the environment's winning (as ``docker compose`` interpolates)."""
     values = lab_env.read_env(env_file)
@@ -159,7 +168,10 @@ def up(env_file: Path) -> int:
 
 def down(env_file: Path, volumes: bool = False) -> int:
     """Stop and remove the lab's containers (and its data with ``volumes``)."""
-    result = engine.Compose(env_file).run("down", "--remove-orphans", *(["-v"] if volumes else []), capture=False)
+    compose = engine.Compose(env_file)
+    result = compose.run("down", "--remove-orphans", *(["-v"] if volumes else []), capture=False)
+    if result.returncode == 0 and read_record().get("project") == compose.project:
+        record_path().unlink()  # nothing runs: no record for the doctor or the fixtures to trust
     return result.returncode
 
 
