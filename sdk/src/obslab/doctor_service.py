@@ -8,8 +8,10 @@ A few lines, each ending with the next thing to check:
   there, sampling at 0 (``OTEL_TRACES_SAMPLER``, or the lab's ``SAMPLING_PERCENTAGE``);
 - whether the collector accepted spans from NAME (its span metrics' ``service`` label, in
   Prometheus), and whether a name differing only by case was seen instead;
+- what the collector's receivers accepted and refused in all (its own counters);
 - whether NAME's metrics reached Prometheus (the ``job`` label OTLP gives them), its traces Tempo
-  and its logs Loki where they run (where they do not, the line says so).
+  and its logs Loki where they run, or the ingest witness where it stands in for them (the
+  repository's tests); where neither runs, the line says so.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import socket
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any, Mapping
 
 from dotenv import dotenv_values
@@ -133,6 +136,33 @@ def _seen_spans(prometheus: str, service: str) -> tuple[dict[str, float], list[s
     return counts, [row["metric"].get("service", "") for row in others]
 
 
+def _collector_counters(prometheus: str) -> str:
+    """What the collector's receivers accepted and refused in all (its own counters, scraped by
+    Prometheus), as one phrase; empty when Prometheus has none."""
+    parts = []
+    for signal, name in (("spans", "spans"), ("log_records", "log records"), ("metric_points", "metric points")):
+        # the collector's names as Prometheus scrapes them (without _total), or with _total (other set-ups)
+        accepted = _promql(prometheus, f"sum(otelcol_receiver_accepted_{signal}) or "
+                                       f"sum(otelcol_receiver_accepted_{signal}_total)")
+        refused = _promql(prometheus, f"sum(otelcol_receiver_refused_{signal}) or "
+                                      f"sum(otelcol_receiver_refused_{signal}_total)")
+        if accepted:
+            parts.append(f"{float(accepted[0]['value'][1]):.0f} {name}"
+                         + (f" (refused {float(refused[0]['value'][1]):.0f})"
+                            if refused and float(refused[0]["value"][1]) else ""))
+    return ", ".join(parts)
+
+
+def _witness(lab: Mapping[str, str]) -> Any:
+    """The ingest witness's reader where it stands in for Tempo and Loki (the repository's tests), else None."""
+    directory = lab.get("WITNESS_DIR", "")
+    if not directory or not os.path.isdir(directory):
+        return None
+    from obslab.testing.witness import Witness
+
+    return Witness(Path(directory))
+
+
 def diagnose_service(service: str, urls: Mapping[str, str], not_running: tuple[str, ...], env: Mapping[str, str],
                      lab: Mapping[str, str]) -> list[str]:
     """The lines answering "why don't I see ``service``", each with the next thing to check."""
@@ -154,6 +184,9 @@ def diagnose_service(service: str, urls: Mapping[str, str], not_running: tuple[s
             seen_names = ", ".join(name for name in others if name) or "none"
             lines.append(f"spans:   none from {service} reached the collector (services seen: {seen_names}): check "
                          f"the service name, then the causes below")
+    counters = _collector_counters(urls["prometheus"])
+    if counters:
+        lines.append(f"collector: accepted {counters}, from every service since it started")
     metric_rows = _promql(urls["prometheus"], f'count by (job) ({{job=~"(.+/)?{_regex(service)}"}})')
     if metric_rows:
         jobs = ", ".join(sorted(row["metric"].get("job", "") for row in metric_rows))
@@ -162,7 +195,12 @@ def diagnose_service(service: str, urls: Mapping[str, str], not_running: tuple[s
     elif metric_rows is not None:
         lines.append(f"metrics: none of {service} in Prometheus: does the app record any? the SDK exports every "
                      f"metric_export_interval (15 s by default)")
-    if "tempo" in not_running:
+    witness = _witness(lab)
+    if "tempo" in not_running and witness is not None:
+        count = len(witness.spans(service))
+        lines.append(f"traces:  {'ok, ' if count else ''}the ingest witness (in Tempo's place) received {count} spans "
+                     f"of {service}" + ("" if count else ": check SAMPLING_PERCENTAGE and obslab lab logs otel-collector"))
+    elif "tempo" in not_running:
         lines.append("traces:  Tempo not running here: the span metrics above are what the collector counted")
     else:
         query = urllib.parse.urlencode({"tags": f"service.name={service}", "start": int(time.time() - 3600),
@@ -174,7 +212,12 @@ def diagnose_service(service: str, urls: Mapping[str, str], not_running: tuple[s
             ok = bool(found.get("traces"))
             lines.append(f"traces:  {'ok, Tempo has traces of' if ok else 'Tempo has no trace of'} {service}"
                          + ("" if ok else ": check SAMPLING_PERCENTAGE and obslab lab logs otel-collector"))
-    if "loki" in not_running:
+    if "loki" in not_running and witness is not None:
+        count = len(witness.logs(service))
+        lines.append(f"logs:    {'ok, ' if count else ''}the ingest witness (in Loki's place) received {count} log "
+                     f"records of {service}" + ("" if count else ": does the app log at INFO or above inside obslab "
+                                                                  "(log_level)?"))
+    elif "loki" in not_running:
         lines.append("logs:    Loki not running here: its logs cannot be looked for")
     else:
         query = urllib.parse.urlencode({"query": f'{{service_name="{service}"}}',
