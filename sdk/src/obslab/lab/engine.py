@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from obslab.lab.files import COMPOSE_FILE, lab_dir
+from obslab.lab.files import COMPOSE_FILE, OLD_ENGINE_COMPOSE_FILE, lab_dir
 
 DEFAULT_PROJECT = "obslab"
 _PORT_VARIABLE = re.compile(r"\$\{(\w+_PORT)\b")
@@ -63,6 +63,21 @@ def missing_services(compose_file: Path) -> dict[str, str]:
     return missing
 
 
+def engine_files(directory: Path) -> list[Path]:
+    """The compose files the engine needs after the lab's own: the old-engine file (where the lab has
+    one) on a Docker Engine older than 25 (API 1.44)."""
+    path = directory / OLD_ENGINE_COMPOSE_FILE
+    if not path.is_file():
+        return []
+    try:
+        version = subprocess.run(["docker", "version", "--format", "{{.Server.APIVersion}}"], capture_output=True,
+                                 text=True, timeout=10).stdout.strip()
+        old = tuple(int(part) for part in version.split(".")[:2]) < (1, 44)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        old = False
+    return [path] if old else []
+
+
 def running_services(project: str) -> set[str] | None:
     """The services of compose project ``project`` running now; None when the engine cannot be asked."""
     try:
@@ -108,7 +123,8 @@ class Compose:
         return self.directory / COMPOSE_FILE
 
     def command(self, *args: str) -> list[str]:
-        files = [arg for path in (self.compose_file, *self.extra_files) for arg in ("-f", str(path))]
+        paths = (self.compose_file, *engine_files(self.directory), *self.extra_files)
+        files = [arg for path in paths for arg in ("-f", str(path))]
         return ["docker", "compose", *files, "--project-directory", str(self.directory), "-p", self.project,
                 "--env-file", str(self.env_file), *args]
 

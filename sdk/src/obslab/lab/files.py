@@ -14,6 +14,8 @@ import yaml
 
 COMPOSE_FILE = "docker-compose.observability.yml"
 ENV_EXAMPLE = ".env.example"
+# Added after the compose file on a Docker Engine older than 25 (API 1.44), where the repository has it.
+OLD_ENGINE_COMPOSE_FILE = "docker-compose.engine-before-25.yml"
 # Test-only compose file the obslab_lab fixture adds where Tempo or Loki is absent (the ingest witness).
 WITNESS_COMPOSE_FILE = "tests/ingest-witness/docker-compose.yml"
 _PACKAGED = Path(__file__).resolve().parent.parent / "_lab"  # the copy a wheel carries
@@ -44,7 +46,7 @@ def _relative_paths(node: Any) -> Iterator[str]:
 def lab_file_paths(root: Path) -> list[str]:
     """The files under ``root`` (a repository) the lab needs, relative to it: the compose files, every
     file or folder they name, and ``.env.example``."""
-    wanted = {COMPOSE_FILE, ENV_EXAMPLE, WITNESS_COMPOSE_FILE}
+    wanted = {COMPOSE_FILE, ENV_EXAMPLE, WITNESS_COMPOSE_FILE, OLD_ENGINE_COMPOSE_FILE}
     for compose_file in (COMPOSE_FILE, WITNESS_COMPOSE_FILE):
         wanted.update(_relative_paths(yaml.safe_load((root / compose_file).read_text())))
     files = set()

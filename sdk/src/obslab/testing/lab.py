@@ -86,7 +86,7 @@ def isolated_config(directory: Path, extra_files: tuple[Path, ...] = (), project
     stands_in = {"tempo", "loki"} if witnessed else set()
     once = engine.one_shot_services(compose_file)
     services = [name for name in engine.compose_images(compose_file) if name not in missing.keys() | stands_in | once]
-    files = [compose_file, *extra_files, *([root / WITNESS_COMPOSE_FILE] if witnessed else [])]
+    files = [compose_file, *engine.engine_files(root), *extra_files, *([root / WITNESS_COMPOSE_FILE] if witnessed else [])]
     return LabConfig(env_file, project, files, services + (["ingest-witness"] if witnessed else []),
                      start=True, witnessed=witnessed)
 
@@ -100,7 +100,8 @@ def running_config() -> LabConfig | None:
         return None
     env_file = Path(record.get("env_file") or user_dir() / ".env")
     witnessed = "ingest-witness" in running and bool(read_env(env_file).get("WITNESS_DIR"))
-    return LabConfig(env_file, project, [lab_dir() / COMPOSE_FILE], start=False, witnessed=witnessed)
+    return LabConfig(env_file, project, [lab_dir() / COMPOSE_FILE, *engine.engine_files(lab_dir())], start=False,
+                     witnessed=witnessed)
 
 
 def _get_json(url: str, timeout: float = 5.0) -> Any:
@@ -114,7 +115,7 @@ class ObslabLab:
     def __init__(self, env_file: Path, env: dict[str, str], project: str, compose_files: list[Path] | None = None,
                  witnessed: bool = False) -> None:
         self.env_file, self.env, self.project = env_file, env, project
-        self.compose_files = compose_files or [lab_dir() / COMPOSE_FILE]
+        self.compose_files = compose_files or [lab_dir() / COMPOSE_FILE, *engine.engine_files(lab_dir())]
         host = env.get("OBSLAB_BIND_ADDRESS") or "127.0.0.1"
         host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         self.tempo = f"http://{host}:{env['TEMPO_PORT']}"
