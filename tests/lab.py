@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import secrets
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -14,6 +15,8 @@ from dotenv import dotenv_values
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.observability.yml"
+# Added after COMPOSE_FILE where the Docker engine predates healthchecks' start_interval (Engine 25, API 1.44).
+ENGINE_BEFORE_25_FILE = REPO / "docker-compose.engine-before-25.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 PORT_VARIABLES = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", "OTLP_GRPC_PORT",
                   "OTLP_HTTP_PORT", "COLLECTOR_HEALTH_PORT", "ALERTMANAGER_PORT")
@@ -34,6 +37,21 @@ def image_tool() -> ModuleType:
     return repo_module("build_images", "tools/images/build_images.py")
 
 
+_ENGINE_FILES: list[Path] | None = None
+
+
+def engine_compose_files() -> list[Path]:
+    """[docker-compose.engine-before-25.yml] where this machine's Docker engine is older than 25 (compose
+    refuses the main file's healthcheck start_interval there), else []: added after the main file."""
+    global _ENGINE_FILES
+    if _ENGINE_FILES is None:
+        api = subprocess.run(["docker", "version", "--format", "{{.Server.APIVersion}}"], capture_output=True,
+                             text=True, timeout=60).stdout.strip()
+        old = bool(api) and tuple(int(p) for p in api.split(".")[:2]) < (1, 44)
+        _ENGINE_FILES = [ENGINE_BEFORE_25_FILE] if old else []
+    return _ENGINE_FILES
+
+
 def env_example() -> dict[str, str]:
     return {k: v or "" for k, v in dotenv_values(ENV_EXAMPLE).items()}
 
@@ -49,10 +67,11 @@ def free_port() -> int:
 
 
 def isolated_env(path: Path, **overrides: str) -> dict[str, str]:
-    """.env.example with free host ports and a random Grafana password, written to ``path``."""
+    """.env.example with free host ports and a random Grafana password and secret key, written to ``path``."""
     values = env_example()
     values.update({name: str(free_port()) for name in PORT_VARIABLES})
     values["GRAFANA_ADMIN_PASSWORD"] = secrets.token_urlsafe(16)
+    values["GRAFANA_SECRET_KEY"] = secrets.token_urlsafe(32)
     values.update(overrides)
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     return values

@@ -12,7 +12,14 @@ missing=$(.venv/bin/python tools/images/build_images.py --missing)
 if [ -n "$missing" ]; then
   echo "[lab] not running here: ${missing// /, } (official images absent and not built here: AGPL; see the lines above to provide them)"
 fi
-compose() { docker compose -f docker-compose.observability.yml "$@"; }
+# Docker Engine before 25 has no healthcheck start_interval, which compose then refuses: the second file
+# takes it out there (and probes every second, as before).
+engine_files=()
+api=$(docker version --format '{{.Server.APIVersion}}')
+if [ "$(printf '%s\n1.44\n' "$api" | sort -V | head -1)" != 1.44 ]; then
+  engine_files=(-f docker-compose.engine-before-25.yml)
+fi
+compose() { docker compose -f docker-compose.observability.yml "${engine_files[@]}" "$@"; }
 compose up -d --wait $services
 
 set -a; . ./.env; set +a

@@ -27,7 +27,7 @@ import requests
 import yaml
 from dotenv import dotenv_values
 
-from lab import COMPOSE_FILE, REPO, free_port, image, image_tool, isolated_env
+from lab import COMPOSE_FILE, REPO, engine_compose_files, free_port, image, image_tool, isolated_env
 from witness import Witness, attributes
 
 _tool = image_tool()
@@ -37,7 +37,8 @@ MODE = "ingest-witness" if WITNESSED else "tempo-loki"
 WITNESS_COMPOSE_FILE = REPO / "tests/ingest-witness/docker-compose.yml"
 # Test-only: Alertmanager reaches the alert tests' webhook receiver on the host.
 ALERTING_COMPOSE_FILE = REPO / "tests/alerting/docker-compose.yml"
-COMPOSE_FILES = [COMPOSE_FILE, ALERTING_COMPOSE_FILE, *([WITNESS_COMPOSE_FILE] if WITNESSED else [])]
+COMPOSE_FILES = [COMPOSE_FILE, *engine_compose_files(), ALERTING_COMPOSE_FILE,
+                 *([WITNESS_COMPOSE_FILE] if WITNESSED else [])]
 # Alert settings of the test lab (.env, read by prometheus/render-alerting.sh): the rules' `for:` and their
 # evaluation shortened by the settings made for it (the rules unchanged), an LLM budget any demo run
 # crosses, and the webhook the alert tests listen on.
