@@ -98,7 +98,8 @@ def test_every_running_lab_container_runs_with_its_restrictions_and_is_healthy(l
         if service not in yaml.safe_load(COMPOSE_FILE.read_text())["services"]:
             continue  # the tests' own instruments (the ingest witness)
         host = container["HostConfig"]
-        assert host["CapDrop"] == ["ALL"] and set(host["CapAdd"] or []) == CAPABILITIES.get(service, set()), service
+        kept = {cap.removeprefix("CAP_") for cap in host["CapAdd"] or []}  # the engine may name them CAP_*
+        assert host["CapDrop"] == ["ALL"] and kept == CAPABILITIES.get(service, set()), service
         assert "no-new-privileges:true" in host["SecurityOpt"], service
         assert host["ReadonlyRootfs"] is (service not in WRITABLE), service
         state = container["State"]
