@@ -40,11 +40,12 @@ number OBSLAB_SLO_LATENCY_MS "$OBSLAB_SLO_LATENCY_MS" 0 ""
 [ -z "${OBSLAB_LLM_BUDGET_USD_PER_DAY:-}" ] || number OBSLAB_LLM_BUDGET_USD_PER_DAY "$OBSLAB_LLM_BUDGET_USD_PER_DAY" 0 ""
 [ -z "${OBSLAB_ALERT_FOR:-}" ] || duration OBSLAB_ALERT_FOR "$OBSLAB_ALERT_FOR"
 [ -z "${OBSLAB_RULE_EVALUATION_INTERVAL:-}" ] || duration OBSLAB_RULE_EVALUATION_INTERVAL "$OBSLAB_RULE_EVALUATION_INTERVAL"
-# The compose service passes the webhook URL as a file (a secret, absent when the URL is empty), so that
-# `docker inspect` never shows it; run by hand, the variable itself works too.
+# The compose service passes the webhook URL as a file (a secret), so that `docker inspect` never shows
+# it, and OBSLAB_ALERT_WEBHOOK=set when there is one (compose leaves a stale file when the URL becomes
+# empty); run by hand, the variable itself works too.
 webhook="${OBSLAB_ALERT_WEBHOOK_URL:-}"
-if [ -z "$webhook" ] && [ -f "${OBSLAB_ALERT_WEBHOOK_URL_FILE:-/nonexistent}" ]; then
-    webhook=$(cat "$OBSLAB_ALERT_WEBHOOK_URL_FILE")
+if [ -z "$webhook" ] && [ "${OBSLAB_ALERT_WEBHOOK:-}" = set ]; then
+    webhook=$(cat "$OBSLAB_ALERT_WEBHOOK_URL_FILE") || fail "OBSLAB_ALERT_WEBHOOK_URL: its file is unreadable"
 fi
 case "$webhook" in
     ""|http://?*|https://?*) ;;

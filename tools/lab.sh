@@ -20,6 +20,9 @@ if [ "$(printf '%s\n1.44\n' "$api" | sort -V | head -1)" != 1.44 ]; then
   engine_files=(-f docker-compose.engine-before-25.yml)
 fi
 compose() { docker compose -f docker-compose.observability.yml "${engine_files[@]}" "$@"; }
+# Compose copies Grafana's secrets (.env's password and key) in when it starts the container, and does not
+# see them change: a stopped Grafana starts with the current ones.
+case " $services " in *" grafana "*) compose stop grafana >/dev/null 2>&1 || true;; esac
 compose up -d --wait $services
 
 set -a; . ./.env; set +a

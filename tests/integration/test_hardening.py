@@ -172,10 +172,11 @@ def grafana_on_a_present_image(tmp_path):
     override.write_text(OVERRIDE.format(image=image("prometheus"), fake=fake))
     projects = []
 
-    def run(**settings: str) -> tuple[list[str], dict]:
+    def run(project: str | None = None, **settings: str) -> tuple[list[str], dict]:
+        """Start it in a new project, or again in ``project`` (its container kept, as `up` does)."""
         env_file = tmp_path / f"{len(projects)}.env"
         isolated_env(env_file, **settings)
-        project = f"obslabsecrets{uuid.uuid4().hex[:8]}"
+        project = project or f"obslabsecrets{uuid.uuid4().hex[:8]}"
         base = ["docker", "compose", "-f", str(COMPOSE_FILE), *[a for f in engine_compose_files() for a in ("-f", str(f))],
                 "-f", str(override), "-p", project, "--env-file", str(env_file)]
         projects.append(base)
@@ -186,7 +187,7 @@ def grafana_on_a_present_image(tmp_path):
         assert container, up.stdout + up.stderr
         inspected = json.loads(subprocess.run(["docker", "inspect", container], capture_output=True, text=True,
                                               timeout=60, check=True).stdout)[0]
-        return up.stdout.splitlines() + up.stderr.splitlines(), inspected
+        return up.stdout.splitlines() + up.stderr.splitlines(), inspected | {"project": project}
 
     yield run
     for base in projects:
@@ -208,6 +209,41 @@ def test_grafana_gets_its_password_and_key_as_files_only_its_user_reads_and_neve
     assert "GF_SECURITY_ADMIN_PASSWORD__FILE=/run/secrets/grafana_admin_password" in env
     assert "GF_SECURITY_SECRET_KEY__FILE=/run/secrets/grafana_secret_key" in env
     assert not [e for e in env if e.startswith(("GF_SECURITY_ADMIN_PASSWORD=", "GF_SECURITY_SECRET_KEY="))]
+
+
+def test_a_changed_password_reaches_grafana_when_its_container_starts_again(grafana_on_a_present_image):
+    """Compose does not see a secret's new value as a change (no recreate), but copies the secrets in at
+    every start: the lab command stops Grafana before `up`, and the docs say `--force-recreate`."""
+    first, second = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+    _, inspected = grafana_on_a_present_image(GRAFANA_ADMIN_PASSWORD=first)
+    lines, again = grafana_on_a_present_image(project=inspected["project"], GRAFANA_ADMIN_PASSWORD=second)
+    assert again["Id"] == inspected["Id"]  # the same container, started again
+    reported = [json.loads(line) for line in lines if line.startswith('{"uid"')]
+    assert reported and reported[-1]["password"] == second and reported[-1]["reset"] == second, "\n".join(lines)
+
+
+def test_a_changed_webhook_reaches_alertmanagers_file_at_the_next_up(tmp_path):
+    """The one-shot gets the webhook as a secret at every `up`: a new URL, and no URL, take effect."""
+    project = f"obslabhook{uuid.uuid4().hex[:8]}"
+    rendered = []
+    try:
+        for url in ("https://hooks.example.com/first-T0KEN", "https://hooks.example.com/second-T0KEN", ""):
+            env_file = tmp_path / f"{len(rendered)}.env"
+            isolated_env(env_file, OBSLAB_ALERT_WEBHOOK_URL=url)
+            up = subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), "-p", project, "--env-file",
+                                 str(env_file), "up", "--no-log-prefix", "alerting-config"],
+                                capture_output=True, text=True, timeout=300)
+            assert up.returncode == 0, up.stdout + up.stderr
+            read = subprocess.run(["docker", "run", "--rm", "--network", "none", "-v",
+                                   f"{project}_alerting-config:/r:ro", "--entrypoint", "/bin/busybox",
+                                   image("prometheus"), "cat", "/r/webhook_url", "/r/alertmanager.yml"],
+                                  capture_output=True, text=True, timeout=60)
+            rendered.append((read.stdout.split("#", 1)[0], "receiver: lab " in read.stdout))
+        assert rendered == [("https://hooks.example.com/first-T0KEN", False),
+                            ("https://hooks.example.com/second-T0KEN", False), ("", True)]
+    finally:
+        subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), "-p", project, "--env-file",
+                        str(tmp_path / "0.env"), "down", "-v"], capture_output=True, timeout=300)
 
 
 @pytest.mark.parametrize("empty", ["GRAFANA_ADMIN_PASSWORD", "GRAFANA_SECRET_KEY"])
