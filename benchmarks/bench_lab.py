@@ -81,7 +81,7 @@ from dotenv import dotenv_values
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from lab import COMPOSE_FILE, free_port, image, image_tool, isolated_env  # noqa: E402
+from lab import COMPOSE_FILE, engine_compose_files, free_port, image, image_tool, isolated_env  # noqa: E402
 
 CACHE = Path(os.environ.get("OBSLAB_CACHE", Path.home() / ".cache" / "obslab"))
 TELEMETRYGEN_MODULE = "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen"
@@ -170,7 +170,7 @@ class Mode:
 
     @property
     def files(self) -> list[Path]:
-        return [COMPOSE_FILE, *([WITNESS_COMPOSE_FILE] if self.witnessed else [])]
+        return [COMPOSE_FILE, *engine_compose_files(), *([WITNESS_COMPOSE_FILE] if self.witnessed else [])]
 
     def stored_by(self, signal_name: str) -> str:
         if signal_name == "metrics":

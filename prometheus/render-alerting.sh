@@ -12,13 +12,16 @@
 #                          group is evaluated that often): settings for tests and demos, empty by default
 #   alertmanager.yml       alertmanager/alertmanager.yml; its root route goes to the `lab` receiver (sends
 #                          nothing) when OBSLAB_ALERT_WEBHOOK_URL is empty
-#   webhook_url            OBSLAB_ALERT_WEBHOOK_URL (read by the webhook receiver's url_file)
+#   webhook_url            OBSLAB_ALERT_WEBHOOK_URL (read by the webhook receiver's url_file), mode 0600,
+#                          owned by the user Alertmanager runs as (nobody, 65534): a webhook URL often
+#                          carries a token, and only Alertmanager needs it
 #
 # A value that is not what it should be stops here with its variable named, and Prometheus and
 # Alertmanager do not start (`docker compose up` says which service failed; its logs say why).
 set -eu
 
 out=/rendered
+ALERTMANAGER_USER=65534:65534   # prom/alertmanager's Dockerfile: USER nobody
 awk="busybox awk"
 
 fail() { echo "alerting-config: $*" >&2; exit 1; }
@@ -37,7 +40,13 @@ number OBSLAB_SLO_LATENCY_MS "$OBSLAB_SLO_LATENCY_MS" 0 ""
 [ -z "${OBSLAB_LLM_BUDGET_USD_PER_DAY:-}" ] || number OBSLAB_LLM_BUDGET_USD_PER_DAY "$OBSLAB_LLM_BUDGET_USD_PER_DAY" 0 ""
 [ -z "${OBSLAB_ALERT_FOR:-}" ] || duration OBSLAB_ALERT_FOR "$OBSLAB_ALERT_FOR"
 [ -z "${OBSLAB_RULE_EVALUATION_INTERVAL:-}" ] || duration OBSLAB_RULE_EVALUATION_INTERVAL "$OBSLAB_RULE_EVALUATION_INTERVAL"
+# The compose service passes the webhook URL as a file (a secret), so that `docker inspect` never shows
+# it, and OBSLAB_ALERT_WEBHOOK=set when there is one (compose leaves a stale file when the URL becomes
+# empty); run by hand, the variable itself works too.
 webhook="${OBSLAB_ALERT_WEBHOOK_URL:-}"
+if [ -z "$webhook" ] && [ "${OBSLAB_ALERT_WEBHOOK:-}" = set ]; then
+    webhook=$(cat "$OBSLAB_ALERT_WEBHOOK_URL_FILE") || fail "OBSLAB_ALERT_WEBHOOK_URL: its file is unreadable"
+fi
 case "$webhook" in
     ""|http://?*|https://?*) ;;
     *) fail "OBSLAB_ALERT_WEBHOOK_URL=$webhook: must be an http:// or https:// URL (or empty: no webhook)" ;;
@@ -85,9 +94,10 @@ else
     $awk '/^  receiver: webhook/ { sub(/receiver: webhook/, "receiver: lab") } { print }' \
         /obslab/alertmanager.yml > "$out/alertmanager.yml"
 fi
-printf '%s' "$webhook" > "$out/webhook_url"
+(umask 077 && printf '%s' "$webhook" > "$out/webhook_url")   # 0600 from its first byte
 chmod 0755 "$out" "$out/rules"
-chmod 0644 "$out"/rules/*.yml "$out/alertmanager.yml" "$out/webhook_url"
+chmod 0644 "$out"/rules/*.yml "$out/alertmanager.yml"
+chown "$ALERTMANAGER_USER" "$out/webhook_url"   # the one capability this one-shot has: CHOWN
 
 /bin/promtool check rules "$out"/rules/*.yml >/dev/null || fail "the rendered rules do not load (see above)"
 [ -n "$webhook" ] && route="the webhook" || route="no webhook (alerts shown, not sent)"

@@ -10,11 +10,14 @@ from types import ModuleType
 import yaml
 from dotenv import dotenv_values
 
+from obslab.lab import engine
 from obslab.lab.env import PORTS
 from obslab.testing.lab import free_port, isolated_values  # noqa: F401 (free_port: the suite imports it from here)
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.observability.yml"
+# Added after COMPOSE_FILE where the Docker engine predates healthchecks' start_interval (Engine 25, API 1.44).
+ENGINE_BEFORE_25_FILE = REPO / "docker-compose.engine-before-25.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 PORT_VARIABLES = PORTS  # the lab's host port variables (obslab.lab.env, which checks them)
 
@@ -32,6 +35,12 @@ def repo_module(name: str, path: str) -> ModuleType:
 def image_tool() -> ModuleType:
     """``tools/images/build_images.py``, which knows which of the lab's images this machine has."""
     return repo_module("build_images", "tools/images/build_images.py")
+
+
+def engine_compose_files() -> list[Path]:
+    """[docker-compose.engine-before-25.yml] where this machine's Docker engine is older than 25 (compose
+    refuses the main file's healthcheck start_interval there), else []: added after the main file."""
+    return engine.engine_files(REPO)
 
 
 def env_example() -> dict[str, str]:

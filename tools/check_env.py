@@ -2,7 +2,8 @@
 """Check the lab's .env before anything starts: each bad value is named with the variable.
 
 Usage: python3 tools/check_env.py [ENV_FILE]   (default .env; created from .env.example if missing,
-with a random Grafana admin password). Exits 1 listing every problem.
+with a random Grafana admin password and secret key; a secret key is added to an existing file that
+has none). Exits 1 listing every problem.
 
 The checks live in the SDK (obslab.lab.env), which `obslab lab up` runs too: one set of rules.
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from obslab.lab.env import (PORTS, ensure_env_file, forwarding_problems, problems, read_env,  # noqa: F401
+from obslab.lab.env import (GRAFANA_DEFAULT_SECRET_KEY, PORTS, ensure_env_file, forwarding_problems,  # noqa: F401
+                            problems, read_env,
                             warnings)
 
 REPO = Path(__file__).resolve().parent.parent

@@ -26,7 +26,7 @@ import pytest
 import requests
 import yaml
 
-from lab import COMPOSE_FILE, REPO, free_port, image, image_tool
+from lab import COMPOSE_FILE, REPO, engine_compose_files, free_port, image, image_tool
 from obslab.testing.lab import LabConfig, ObslabLab, isolated_config
 from witness import Witness
 
@@ -37,7 +37,8 @@ MODE = "ingest-witness" if WITNESSED else "tempo-loki"
 WITNESS_COMPOSE_FILE = REPO / "tests/ingest-witness/docker-compose.yml"
 # Test-only: Alertmanager reaches the alert tests' webhook receiver on the host.
 ALERTING_COMPOSE_FILE = REPO / "tests/alerting/docker-compose.yml"
-COMPOSE_FILES = [COMPOSE_FILE, ALERTING_COMPOSE_FILE, *([WITNESS_COMPOSE_FILE] if WITNESSED else [])]
+COMPOSE_FILES = [COMPOSE_FILE, *engine_compose_files(), ALERTING_COMPOSE_FILE,
+                 *([WITNESS_COMPOSE_FILE] if WITNESSED else [])]
 # Alert settings of the test lab (.env, read by prometheus/render-alerting.sh): the rules' `for:` and their
 # evaluation shortened by the settings made for it (the rules unchanged), an LLM budget any demo run
 # crosses, and the webhook the alert tests listen on.

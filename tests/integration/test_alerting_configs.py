@@ -113,6 +113,9 @@ def test_amtool_check_config_accepts_alertmanager_config_with_and_without_a_webh
     assert render(tmp_path / "hook", OBSLAB_ALERT_WEBHOOK_URL="https://hooks.example.com/obslab").returncode == 0
     assert (tmp_path / "hook/alertmanager.yml").read_text() == (REPO / "alertmanager/alertmanager.yml").read_text()
     assert (tmp_path / "hook/webhook_url").read_text() == "https://hooks.example.com/obslab"
+    # A webhook URL often carries a token: only Alertmanager's user (nobody) may read it.
+    mode = (tmp_path / "hook/webhook_url").stat()
+    assert (mode.st_uid, mode.st_gid, mode.st_mode & 0o777) == (65534, 65534, 0o600)
 
 
 def test_amtool_check_config_refuses_a_route_to_an_unknown_receiver(tmp_path):

@@ -30,11 +30,17 @@ def test_ingest_witness_config_passes_otelcol_validate():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_compose_refuses_to_start_without_grafana_password(tmp_path):
+def test_compose_config_names_the_grafana_secrets_but_never_shows_them(tmp_path):
+    """The password, the secret key and the webhook reach their containers as compose secrets read from
+    .env: even `docker compose config` shows only the variables' names. (An empty password or key
+    stops Grafana's entrypoint: tests/integration/test_hardening.py.)"""
     env_file = tmp_path / "lab.env"
-    isolated_env(env_file, GRAFANA_ADMIN_PASSWORD="")
-    result = _run("docker", "compose", "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config", "--quiet")
-    assert result.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in result.stderr
+    values = isolated_env(env_file, OBSLAB_ALERT_WEBHOOK_URL="https://hooks.example.com/T0KEN")
+    result = _run("docker", "compose", "-f", str(COMPOSE_FILE), "--env-file", str(env_file), "config")
+    assert result.returncode == 0, result.stderr
+    for name in ("GRAFANA_ADMIN_PASSWORD", "GRAFANA_SECRET_KEY", "OBSLAB_ALERT_WEBHOOK_URL"):
+        assert values[name] not in result.stdout, name
+        assert f"environment: {name}" in result.stdout, name
 
 
 def test_collector_config_passes_otelcol_validate():

@@ -148,12 +148,12 @@ def test_changed_admin_password_takes_effect_at_restart(lab):
     new = secrets.token_urlsafe(16)
     set_key(lab.env_file, "GRAFANA_ADMIN_PASSWORD", new, quote_mode="never")
     try:
-        lab.compose("up", "-d", "--wait", "grafana")
+        lab.compose("up", "-d", "--wait", "--force-recreate", "grafana")  # compose does not see a secret change
         assert requests.get(f"{lab.grafana}/api/user", auth=(user, new), timeout=5).status_code == 200
         assert requests.get(f"{lab.grafana}/api/user", auth=(user, old), timeout=5).status_code == 401
     finally:
         set_key(lab.env_file, "GRAFANA_ADMIN_PASSWORD", old, quote_mode="never")
-        lab.compose("up", "-d", "--wait", "grafana")
+        lab.compose("up", "-d", "--wait", "--force-recreate", "grafana")
     assert requests.get(f"{lab.grafana}/api/user", auth=(user, old), timeout=5).status_code == 200
 
 

@@ -6,12 +6,14 @@ import pytest
 from lab import REPO, env_example
 
 sys.path.insert(0, str(REPO / "tools"))
-from check_env import problems, warnings  # noqa: E402
+from check_env import GRAFANA_DEFAULT_SECRET_KEY, problems, warnings  # noqa: E402
+
+KEY = "k" * 40
 
 
 @pytest.fixture
 def good():
-    return {**env_example(), "GRAFANA_ADMIN_PASSWORD": "s3cret-enough"}
+    return {**env_example(), "GRAFANA_ADMIN_PASSWORD": "s3cret-enough", "GRAFANA_SECRET_KEY": KEY}
 
 
 def test_example_env_with_a_password_has_no_problem(good):
@@ -53,13 +55,52 @@ def test_check_env_command_fails_before_anything_starts(tmp_path, good):
     assert result.returncode == 1 and "SAMPLING_PERCENTAGE='150'" in result.stderr
 
 
-def test_missing_env_is_created_with_a_random_password(tmp_path):
+def _check(env_file):
+    return subprocess.run([sys.executable, str(REPO / "tools/check_env.py"), str(env_file)],
+                          capture_output=True, text=True)
+
+
+def _values(env_file, name):
+    return [line.split("=", 1)[1] for line in env_file.read_text().splitlines() if line.startswith(f"{name}=")]
+
+
+def test_missing_env_is_created_with_a_random_password_and_secret_key(tmp_path):
     env_file = tmp_path / ".env"
-    result = subprocess.run([sys.executable, str(REPO / "tools/check_env.py"), str(env_file)],
-                            capture_output=True, text=True)
+    result = _check(env_file)
     assert result.returncode == 0, result.stderr
-    assert len([line for line in env_file.read_text().splitlines()
-                if line.startswith("GRAFANA_ADMIN_PASSWORD=") and len(line) > 30]) == 1
+    [password], [key] = _values(env_file, "GRAFANA_ADMIN_PASSWORD"), _values(env_file, "GRAFANA_SECRET_KEY")
+    assert len(password) >= 24 and len(key) >= 32 and key != GRAFANA_DEFAULT_SECRET_KEY
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    other = tmp_path / "other.env"
+    _check(other)
+    assert _values(other, "GRAFANA_SECRET_KEY") != [key]  # random, not a constant
+
+
+@pytest.mark.parametrize("line", ["GRAFANA_SECRET_KEY=\n", ""])
+def test_an_env_made_before_the_secret_key_gets_one_and_keeps_the_rest(tmp_path, good, line):
+    env_file = tmp_path / ".env"
+    before = "".join(f"{k}={v}\n" for k, v in good.items() if k != "GRAFANA_SECRET_KEY") + line
+    env_file.write_text(before)
+    result = _check(env_file)
+    assert result.returncode == 0, result.stderr
+    [key] = _values(env_file, "GRAFANA_SECRET_KEY")
+    assert len(key) >= 32 and key not in result.stdout + result.stderr
+    assert [l for l in env_file.read_text().splitlines() if not l.startswith("GRAFANA_SECRET_KEY=")] == \
+        [l for l in before.splitlines() if not l.startswith("GRAFANA_SECRET_KEY=")]
+    _check(env_file)
+    assert _values(env_file, "GRAFANA_SECRET_KEY") == [key]  # generated once, then kept
+
+
+@pytest.mark.parametrize("key, fragment", [
+    ("", "GRAFANA_SECRET_KEY is empty"),
+    (GRAFANA_DEFAULT_SECRET_KEY, "is Grafana's public default"),
+    ("short-but-secret", "has 16 characters"),
+])
+def test_a_weak_secret_key_is_refused_without_showing_it(good, key, fragment):
+    good["GRAFANA_SECRET_KEY"] = key
+    found = problems(good)
+    assert any(fragment in p for p in found), found
+    assert not key or not any(key in p for p in found)
 
 
 def test_default_retention_keeps_traces_as_long_as_the_logs_and_metrics_linking_to_them(good):

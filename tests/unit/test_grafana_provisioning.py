@@ -18,6 +18,8 @@ def test_datasources_have_fixed_uids_and_links_between_them():
     assert tempo["tracesToLogsV2"]["datasourceUid"] == "loki"
     assert tempo["tracesToMetrics"]["datasourceUid"] == "prometheus"
     assert tempo["serviceMap"]["datasourceUid"] == "prometheus" and tempo["nodeGraph"]["enabled"]
+    # lokiSearch has done nothing since Grafana 11 (logs search moved to tracesToLogsV2 and Loki itself)
+    assert "lokiSearch" not in tempo
     destinations = sources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
     assert {(d["name"], d["datasourceUid"]) for d in destinations} == {("traceID", "tempo"), ("trace_id", "tempo")}
     fields = {f["matcherType"]: f for f in sources["loki"]["jsonData"]["derivedFields"]}
@@ -59,3 +61,50 @@ def test_provisioning_mounts_only_what_the_lab_provides():
 def test_every_dollar_is_escaped_for_provisioning():
     text = DATASOURCES.read_text()
     assert re.search(r"(?<!\$)\$(?!\$)", text.replace("$$", "")) is None
+
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.observability.yml").read_text())
+# Grafana environment variables of the compose file that are not about outside hosts.
+NOT_OUTBOUND = {"GF_SECURITY_ADMIN_USER", "GF_SECURITY_ADMIN_PASSWORD__FILE", "GF_SECURITY_SECRET_KEY__FILE",
+                "GF_AUTH_ANONYMOUS_ENABLED", "GF_AUTH_ANONYMOUS_ORG_ROLE"}
+
+
+def _calls_nobody_table() -> dict[str, tuple[str, str]]:
+    """docs/lab.md "Grafana calls nobody": environment variable -> (its value, the `[section] key` row)."""
+    text = (REPO / "docs/lab.md").read_text()
+    section = text.split("### Grafana calls nobody", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `\[(\w+)\] (\w+)` \| `(GF_\w+)=([^`]+)` \| [^|]+ \|$", section, flags=re.M)
+    assert len(rows) >= 12, section
+    return {var: (value, f"[{sec}] {key}") for sec, key, var, value in rows}
+
+
+def test_every_outbound_setting_the_docs_list_is_off_in_the_compose_file_and_no_other():
+    table = _calls_nobody_table()
+    env = {k: str(v) for k, v in COMPOSE["services"]["grafana"]["environment"].items()}
+    for var, (value, setting) in table.items():
+        section, key = setting.strip("[").split("] ")
+        assert var == f"GF_{section.upper()}_{key.upper()}", f"{setting} is set by GF_{section.upper()}_{key.upper()}, not {var}"
+        assert env.get(var) == value, f"{setting}: the compose file sets {var}={env.get(var)!r}, the docs say {value!r}"
+    unlisted = {var for var in env if var.startswith("GF_")} - NOT_OUTBOUND - table.keys()
+    assert not unlisted, f"Grafana settings in the compose file that docs/lab.md 'Grafana calls nobody' does not list: {unlisted}"
+
+
+def test_the_settings_the_issue_named_are_among_those_turned_off():
+    table = _calls_nobody_table()
+    named = {"GF_SECURITY_DISABLE_GRAVATAR": "true", "GF_SNAPSHOTS_EXTERNAL_ENABLED": "false",
+             "GF_PLUGINS_PLUGIN_ADMIN_ENABLED": "false", "GF_ANALYTICS_FEEDBACK_LINKS_ENABLED": "false",
+             "GF_PLUGINS_DISABLE_PLUGINS": "grafana-advisor-app", "GF_ANALYTICS_REPORTING_ENABLED": "false",
+             "GF_PLUGINS_PREINSTALL_DISABLED": "true"}
+    assert {var: table[var][0] for var in named if var in table} == named
+
+
+def test_grafana_keeps_its_bundled_datasource_plugins():
+    """Grafana 13.2 ships the Prometheus, Loki and Tempo datasources as plugins under
+    data/plugins-bundled: a -slim tag has none, and a mount over that folder hides them."""
+    grafana = COMPOSE["services"]["grafana"]
+    assert not grafana["image"].split(":")[1].endswith("-slim") and "slim" not in grafana["image"]
+    targets = [v.split(":")[1] for v in grafana["volumes"]]
+    bundled = "/usr/share/grafana/data/plugins-bundled"
+    assert not [t for t in targets if bundled.startswith(t.rstrip("/") + "/") or t.rstrip("/") == bundled
+                or t.startswith(bundled + "/") or t in ("/usr/share/grafana", "/usr/share/grafana/data")], targets
+    assert "GF_PATHS_BUNDLED_PLUGINS" not in grafana["environment"]  # would move where Grafana looks for them

@@ -146,6 +146,10 @@ def up(env_file: Path) -> int:
     shown = {name: image for name, image in missing.items() if name not in once}
     if shown:
         print(not_running_line(shown))
+    if "grafana" in services:
+        # Compose copies Grafana's secrets (the env file's password and key) in when it starts the container
+        # and does not see them change: a stopped Grafana starts with the current ones.
+        compose.run("stop", "grafana")
     started = time.monotonic()
     result = compose.run("up", "-d", "--wait", *services)
     if result.returncode != 0:

@@ -1,5 +1,5 @@
 """The lab's ``.env``: the checks every value passes before anything starts, and its creation from
-``.env.example`` with a random Grafana admin password. ``obslab lab`` and ``tools/check_env.py`` both
+``.env.example`` with a random Grafana admin password and secret key. ``obslab lab`` and ``tools/check_env.py`` both
 use these, so a value refused by one is refused by the other."""
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from dotenv import dotenv_values
 PORTS = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", "OTLP_GRPC_PORT", "OTLP_HTTP_PORT",
          "COLLECTOR_HEALTH_PORT", "ALERTMANAGER_PORT")
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+# Grafana's public default secret_key (conf/defaults.ini): anyone can decrypt what it encrypts.
+GRAFANA_DEFAULT_SECRET_KEY = "SW2YcwTIb9zpOOhoPsMm"
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
 
@@ -59,6 +61,7 @@ def problems(env: dict[str, str]) -> list[str]:
     found += _alert_problems(env)
     if not env.get("GRAFANA_ADMIN_PASSWORD"):
         found.append("GRAFANA_ADMIN_PASSWORD is empty: set a password")
+    found += _secret_key_problems(env.get("GRAFANA_SECRET_KEY", ""))
     return found + forwarding_problems(env)
 
 
@@ -115,6 +118,19 @@ def _alert_problems(env: dict[str, str]) -> list[str]:
     return found
 
 
+def _secret_key_problems(key: str) -> list[str]:
+    """GRAFANA_SECRET_KEY encrypts Grafana's datasource secrets: never Grafana's public default, never short.
+    Its value is never printed."""
+    if not key:
+        return ["GRAFANA_SECRET_KEY is empty: set one (python3 tools/check_env.py generates it into a .env without one)"]
+    if key == GRAFANA_DEFAULT_SECRET_KEY:
+        return ["GRAFANA_SECRET_KEY (value not shown) is Grafana's public default: anyone can decrypt what it "
+                "encrypts; set a random one of 32 characters or more"]
+    if len(key) < 32:
+        return [f"GRAFANA_SECRET_KEY (value not shown) has {len(key)} characters: set a random one of 32 or more"]
+    return []
+
+
 def warnings(env: dict[str, str]) -> list[str]:
     """Settings that work but may surprise: logs or metrics kept longer than the traces they link to."""
     found = []
@@ -134,18 +150,30 @@ def warnings(env: dict[str, str]) -> list[str]:
 
 
 def ensure_env_file(path: Path, example: Path) -> bool:
-    """Create ``path`` from ``example`` (.env.example) with a random Grafana admin password; True when
-    it was created (an existing file is left as it is)."""
+    """Create ``path`` from ``example`` (.env.example) with a random Grafana admin password and secret key;
+    True when it was created. An existing file is left as it is, but for a secret key it lacks (made before
+    there was one), which is generated."""
     if path.exists():
+        if not dotenv_values(path).get("GRAFANA_SECRET_KEY"):
+            path.write_text(_with_secret_key(path.read_text()))
+            print(f"{path}: GRAFANA_SECRET_KEY generated (Grafana encrypts datasource secrets with it)")
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(example, path)
     text = path.read_text().replace("GRAFANA_ADMIN_PASSWORD=\n",
                                     f"GRAFANA_ADMIN_PASSWORD={secrets.token_urlsafe(18)}\n")
-    path.write_text(text)
+    path.write_text(_with_secret_key(text))
     path.chmod(0o600)
-    print(f"created {path} from .env.example (Grafana admin password generated there)")
+    print(f"created {path} from .env.example (Grafana admin password and secret key generated there)")
     return True
+
+
+def _with_secret_key(text: str) -> str:
+    """``text`` of a .env with a random GRAFANA_SECRET_KEY in place of an empty or missing one."""
+    line = f"GRAFANA_SECRET_KEY={secrets.token_urlsafe(32)}\n"
+    if re.search(r"^GRAFANA_SECRET_KEY=[ \t]*$", text, flags=re.M):
+        return re.sub(r"^GRAFANA_SECRET_KEY=[ \t]*\n?", line, text, count=1, flags=re.M)
+    return text + ("" if text.endswith("\n") or not text else "\n") + line
 
 
 def read_env(path: Path) -> dict[str, str]:

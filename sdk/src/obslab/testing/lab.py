@@ -54,11 +54,12 @@ def missing_backends(compose_file: Path) -> dict[str, str]:
 
 
 def isolated_values(**overrides: str) -> dict[str, str]:
-    """``.env.example``'s values with free host ports, a random Grafana password and a network of its
-    own (labs run in parallel), ``overrides`` on top."""
+    """``.env.example``'s values with free host ports, a random Grafana password and secret key and a
+    network of its own (labs run in parallel), ``overrides`` on top."""
     values = read_env(lab_dir() / ENV_EXAMPLE)
     values.update({name: str(free_port()) for name in PORTS})
-    values.update(GRAFANA_ADMIN_PASSWORD=secrets.token_urlsafe(16), OBSLAB_NETWORK=f"obslabtest-{secrets.token_hex(4)}")
+    values.update(GRAFANA_ADMIN_PASSWORD=secrets.token_urlsafe(16), GRAFANA_SECRET_KEY=secrets.token_urlsafe(32),
+                  OBSLAB_NETWORK=f"obslabtest-{secrets.token_hex(4)}")
     values.update(overrides)
     return values
 
