@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
+from obslab import _components
 from obslab._export import build_exporters
 from obslab.config import Settings
 from obslab.privacy import Redactor, mask_exports
@@ -43,10 +44,16 @@ def build_meter_provider(
             continue  # a pull exporter the SDK made (OTEL_METRICS_EXPORTER=prometheus): not masked
         mask_exports(each_exporter, redactor.metrics, MetricsData(resource_metrics=[]))
     all_readers = [*readers, *extra_readers,
-                   *(e if isinstance(e, MetricReader) else PeriodicExportingMetricReader(e, export_interval_millis=interval_ms)
-                     for e in exporters)]
-    provider = MeterProvider(resource=resource, metric_readers=all_readers, shutdown_on_exit=False)
+                   *(e if isinstance(e, MetricReader) else _periodic_reader(e, interval_ms) for e in exporters)]
+    configurator = _components.meter_configurator()
+    provider = MeterProvider(resource=resource, metric_readers=all_readers, shutdown_on_exit=False,
+                             _meter_configurator=configurator)
     return provider, exporters
+
+
+def _periodic_reader(exporter: MetricExporter, interval_ms: float | None) -> PeriodicExportingMetricReader:
+    return _components.tolerant(lambda: PeriodicExportingMetricReader(exporter, export_interval_millis=interval_ms),
+                                "metric reader")
 
 
 def export_interval_millis(settings: Settings) -> float | None:
