@@ -21,14 +21,16 @@ def clear_entry_point_cache() -> None:
     _importlib_metadata._original_entry_points_cached.cache_clear()
 
 
-def plugins_registered(monkeypatch):
+def plugins_registered():
     """Register the test's entry points in this process until the end of the test (a generator for
-    a fixture: ``yield from plugins_registered(monkeypatch)``)."""
-    monkeypatch.syspath_prepend(str(PLUGINS))
+    a fixture: ``yield from plugins_registered()``)."""
+    sys.path.insert(0, str(PLUGINS))
     clear_entry_point_cache()
-    yield
-    monkeypatch.undo()
-    clear_entry_point_cache()
+    try:
+        yield
+    finally:
+        sys.path.remove(str(PLUGINS))
+        clear_entry_point_cache()
 
 
 def other_instrumentors() -> str:

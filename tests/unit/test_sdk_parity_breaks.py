@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
 
 import pytest
@@ -15,7 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from lab import free_port
 from obslab import init_telemetry
 from otlp_receiver import OTLPReceiver
-from parity.support import instrument_environment, plugins_registered, run_instrumented
+from parity.support import clean_environment, instrument_environment, plugins_registered, run_instrumented
 
 VARYING = ("service.instance.id",)  # a new one in every process
 
@@ -30,10 +32,10 @@ def resource_of(handle) -> dict:
 
 
 @pytest.fixture
-def plugins(monkeypatch):
+def plugins():
     """The parity tests' sampler, id generator, propagator, exporter and resource detector, registered
     as entry points."""
-    yield from plugins_registered(monkeypatch)
+    yield from plugins_registered()
 
 
 # --- the resource ------------------------------------------------------------------------------
@@ -228,3 +230,37 @@ def test_a_warning_logged_during_set_up_does_not_stop_it(fresh, monkeypatch, cap
     t = init_telemetry(console_only=True)
     with t.span("still traced") as span:
         assert span.is_recording() and trace.get_current_span() is span
+
+
+# --- found by the parity harness ---------------------------------------------------------------------
+
+def test_a_declarative_configuration_file_is_refused_with_one_warning(fresh, monkeypatch, caplog, tmp_path):
+    """OTEL_CONFIG_FILE: upstream hands the file to opentelemetry-configuration (and raises at start
+    without it); obslab warns once and builds its pipeline from the variables."""
+    (tmp_path / "otel.yaml").write_text('file_format: "1.0"\n')
+    monkeypatch.setenv("OTEL_CONFIG_FILE", str(tmp_path / "otel.yaml"))
+    t = init_telemetry(otlp_endpoint="127.0.0.1:1")
+    assert [r.getMessage() for r in caplog.records].count(next(
+        r.getMessage() for r in caplog.records if "OTEL_CONFIG_FILE" in r.getMessage())) == 1
+    assert {buffer_or_exporter_signal(e) for e in t._network_exporters} == {"traces", "metrics", "logs"}
+
+
+GLOBALS_ARE_OBSLABS = """
+from opentelemetry import metrics, trace
+import obslab
+t = obslab.init_telemetry(console_only=True)
+print(trace.get_tracer_provider() is t._tracer_provider, metrics.get_meter_provider() is t._meter_provider)
+"""
+
+
+@pytest.mark.parametrize("variable, value", [("OTEL_PYTHON_TRACER_PROVIDER", "no_such_provider"),
+                                             ("OTEL_PYTHON_METER_PROVIDER", "no_such_provider"),
+                                             ("OTEL_PYTHON_METER_PROVIDER", "sdk_meter_provider")])
+def test_a_provider_named_in_the_environment_never_replaces_obslabs(tmp_path, variable, value):
+    """main: StopIteration into the application for an unknown name; a known one was loaded by the
+    first component that looked the global provider up, and obslab's own was refused. (A fresh
+    process: the global providers can be set once.)"""
+    out = subprocess.run([sys.executable, "-c", GLOBALS_ARE_OBSLABS], capture_output=True, text=True, cwd=tmp_path,
+                         env=clean_environment(**{variable: value}), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True"], out.stderr

@@ -37,7 +37,11 @@ from opentelemetry.sdk._configuration import (
 
 _logger = logging.getLogger("obslab")
 _T = TypeVar("_T")
-_ENVIRONMENT_LOCK = threading.Lock()
+_ENVIRONMENT_LOCK = threading.RLock()
+# The API's getters load and set the provider these name when none is set yet (and raise on a name
+# they cannot load): while obslab builds its providers, before it sets them, they must not.
+PROVIDER_VARIABLES = {"OTEL_PYTHON_TRACER_PROVIDER": "opentelemetry_tracer_provider",
+                      "OTEL_PYTHON_METER_PROVIDER": "opentelemetry_meter_provider"}
 SIGNALS = ("traces", "metrics", "logs")
 DEFAULT_EXPORTER = "otlp"  # opentelemetry-distro's default for every signal (and obslab's)
 CONFIG_FILE = "OTEL_CONFIG_FILE"
@@ -138,11 +142,27 @@ def propagator(names: Sequence[str]) -> Any:
 def config_file_refused() -> None:
     """``OTEL_CONFIG_FILE`` (declarative configuration) is not obslab's: one warning, and the
     ``OTEL_*`` variables and obslab's settings configure the pipeline instead."""
-    path = os.environ.get(CONFIG_FILE, "").strip()
-    if path:
+    path = os.environ.get(CONFIG_FILE, "")
+    if path:  # as the SDK's configurator reads it: any value but an empty one
         _logger.warning("%s=%r is ignored: obslab builds its pipeline (outage buffer, privacy masking, LLM cost) "
                         "from the OTEL_* variables and its own settings, not from a declarative configuration "
                         "file; run with opentelemetry-distro to use the file", CONFIG_FILE, path)
+
+
+@contextmanager
+def building() -> Iterator[None]:
+    """The time obslab builds and installs its providers: ``OTEL_PYTHON_{TRACER,METER}_PROVIDER`` are
+    set aside, so that a component that looks the global provider up meanwhile (the exporters' and
+    batch processors' own metrics do) does not load and set another one, which would refuse obslab's.
+    A name no entry point has (upstream raises at start): a warning, once."""
+    from importlib.metadata import entry_points
+
+    for name, group in PROVIDER_VARIABLES.items():
+        value = os.environ.get(name)
+        if value is not None and not entry_points(group=group, name=value):
+            _logger.warning("%s=%r: no such provider; the providers obslab builds are used", name, value)
+    with _hidden(list(PROVIDER_VARIABLES)):
+        yield
 
 
 def tolerant(make: Callable[[], _T], what: str) -> _T:
@@ -154,31 +174,43 @@ def tolerant(make: Callable[[], _T], what: str) -> _T:
         return make()
     except Exception as error:
         first: Exception = error
-    failure = first
+    named, others = _suspects(first)
     left_out: list[str] = []
-    for name in _suspects(first):
+    for name in named:  # those the error names or quotes, one more each time
         left_out.append(name)
-        try:
-            with _hidden(left_out):
-                made = make()
-        except Exception as error:
-            failure = error
-            continue
-        given = ", ".join(f"{n}={os.environ.get(n)!r}" for n in left_out)
-        _logger.warning("%s: %s (%s: %s); the SDK's default used instead", what, given, type(first).__name__, first)
-        return made
-    raise failure
+        made, failure = _attempt(make, left_out)
+        if failure is None:
+            return _defaulted(made, what, left_out, first)
+    for name in others:  # else each other variable set, alone
+        made, failure = _attempt(make, [name])
+        if failure is None:
+            return _defaulted(made, what, [name], first)
+    raise first
 
 
-def _suspects(error: Exception) -> list[str]:
-    """The ``OTEL_*`` variables set, those the error names first, then those whose value it quotes."""
+def _attempt(make: Callable[[], _T], hidden: Sequence[str]) -> tuple[Any, Exception | None]:
+    try:
+        with _hidden(hidden):
+            return make(), None
+    except Exception as error:
+        return None, error
+
+
+def _defaulted(made: _T, what: str, left_out: Sequence[str], error: Exception) -> _T:
+    given = ", ".join(f"{name}={os.environ.get(name)!r}" for name in left_out)
+    _logger.warning("%s: %s (%s: %s); the SDK's default used instead", what, given, type(error).__name__, error)
+    return made
+
+
+def _suspects(error: Exception) -> tuple[list[str], list[str]]:
+    """The ``OTEL_*`` variables set: those the error names or whose value it quotes, and the others."""
     text = str(error)
     variables = sorted(name for name in os.environ if name.startswith("OTEL_"))
     named = [name for name in variables if name in text]
     quoted = [name for name in variables if name not in named and os.environ[name].strip()
               and (repr(os.environ[name]) in text or repr(os.environ[name].strip().lower()) in text
                    or f"got {os.environ[name].strip()}" in text)]
-    return named + quoted
+    return named + quoted, [name for name in variables if name not in named and name not in quoted]
 
 
 @contextmanager

@@ -101,7 +101,7 @@ class Pipeline:
             self._remember(exporters, metric_exporter or metric_readers)
         if logs:
             built[2], exporters = build_logger_provider(settings, resource, log_exporter,
-                                                        redactor=self.content_redactor)
+                                                        redactor=self.content_redactor, meter_provider=built[1])
             self._remember(exporters, log_exporter)
         for provider in built:
             if provider is not None:

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from typing import Any, Callable
 
-from opentelemetry import _logs, metrics, trace
+
 from opentelemetry.propagate import get_global_textmap, set_global_textmap
 
 from obslab import _components, _diagnostics, _globals, instrumentation, web
@@ -146,7 +146,7 @@ def providers_set_up_elsewhere(settings: Settings, retired: tuple[Any, ...] = ()
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
 
-    current = (trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider())
+    current = tuple(_globals.current(signal) for signal in SIGNALS)
     current = tuple(None if any(provider is old for old in retired) else provider for provider in current)
     found = tuple(provider if isinstance(provider, kind) and not getattr(provider, OURS, False) else None
                   for provider, kind in zip(current, (TracerProvider, MeterProvider, LoggerProvider)))

@@ -339,9 +339,10 @@ def configure(arguments: Mapping[str, Any], defaults: Mapping[str, Default] | No
             warnings.warn("privacy is on without OBSLAB_PRIVACY_SECRET: user ids are exported as [REDACTED]; "
                           "set a per-deployment secret to export keyed hashes that keep a user's requests "
                           "together", UserWarning, stacklevel=3)
-        handle = Telemetry(settings, arguments=arguments, adopted=providers_set_up_elsewhere(settings, retired),
-                           replaces=retired, launcher=launcher)
-        handle._install()
+        with _components.building():
+            handle = Telemetry(settings, arguments=arguments, adopted=providers_set_up_elsewhere(settings, retired),
+                               replaces=retired, launcher=launcher)
+            handle._install()
         _handle = handle
         return handle
 

@@ -42,7 +42,8 @@ def build_tracer_provider(
     given = [exporter] if exporter is not None else [buffered(e, settings, "traces")
                                                      for e in build_exporters(settings, "traces")]
     for each_exporter in given:
-        provider.add_span_processor(BatchSpanProcessor(_masked(each_exporter, redactor)))
+        masked = _masked(each_exporter, redactor)
+        provider.add_span_processor(_components.tolerant(lambda: BatchSpanProcessor(masked), "span batch processor"))
         exporters.append(each_exporter)
     if settings.enable_console_export:
         console = ConsoleSpanExporter(formatter=_span_json)
