@@ -55,21 +55,25 @@ def build_exporters(settings: Settings, signal: str) -> list[Any]:
     value an exporter refuses its default (:func:`obslab._components.tolerant`)."""
     if settings.console_only:
         return []
-    exporters = []
+    classes: dict[str, Any] = {}  # entry-point name -> class, one exporter each as the SDK makes them
     for name in exporter_names(settings, signal):
         try:
-            cls = _components.exporter_class(signal, name)
+            classes.setdefault(name, _components.exporter_class(signal, name))
         except Exception as error:
             if name == "otlp_proto_http" and settings.otlp_protocol == "http/protobuf":
                 raise ValueError("otlp_protocol='http/protobuf' needs the OTLP/HTTP exporter: "
                                  "pip install 'obslab[http]'") from None
             default = _default_exporter(settings, signal)
-            if default == name:
+            try:
+                if default == name:
+                    raise error
+                classes.setdefault(default, _components.exporter_class(signal, default))
+                _logger.warning("%s exporter %r cannot be loaded (%s); using %s", signal, name, error, default)
+            except Exception:
                 _logger.warning("%s exporter %r cannot be loaded (%s): %s not exported there", signal, name,
                                 error, signal)
-                continue
-            _logger.warning("%s exporter %r cannot be loaded (%s); using %s", signal, name, error, default)
-            name, cls = default, _components.exporter_class(signal, default)
+    exporters = []
+    for name, cls in classes.items():
         try:
             exporters.append(marked(_components.tolerant(lambda: cls(**_arguments(settings, signal, name)),
                                                          f"{signal} exporter {name!r}")))
