@@ -24,6 +24,8 @@ class OTLPReceiver:
         self.spans: list[tuple[str, dict]] = []
         self.logs: list[str] = []
         self.metrics: list[str] = []
+        self.log_records: list[dict] = []  # body, severity, attributes, trace id, resource of each log record
+        self.requests: dict[str, list] = {"traces": [], "metrics": [], "logs": []}  # every request, as received
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(self), self._server)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(self), self._server)
@@ -44,6 +46,7 @@ class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
 
     def Export(self, request, context):  # noqa: N802 (gRPC method name)
         with self.receiver._lock:
+            self.receiver.requests["traces"].append(request)
             self.receiver.spans.extend((span.name, _attributes(span.attributes))
                                        for rs in request.resource_spans for ss in rs.scope_spans for span in ss.spans)
         return trace_service_pb2.ExportTraceServiceResponse()
@@ -55,6 +58,7 @@ class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
 
     def Export(self, request, context):  # noqa: N802
         with self.receiver._lock:
+            self.receiver.requests["metrics"].append(request)
             self.receiver.metrics.extend(metric.name for rm in request.resource_metrics
                                          for sm in rm.scope_metrics for metric in sm.metrics)
         return metrics_service_pb2.ExportMetricsServiceResponse()
@@ -66,8 +70,14 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
 
     def Export(self, request, context):  # noqa: N802
         with self.receiver._lock:
+            self.receiver.requests["logs"].append(request)
             self.receiver.logs.extend(record.body.string_value for rl in request.resource_logs
                                       for sl in rl.scope_logs for record in sl.log_records)
+            self.receiver.log_records.extend(
+                {"body": record.body.string_value, "severity": record.severity_text,
+                 "attributes": _attributes(record.attributes), "trace_id": record.trace_id.hex(),
+                 "resource": _attributes(rl.resource.attributes)}
+                for rl in request.resource_logs for sl in rl.scope_logs for record in sl.log_records)
         return logs_service_pb2.ExportLogsServiceResponse()
 
 

@@ -192,8 +192,7 @@ def test_obslab_host_port_shorthand_means_plain_http_over_otlp_http_too(monkeypa
 def test_an_applications_generic_variables_are_not_read():
     s = load_settings({}, environ={"ENVIRONMENT": "prod", "SERVICE_NAME": "web", "LOG_LEVEL": "verbose",
                                    "SERVICE_VERSION": "x"})
-    assert (s.environment, s.service_name, s.log_level, s.service_version) == (
-        "development", "unknown_service", "INFO", "0.0.0")
+    assert (s.environment, s.service_name, s.log_level, s.service_version) == (None, None, "INFO", None)
 
 
 @pytest.mark.parametrize("arguments, environ", [
@@ -212,7 +211,7 @@ def test_a_dotenv_file_of_a_parent_directory_is_not_read(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text("OBSLAB_LOG_LEVEL=LOUD\nOBSLAB_SERVICE_VERSION=parent\n")
     (tmp_path / "app").mkdir()
     monkeypatch.chdir(tmp_path / "app")
-    assert load_settings({}, environ={}).service_version == "0.0.0"
+    assert load_settings({}, environ={}).service_version is None
 
 
 def test_a_dotenv_file_is_read_where_the_user_points(tmp_path):

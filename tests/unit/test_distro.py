@@ -15,6 +15,9 @@ from lab import free_port
 from obslab.distro import ObslabConfigurator, ObslabDistro
 from otlp_receiver import OTLPReceiver
 
+# opentelemetry-distro is installed too (the parity harness's reference): name obslab's entry points.
+CHOOSE_OBSLAB = {"OTEL_PYTHON_DISTRO": "obslab", "OTEL_PYTHON_CONFIGURATOR": "obslab"}
+
 APP = '''
 import logging
 from flask import Flask
@@ -46,7 +49,7 @@ def test_opentelemetry_instrument_runs_an_unmodified_flask_app_through_obslabs_p
     (tmp_path / "app.py").write_text(APP)
     receiver = OTLPReceiver(free_port()).start()
     env = {name: value for name, value in os.environ.items() if not name.startswith(("OTEL_", "OBSLAB_"))}
-    env.update({"OTEL_SERVICE_NAME": "shop", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
+    env.update({**CHOOSE_OBSLAB, "OTEL_SERVICE_NAME": "shop", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
                 "OBSLAB_PRIVACY": "true", "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "requests,httpx,sqlalchemy"})
     instrument = Path(sys.executable).with_name("opentelemetry-instrument")
     try:
@@ -80,7 +83,7 @@ print(handle is obslab.get_telemetry(), handle.settings.service_name, trace.get_
 def test_init_telemetry_under_the_launcher_returns_its_handle_and_says_arguments_are_ignored(tmp_path):
     (tmp_path / "app.py").write_text(CALLS_INIT)
     env = {name: value for name, value in os.environ.items() if not name.startswith(("OTEL_", "OBSLAB_"))}
-    env.update({"OTEL_SERVICE_NAME": "from-env", "OBSLAB_CONSOLE_ONLY": "true",
+    env.update({**CHOOSE_OBSLAB, "OTEL_SERVICE_NAME": "from-env", "OBSLAB_CONSOLE_ONLY": "true",
                 "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "requests,httpx,sqlalchemy,flask,fastapi"})
     instrument = Path(sys.executable).with_name("opentelemetry-instrument")
     out = subprocess.run([str(instrument), sys.executable, "app.py"], capture_output=True, text=True, cwd=tmp_path,

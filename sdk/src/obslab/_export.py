@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from grpc import StatusCode
 
+from obslab import _components
 from obslab.config import Settings
 
 _logger = logging.getLogger("obslab")
@@ -38,54 +39,56 @@ _OTLP_NAMES = frozenset({"otlp", *_PROTOCOL_EXPORTERS.values()})
 
 
 def exporter_names(settings: Settings, signal: str) -> list[str]:
-    """The entry-point names of the exporters of ``signal``, as the SDK reads them from
-    ``OTEL_<SIGNAL>_EXPORTER`` (``otlp`` when unset) and the OTLP protocol variables; obslab's
-    ``otlp_protocol`` setting, when given, picks the OTLP one."""
-    from opentelemetry.sdk._configuration import _get_exporter_entry_point
-
-    variable = f"OTEL_{signal.upper()}_EXPORTER"
-    given = os.environ.get(variable, "").strip()
-    names: list[str] = []
-    for name in (given.split(",") if given else ["otlp"]):
-        name = name.strip()
-        if not name or name.lower() == "none":
-            continue
-        if name in _OTLP_NAMES and settings.otlp_protocol is not None:
-            names.append(_PROTOCOL_EXPORTERS[settings.otlp_protocol])
-            continue
-        try:
-            names.append(_get_exporter_entry_point(name, signal))
-        except Exception as error:  # an unknown OTLP protocol, say: the SDK's default instead
-            _logger.warning("%s: %s; using OTLP over gRPC", variable, error)
-            names.append("otlp_proto_grpc")
+    """The entry-point names of the exporters of ``signal``, as the SDK reads them (see
+    :func:`obslab._components.exporter_names`); obslab's ``otlp_protocol`` setting, when given,
+    picks the OTLP one."""
+    names = _components.exporter_names(signal)
+    if settings.otlp_protocol is not None:
+        names = [_PROTOCOL_EXPORTERS[settings.otlp_protocol] if name in _OTLP_NAMES else name for name in names]
     return names
 
 
 def build_exporters(settings: Settings, signal: str) -> list[Any]:
     """The exporters of ``signal`` (none in console-only mode), made by their own classes from the
-    ``OTEL_*`` variables, with obslab's endpoint when one is set; one the SDK refuses to make is
-    left out with a warning."""
-    from opentelemetry.sdk._configuration import _import_exporters
-
+    ``OTEL_*`` variables, with obslab's endpoint when one is set. Where the SDK raises at start, a
+    warning instead: an exporter name it cannot load gives the default (OTLP) exporter, a variable
+    value an exporter refuses its default (:func:`obslab._components.tolerant`)."""
     if settings.console_only:
         return []
-    exporters = []
+    classes: dict[str, Any] = {}  # entry-point name -> class, one exporter each as the SDK makes them
     for name in exporter_names(settings, signal):
         try:
-            found = _import_exporters(*(([name] if s == signal else []) for s in ("traces", "metrics", "logs")))
-            (cls,) = found[("traces", "metrics", "logs").index(signal)].values()
+            classes.setdefault(name, _components.exporter_class(signal, name))
         except Exception as error:
             if name == "otlp_proto_http" and settings.otlp_protocol == "http/protobuf":
                 raise ValueError("otlp_protocol='http/protobuf' needs the OTLP/HTTP exporter: "
                                  "pip install 'obslab[http]'") from None
-            _logger.warning("%s exporter %r cannot be loaded (%s): %s not exported there", signal, name, error, signal)
-            continue
+            default = _default_exporter(settings, signal)
+            try:
+                if default == name:
+                    raise error
+                classes.setdefault(default, _components.exporter_class(signal, default))
+                _logger.warning("%s exporter %r cannot be loaded (%s); using %s", signal, name, error, default)
+            except Exception:
+                _logger.warning("%s exporter %r cannot be loaded (%s): %s not exported there", signal, name,
+                                error, signal)
+    exporters = []
+    for name, cls in classes.items():
         try:
-            exporters.append(marked(cls(**_arguments(settings, signal, name))))
-        except Exception as error:  # a malformed OTEL_EXPORTER_OTLP_* value the exporter refuses
+            exporters.append(marked(_components.tolerant(lambda: cls(**_arguments(settings, signal, name)),
+                                                         f"{signal} exporter {name!r}")))
+        except Exception as error:  # refused even with the SDK's defaults
             _logger.warning("%s exporter %r cannot be made (%s: %s): %s not exported there", signal, name,
                             type(error).__name__, error, signal)
     return exporters
+
+
+def _default_exporter(settings: Settings, signal: str) -> str:
+    """The entry point of the default (OTLP) exporter of ``signal``, as the protocol settings say."""
+    if settings.otlp_protocol is not None:
+        return _PROTOCOL_EXPORTERS[settings.otlp_protocol]
+    (name,) = _components.exporter_names_of(_components.DEFAULT_EXPORTER, signal)
+    return name
 
 
 def _arguments(settings: Settings, signal: str, name: str) -> dict[str, Any]:

@@ -15,6 +15,14 @@ _GLOBALS = {
 }
 
 
+def current(signal: str) -> Any:
+    """The provider set as ``signal``'s global, None when none was set. (The API's getter would load
+    and set one named by ``OTEL_PYTHON_{TRACER,METER}_PROVIDER`` instead, raising on an unknown name:
+    reading what is set must change nothing.)"""
+    module_name, _, current_name, _ = _GLOBALS[signal]
+    return getattr(importlib.import_module(module_name), current_name)
+
+
 def set_provider(signal: str, provider: Any, retired: tuple[Any, ...] = ()) -> None:
     """Make ``provider`` the global one of ``signal``; when the current global is one of ``retired``
     (providers obslab built and shut down), it is replaced."""

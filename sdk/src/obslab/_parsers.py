@@ -158,7 +158,7 @@ def parse_names(name: str, value: Any, where: str) -> tuple[str, ...]:
 
 def parse_port(name: str, value: Any, where: str) -> int:
     text = str(value).strip()
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise bad(name, value, where, "expected a port number between 1 and 65535")
     return int(text)
 
@@ -166,7 +166,7 @@ def parse_port(name: str, value: Any, where: str) -> int:
 def parse_count(name: str, value: Any, where: str) -> int:
     """A whole number of records, 0 or more."""
     text = str(value).strip().replace("_", "")
-    if isinstance(value, bool) or not text.isdigit():
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()):
         raise bad(name, value, where, "expected a whole number of records, 0 or more")
     return int(text)
 

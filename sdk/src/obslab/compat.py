@@ -13,8 +13,7 @@ from opentelemetry.metrics import Meter
 from opentelemetry.trace import Tracer
 
 from obslab.config import Environment, LogLevel
-from obslab.distro import ObslabConfigurator
-from obslab.telemetry import Telemetry, init_telemetry
+from obslab.telemetry import Telemetry, configure, init_telemetry
 
 
 def auto_instrument(
@@ -36,7 +35,7 @@ def auto_instrument(
     system metrics on, and console export in DEVELOPMENT. Returns the telemetry handle
     (``get_logger()``, ``create_counter()``, ``create_histogram()``, ``tracer``...).
     """
-    return ObslabConfigurator().configure({
+    return configure({
         "service_name": service_name,
         "service_version": service_version,
         "environment": environment,
@@ -55,7 +54,7 @@ AUTO_INSTRUMENT_DEFAULTS = {
     "log_level": LogLevel.INFO.value,
     "instrument": "auto",
     "system_metrics": True,
-    "enable_console_export": lambda settings: settings.environment.lower() == Environment.DEVELOPMENT.value,
+    "enable_console_export": lambda settings: (settings.environment or "").lower() == Environment.DEVELOPMENT.value,
 }
 
 

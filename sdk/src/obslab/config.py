@@ -56,9 +56,9 @@ class Settings:
     """The resolved configuration of one telemetry handle (one field per :data:`obslab.settings.SETTINGS`
     record). None means "as opentelemetry-sdk reads it from the ``OTEL_*`` variables"."""
 
-    service_name: str = "unknown_service"
-    service_version: str = "0.0.0"
-    environment: str = "development"  # deployment.environment.name: any name
+    service_name: str | None = None  # None: the SDK's (OTEL_SERVICE_NAME..., else unknown_service:python)
+    service_version: str | None = None  # None: none, unless OTEL_RESOURCE_ATTRIBUTES gives one
+    environment: str | None = None  # deployment.environment(.name): any name; None: as for the version
     otlp_endpoint: str | None = None  # None: the exporters read OTEL_EXPORTER_OTLP_*
     enable_console_export: bool = False
     sampling_ratio: float | None = None  # None: the SDK reads OTEL_TRACES_SAMPLER(_ARG)
@@ -104,6 +104,7 @@ _DISABLED_VARIABLE = "OTEL_SDK_DISABLED"
 # give a setting when nothing of obslab's does.
 _RESOURCE_SETTINGS = (("service.name", "service_name"), ("service.version", "service_version"),
                       ("deployment.environment.name", "environment"), ("deployment.environment", "environment"))
+RESOURCE_VARIABLES = ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES")
 
 
 class _Given(NamedTuple):
@@ -129,8 +130,9 @@ def load_settings(arguments: Mapping[str, Any], environ: Mapping[str, str] | Non
     environ = os.environ if environ is None else environ
     real = {name: value for name, value in environ.items() if str(value).strip()}
     dotenv_path, dotenv = _read_dotenv(arguments.get("env_file") or real.get("OBSLAB_ENV_FILE"))
+    exported: list[str] = []
     if environ is os.environ:
-        _export_otel_variables(dotenv)
+        exported = _export_otel_variables(dotenv)
         real = {name: value for name, value in environ.items() if str(value).strip()}
     config_file = arguments.get("config_file") or real.get("OBSLAB_CONFIG") or dotenv.get("OBSLAB_CONFIG")
     computed = {k: v for k, v in (defaults or {}).items() if callable(v)}
@@ -153,6 +155,7 @@ def load_settings(arguments: Mapping[str, Any], environ: Mapping[str, str] | Non
         resolved["disabled"] = p.parse_otel_bool(_DISABLED_VARIABLE, real[_DISABLED_VARIABLE],
                                                  f"environment variable {_DISABLED_VARIABLE}")
         sources["disabled"] = f"environment variable {_DISABLED_VARIABLE}"
+    sources.update((name, f".env file {dotenv_path}") for name in exported)  # OTEL_* variables read there
     settings = Settings(**resolved, sources=sources)
     return _derived(settings, computed)
 
@@ -160,19 +163,22 @@ def load_settings(arguments: Mapping[str, Any], environ: Mapping[str, str] | Non
 def _derived(settings: Settings, computed: Mapping[str, Callable[[Settings], Any]]) -> Settings:
     """Defaults that depend on other settings, and checks across settings."""
     unset = {name: value(settings) for name, value in computed.items() if name not in settings.sources}
-    if settings.environment.lower() == "production" and "json_logs" not in settings.sources:
+    if (settings.environment or "").lower() == "production" and "json_logs" not in settings.sources:
         unset["json_logs"] = True
     if settings.console_only:
         unset["enable_console_export"] = True
     return replace(settings, **unset) if unset else settings
 
 
-def _export_otel_variables(dotenv: Mapping[str, str]) -> None:
+def _export_otel_variables(dotenv: Mapping[str, str]) -> list[str]:
     """``OTEL_*`` variables of the ``.env`` file into the process environment, where the SDK reads
-    them; a real variable is never overridden."""
+    them; a real variable is never overridden. Returns the names exported."""
+    exported = []
     for name, value in dotenv.items():
         if name.startswith("OTEL_") and name not in os.environ:
             os.environ[name] = value
+            exported.append(name)
+    return exported
 
 
 def _read_dotenv(path: str | os.PathLike[str] | None) -> tuple[str, dict[str, str]]:
@@ -200,7 +206,9 @@ def _variable_layer(variables: Mapping[str, str], label: str) -> _Layer:
 
 def _resource_layer() -> _Layer:
     """Service name, version and environment as the SDK reads them from ``OTEL_SERVICE_NAME`` and
-    ``OTEL_RESOURCE_ATTRIBUTES`` (a malformed pair is warned about and skipped, as the SDK does)."""
+    ``OTEL_RESOURCE_ATTRIBUTES`` (a malformed pair is warned about and skipped, as the SDK does; a
+    blank value is no value, as the SDK's resource takes it). Settings from here are the SDK's
+    reading: the resource is left as the SDK makes it (see :func:`obslab.resource.build_resource`)."""
     environ = os.environ  # the SDK reads the process environment
     if not any(name in environ for name in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES")):
         return {}
@@ -209,7 +217,7 @@ def _resource_layer() -> _Layer:
     attributes = dict(OTELResourceDetector().detect().attributes)
     layer: _Layer = {}
     for key, setting in _RESOURCE_SETTINGS:
-        if key in attributes and setting not in layer:
+        if str(attributes.get(key, "")).strip() and setting not in layer:
             variable = "OTEL_SERVICE_NAME" if key == "service.name" and "OTEL_SERVICE_NAME" in environ \
                 else "OTEL_RESOURCE_ATTRIBUTES"
             layer[setting] = _Given(str(attributes[key]), f"environment variable {variable}", p.parse_str)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from opentelemetry import trace
+from opentelemetry import _logs, metrics, trace
 from opentelemetry._logs import Logger, SeverityNumber
 from opentelemetry.metrics import Meter
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, TraceFlags
@@ -99,9 +99,9 @@ def record_report(report: Any, telemetry: Any = None, *, span: Span | SpanContex
     span when known: the case's trace and span ids in the report (pydantic-evals fills them when it
     traces through Logfire), else ``spans[case name]``, else ``span`` (default: the current span,
     such as one around the whole evaluation run)."""
-    from obslab.telemetry import get_telemetry
-
-    handle = telemetry or get_telemetry()
+    # Without a handle, the global providers: obslab's once it is set up (evaluations import no handle).
+    handle = telemetry or Evaluations(_logs.get_logger("obslab.genai"), metrics.get_meter("obslab.genai"))
+    record = handle.record_evaluation if telemetry is not None else handle.record
     recorded = 0
     for case in getattr(report, "cases", ()):
         parent: Any = span
@@ -111,17 +111,17 @@ def record_report(report: Any, telemetry: Any = None, *, span: Span | SpanContex
             parent = spans[case.name]
         common = {"span": parent, "model": model}
         for result in case.scores.values():
-            handle.record_evaluation(result.name, score=result.value, explanation=result.reason, **common)
+            record(result.name, score=result.value, explanation=result.reason, **common)
             recorded += 1
         for result in case.labels.values():
-            handle.record_evaluation(result.name, label=str(result.value), explanation=result.reason, **common)
+            record(result.name, label=str(result.value), explanation=result.reason, **common)
             recorded += 1
         for result in case.assertions.values():
-            handle.record_evaluation(result.name, score=1.0 if result.value else 0.0,
-                                     label="pass" if result.value else "fail", explanation=result.reason, **common)
+            record(result.name, score=1.0 if result.value else 0.0,
+                   label="pass" if result.value else "fail", explanation=result.reason, **common)
             recorded += 1
         for failure in getattr(case, "evaluator_failures", ()):
-            handle.record_evaluation(failure.name, error_type=getattr(failure, "error_type", None) or "EvaluatorFailure",
-                                     explanation=getattr(failure, "error_message", None), **common)
+            record(failure.name, error_type=getattr(failure, "error_type", None) or "EvaluatorFailure",
+                   explanation=getattr(failure, "error_message", None), **common)
             recorded += 1
     return recorded

@@ -29,6 +29,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
+from obslab import _components
 from obslab._diagnostics import guarded
 from obslab._export import build_exporters, is_exporting
 from obslab._outage import buffered
@@ -48,17 +49,22 @@ _EXPORT_PATH_LOGGERS = ("opentelemetry", "grpc", "urllib3", "requests", "http.cl
 
 def build_logger_provider(
     settings: Settings, resource: Resource, exporter: LogRecordExporter | None = None,
-    redactor: Redactor | None = None,
+    redactor: Redactor | None = None, meter_provider: Any = None,
 ) -> tuple[LoggerProvider, list[LogRecordExporter]]:
     """A provider exporting log records in batches (default: the exporters ``OTEL_LOGS_EXPORTER``
-    names, each behind an outage buffer), masked first when privacy is on."""
-    provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+    names, each behind an outage buffer), masked first when privacy is on. Its own metrics go to
+    ``meter_provider`` (the pipeline's: upstream's configurator sets the meter provider first)."""
+    configurator = _components.logger_configurator()
+    provider = _components.tolerant(lambda: LoggerProvider(resource=resource, shutdown_on_exit=False,
+                                                           meter_provider=meter_provider,
+                                                           _logger_configurator=configurator), "logger provider")
     exporters = [exporter] if exporter is not None else [buffered(e, settings, "logs")
                                                          for e in build_exporters(settings, "logs")]
     for each_exporter in exporters:
         if redactor is not None:
             mask_exports(each_exporter, each(redactor.log), [])
-        provider.add_log_record_processor(BatchLogRecordProcessor(each_exporter))
+        provider.add_log_record_processor(_components.tolerant(lambda: BatchLogRecordProcessor(each_exporter),
+                                                               "log record batch processor"))
     return provider, exporters
 
 
@@ -237,6 +243,13 @@ class LoggingBridge:
             hook = self._keep_handlers(original)
             setattr(owner, name, hook)
             self._hooks.append((owner, name, original, hook))
+
+    def add_otlp(self, handler: logging.Handler, level: int | None = None) -> None:
+        """Send the records to OTLP through ``handler`` from now on (at ``level``, else obslab's)."""
+        self.otlp = handler
+        handler.setLevel(self.level if level is None else level)
+        if self._active:
+            self._attach(otlp=True)
 
     def uninstall(self) -> None:
         """Detach the handlers, undo the hooks and put back the root level obslab set."""

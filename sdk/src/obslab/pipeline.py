@@ -7,7 +7,7 @@ nothing of the process's globals: :mod:`obslab.process` installs it.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import NoOpTracerProvider
@@ -36,8 +36,9 @@ class Pipeline:
 
     def __init__(self, settings: Settings, enabled: bool = True, *, span_exporter: Any = None,
                  metric_exporter: Any = None, log_exporter: Any = None, metric_readers: tuple[Any, ...] = (),
-                 adopted: Providers | None = None) -> None:
+                 adopted: Providers | None = None, resource_attributes: Mapping[str, Any] | None = None) -> None:
         self.settings = settings
+        self.resource_attributes = dict(resource_attributes or {})  # under obslab's settings: telemetry.auto.version
         self.quiet = _diagnostics.QuietSdkLoggers()  # the SDK's and gRPC's remarks, while installed
         self.redactor = Redactor(settings.privacy_keys, settings.privacy_secret) if settings.privacy else None
         # Spans and log records may carry LLM message content once it is turned on: masked even with privacy off.
@@ -89,7 +90,7 @@ class Pipeline:
         if metrics_ and settings.prometheus_port is not None:
             reader, self._stop_prometheus = start_prometheus_endpoint(settings.prometheus_port, redactor=self.redactor)
             extra_readers = (reader,)
-        resource = build_resource(settings, self.redactor)
+        resource = build_resource(settings, self.redactor, self.resource_attributes)
         if traces:
             built[0], exporters = build_tracer_provider(settings, resource, span_exporter,
                                                         redactor=self.content_redactor)
@@ -100,7 +101,7 @@ class Pipeline:
             self._remember(exporters, metric_exporter or metric_readers)
         if logs:
             built[2], exporters = build_logger_provider(settings, resource, log_exporter,
-                                                        redactor=self.content_redactor)
+                                                        redactor=self.content_redactor, meter_provider=built[1])
             self._remember(exporters, log_exporter)
         for provider in built:
             if provider is not None:

@@ -7,31 +7,35 @@ newest first.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 from typing import Any, Callable
 
-from opentelemetry import _logs, metrics, trace
+
 from opentelemetry.propagate import get_global_textmap, set_global_textmap
 
-from obslab import _diagnostics, _globals, instrumentation, web
+from obslab import _components, _diagnostics, _globals, instrumentation, web
 from obslab.config import SIGNALS, Settings
 from obslab.genai import content_capture_mode
 from obslab.logs import LoggingBridge, OTLPHandler, console_handler, find_installed_bridge
 from obslab.pipeline import OURS, Pipeline, Providers
 from obslab.system import register_system_metrics
-from obslab.traces import propagator
 
 
 class ProcessState:
     """Installs ``pipeline`` in the process (``install``) and takes it all back (``uninstall``).
     ``on_exit`` is what the exit hook calls; ``retired`` are providers of a shut-down handle that
-    this one replaces as the globals."""
+    this one replaces as the globals. ``otlp_logs``: send the log records to OTLP from ``install()``
+    on (else from :meth:`export_log_records`, under ``opentelemetry-instrument``)."""
 
-    def __init__(self, pipeline: Pipeline, on_exit: Callable[[], Any], retired: tuple[Any, ...] = ()) -> None:
+    def __init__(self, pipeline: Pipeline, on_exit: Callable[[], Any], retired: tuple[Any, ...] = (),
+                 otlp_logs: bool = True) -> None:
         self.pipeline = pipeline
         self.settings: Settings = pipeline.settings
         self.retired = retired
+        self.otlp_logs = otlp_logs
         self.log_handlers: list[logging.Handler] = []
+        self._bridge: LoggingBridge | None = None
         self.undo: list[Callable[[], Any]] = []  # what install() changed, undone newest first
         self._on_exit = on_exit
         self.installed = False
@@ -44,8 +48,13 @@ class ProcessState:
         pipeline = self.pipeline
         try:
             # obslab's propagators setting, checked first: it may reject a name; without it, the
-            # propagators the SDK read from OTEL_PROPAGATORS stay.
-            textmap = propagator(self.settings.propagators) if self.settings.propagators is not None else None
+            # propagators the SDK read from OTEL_PROPAGATORS when it was imported stay, unless that
+            # variable came from the .env file (read after the import): then it is loaded now.
+            textmap = None
+            if self.settings.propagators is not None:
+                textmap = _components.propagator(self.settings.propagators)
+            elif "OTEL_PROPAGATORS" in self.settings.sources:
+                textmap = _components.propagator_from_environment()
             self._instrument_libraries()
             if self.settings.system_metrics:
                 self.undo.append(register_system_metrics(pipeline.meter_provider,
@@ -76,14 +85,30 @@ class ProcessState:
             except Exception as error:
                 _diagnostics.report("undoing the set-up", error)
 
+    def export_log_records(self, code_attributes: bool = False, level: int | None = None) -> None:
+        """Send the log records to OTLP from now on (``code.*`` attributes when asked, at ``level``
+        when given), unless they go there already."""
+        if self._bridge is None or self._bridge.otlp is not None or self.settings.console_only \
+                or find_installed_bridge() is not None:
+            return
+        self._bridge.add_otlp(OTLPHandler(logger_provider=self.pipeline.logger_provider,
+                                          log_code_attributes=code_attributes), level)
+        self.log_handlers = self._bridge.handlers
+
     def _install_logging(self) -> None:
         otlp = None
-        if not self.settings.console_only and find_installed_bridge() is None:
+        if self.otlp_logs and not self.settings.console_only and find_installed_bridge() is None:
             otlp = OTLPHandler(logger_provider=self.pipeline.logger_provider)
-        console = console_handler(self.settings, redactor=self.pipeline.redactor)
+        settings = self.settings
+        if settings.service_name is None:  # the console's JSON lines name the service as exported
+            resource = getattr(self.pipeline.tracer_provider, "resource", None)
+            name = resource.attributes.get("service.name") if resource is not None else None
+            settings = dataclasses.replace(settings, service_name=str(name or "unknown_service"))
+        console = console_handler(settings, redactor=self.pipeline.redactor)
         bridge = LoggingBridge(otlp, console, self.settings.log_level)
         self.log_handlers = bridge.handlers
         bridge.install()
+        self._bridge = bridge
         self.undo.append(bridge.uninstall)
 
     def _set_global_providers(self) -> None:
@@ -121,7 +146,7 @@ def providers_set_up_elsewhere(settings: Settings, retired: tuple[Any, ...] = ()
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
 
-    current = (trace.get_tracer_provider(), metrics.get_meter_provider(), _logs.get_logger_provider())
+    current = tuple(_globals.current(signal) for signal in SIGNALS)
     current = tuple(None if any(provider is old for old in retired) else provider for provider in current)
     found = tuple(provider if isinstance(provider, kind) and not getattr(provider, OURS, False) else None
                   for provider, kind in zip(current, (TracerProvider, MeterProvider, LoggerProvider)))

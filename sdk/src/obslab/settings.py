@@ -31,12 +31,13 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("service_name", None, "service_name", "str", "OTEL_SERVICE_NAME, else unknown_service",
+    Setting("service_name", None, "service_name", "str", "OTEL_SERVICE_NAME, else unknown_service:python",
             "service.name of the instrumented app (over OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES)", p.parse_str),
-    Setting("service_version", "OBSLAB_SERVICE_VERSION", "service_version", "str", "0.0.0",
+    Setting("service_version", "OBSLAB_SERVICE_VERSION", "service_version", "str", "OTEL_RESOURCE_ATTRIBUTES",
             "service.version of the instrumented app", p.parse_str, example="1.0.0"),
-    Setting("environment", "OBSLAB_ENVIRONMENT", "environment", "str", "development",
-            "deployment.environment.name, any name; production turns JSON logs on", p.parse_environment,
+    Setting("environment", "OBSLAB_ENVIRONMENT", "environment", "str", "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name and deployment.environment, any name; production turns JSON logs on",
+            p.parse_environment,
             auto_default="production"),
     Setting("otlp_endpoint", "OTLP_ENDPOINT", "otlp_endpoint", "URL or host:port",
             "OTEL_EXPORTER_OTLP_* (http://localhost:4317)",

@@ -1,8 +1,10 @@
-"""The telemetry handle users call: ``init_telemetry()`` makes it once (through the same configurator
-as ``opentelemetry-instrument``, :mod:`obslab.distro`), ``get_telemetry()`` returns it.
+"""The telemetry handle users call: ``init_telemetry()`` makes it once, ``get_telemetry()`` returns it.
+:func:`configure` is the one way a handle is made: ``init_telemetry()``, ``auto_instrument()`` and,
+under ``opentelemetry-instrument``, :class:`obslab.distro.ObslabConfigurator` call it. Modules import
+downward only: the distro imports this module, this module the pipeline and the process state.
 
-The handle is thin: :class:`~obslab.pipeline.Pipeline` builds and flushes the providers,
-:class:`~obslab.process.ProcessState` installs them in the process. Set-up is all or nothing:
+The handle is thin and sits on top: :class:`~obslab.pipeline.Pipeline` builds and flushes the
+providers, :class:`~obslab.process.ProcessState` installs them in the process. Set-up is all or nothing:
 everything that can be refused (settings, propagators, instrumentors) is checked before anything
 global changes, and if a step still fails, what was done is undone. ``shutdown()`` gives the
 application back its logging configuration and patched functions first, then flushes within
@@ -16,13 +18,13 @@ import os
 import threading
 import warnings
 from contextlib import AbstractContextManager
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 from opentelemetry import _logs, trace
 from opentelemetry.metrics import Counter, Histogram, Meter, UpDownCounter
 from opentelemetry.trace import Span, SpanContext, Tracer
 
-from obslab import instrumentation, web
+from obslab import _components, instrumentation, web
 from obslab._outage import OutageBuffer
 from obslab.agent import AgentInstruments
 from obslab.config import Default, Settings, load_settings
@@ -49,15 +51,20 @@ class Telemetry:
     def __init__(self, settings: Settings, enabled: bool = True, *, span_exporter: Any = None,
                  metric_exporter: Any = None, log_exporter: Any = None, metric_readers: tuple[Any, ...] = (),
                  arguments: Mapping[str, Any] = (), adopted: Providers | None = None,
-                 replaces: tuple[Any, ...] = ()) -> None:
+                 replaces: tuple[Any, ...] = (), launcher: Launcher | None = None) -> None:
         self.settings = settings
         self.enabled = enabled
         self._arguments = dict(arguments)
-        self._launcher: str | None = None  # what set this handle up before the application ran
+        self._launcher = launcher  # what set this handle up before the application ran
         self._shutdown_done = False
+        resource = {"telemetry.auto.version": launcher.version} if launcher is not None and launcher.version else {}
         self._pipeline = Pipeline(settings, enabled, span_exporter=span_exporter, metric_exporter=metric_exporter,
-                                  log_exporter=log_exporter, metric_readers=metric_readers, adopted=adopted)
-        self._process = ProcessState(self._pipeline, self.shutdown, retired=replaces)
+                                  log_exporter=log_exporter, metric_readers=metric_readers, adopted=adopted,
+                                  resource_attributes=resource)
+        # Under opentelemetry-instrument, log records reach OTLP once the logging instrumentation loads
+        # (ObslabDistro.load_instrumentor), as with opentelemetry-distro: not when it is turned off.
+        self._process = ProcessState(self._pipeline, self.shutdown, retired=replaces,
+                                     otlp_logs=launcher is None)
         self._tracer = self.get_tracer(_INSTRUMENTATION_NAME)
         self._meter = self.get_meter(_INSTRUMENTATION_NAME)
         genai = genai_handler(self._tracer_provider, self._meter_provider,
@@ -116,7 +123,20 @@ class Telemetry:
     def get_logger(self, name: str | None = None) -> logging.Logger:
         """A stdlib logger (named after the service by default); its records reach OTLP through
         the root logger bridge."""
-        return logging.getLogger(name or self.settings.service_name)
+        return logging.getLogger(name or self.service_name)
+
+    @property
+    def service_name(self) -> str:
+        """``service.name`` as exported (obslab's setting, else what the SDK's resource says)."""
+        resource = getattr(self._tracer_provider, "resource", None)
+        name = self.settings.service_name or (resource.attributes.get("service.name") if resource else None)
+        return str(name or "unknown_service")
+
+    def _export_log_records(self, code_attributes: bool = False, level: int | None = None) -> None:
+        """Send the log records to OTLP from now on (the logging instrumentation's part, under
+        ``opentelemetry-instrument``): with ``code.*`` attributes when asked, at ``level`` if given."""
+        if self.enabled:
+            self._process.export_log_records(code_attributes, level)
 
     def get_otel_logger(self, name: str) -> _logs.Logger:
         """An OpenTelemetry logger (Logs API) for code that emits log records itself, like the
@@ -264,7 +284,7 @@ def init_telemetry(
     value raises ``ValueError`` naming the setting, the value and its source, and leaves nothing
     behind; a bad ``OTEL_*`` value gives the SDK's warning and its default. A second call returns
     the first handle (with a warning if arguments differ). Under ``opentelemetry-instrument`` the
-    same configurator (:class:`obslab.distro.ObslabConfigurator`) has made it already.
+    same :func:`configure`, called by :class:`obslab.distro.ObslabConfigurator`, has made it already.
 
     ``console_only`` prints all three signals to stdout and opens no connection; ``privacy`` masks
     secrets and personal data before export; ``prometheus_port`` serves ``/metrics`` on loopback;
@@ -278,16 +298,24 @@ def init_telemetry(
     unreachable (10 000 each by default, 0 for none), sent in order when it answers again;
     ``spool_dir`` keeps what is still unsent at exit for the next process started with it.
     """
-    from obslab.distro import ObslabConfigurator
-
-    return ObslabConfigurator().configure(dict(locals()))
+    return configure(dict(locals()))
 
 
-def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = None,
-          launcher: str | None = None) -> Telemetry:
-    """``init_telemetry`` with ``defaults`` below every other source (``auto_instrument``'s);
-    ``launcher`` names what set obslab up before the application ran (``opentelemetry-instrument``)."""
+class Launcher(NamedTuple):
+    """What set obslab up before the application ran, and its version (``telemetry.auto.version``)."""
+
+    name: str
+    version: str | None = None
+
+
+def configure(arguments: Mapping[str, Any], defaults: Mapping[str, Default] | None = None,
+              launcher: Launcher | None = None) -> Telemetry:
+    """Build the pipeline from ``arguments`` (``init_telemetry``'s; None means unset) over the
+    environment, files and ``defaults`` (below every other source: ``auto_instrument``'s), install it
+    in the process with the handle on top, and return the handle (the existing one if there is one).
+    ``launcher``: set up by ``opentelemetry-instrument`` before the application ran."""
     global _handle
+    arguments = dict(arguments)
     with _handle_lock:
         retired: tuple[Any, ...] = ()
         if _handle is not None and _handle._shutdown_done and _handle.enabled:
@@ -296,26 +324,27 @@ def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = No
             if _handle._launcher == "telemetry_capture":  # obslab.testing: the test chose the settings
                 return _handle
             if _handle._launcher is not None and launcher is None and any(v is not None for v in arguments.values()):
-                warnings.warn(f"obslab was already set up by {_handle._launcher} from the environment; "
+                warnings.warn(f"obslab was already set up by {_handle._launcher.name} from the environment; "
                               "init_telemetry()'s arguments are ignored (set them as OBSLAB_* or OTEL_* variables)",
-                              RuntimeWarning, stacklevel=4)
+                              RuntimeWarning, stacklevel=3)
             elif _handle._launcher is None and _handle._arguments != arguments:
                 warnings.warn("init_telemetry() was already called with other arguments; "
-                              "returning the existing telemetry handle", RuntimeWarning, stacklevel=4)
+                              "returning the existing telemetry handle", RuntimeWarning, stacklevel=3)
             return _handle
         settings = load_settings(arguments, defaults=defaults)
         instrumentation.check_names(settings.instrument)
         if settings.disabled:
             _handle = Telemetry(settings, enabled=False, arguments=arguments)
             return _handle
+        _components.config_file_refused()
         if settings.privacy and settings.privacy_secret is None:
             warnings.warn("privacy is on without OBSLAB_PRIVACY_SECRET: user ids are exported as [REDACTED]; "
                           "set a per-deployment secret to export keyed hashes that keep a user's requests "
-                          "together", UserWarning, stacklevel=4)
-        handle = Telemetry(settings, arguments=arguments, adopted=providers_set_up_elsewhere(settings, retired),
-                           replaces=retired)
-        handle._launcher = launcher
-        handle._install()
+                          "together", UserWarning, stacklevel=3)
+        with _components.building():
+            handle = Telemetry(settings, arguments=arguments, adopted=providers_set_up_elsewhere(settings, retired),
+                               replaces=retired, launcher=launcher)
+            handle._install()
         _handle = handle
         return handle
 

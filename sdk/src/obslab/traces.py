@@ -1,18 +1,17 @@
-"""Tracer provider: the SDK's sampler (or obslab's parent-based ratio), batch export to the exporters
-the SDK configures, context propagation."""
+"""Tracer provider: the sampler, id generator and tracer configurator the ``OTEL_*`` variables name
+(or obslab's parent-based ratio), loaded by the SDK's loaders; batch export to the exporters the SDK
+configures."""
 
 from __future__ import annotations
 
 import json
-from importlib.metadata import entry_points
 
-from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 
+from obslab import _components
 from obslab._export import build_exporters
 from obslab._outage import buffered
 from obslab.config import Settings
@@ -29,18 +28,22 @@ def build_tracer_provider(
 ) -> tuple[TracerProvider, list[SpanExporter]]:
     """A provider exporting to ``exporter`` (default: the exporters ``OTEL_TRACES_EXPORTER`` names,
     each behind an outage buffer), through ``redactor`` when privacy is on."""
-    provider = TracerProvider(
+    chosen_sampler, ids, configurator = sampler(settings), _components.id_generator(), _components.tracer_configurator()
+    provider = _components.tolerant(lambda: TracerProvider(
         resource=resource,
-        sampler=sampler(settings),
+        sampler=chosen_sampler,
+        id_generator=ids,
         shutdown_on_exit=False,  # obslab's own exit hook bounds the time spent
-    )
+        _tracer_configurator=configurator,
+    ), "tracer provider")
     for processor in extra_processors:
         provider.add_span_processor(processor)
     exporters: list[SpanExporter] = []
     given = [exporter] if exporter is not None else [buffered(e, settings, "traces")
                                                      for e in build_exporters(settings, "traces")]
     for each_exporter in given:
-        provider.add_span_processor(BatchSpanProcessor(_masked(each_exporter, redactor)))
+        masked = _masked(each_exporter, redactor)
+        provider.add_span_processor(_components.tolerant(lambda: BatchSpanProcessor(masked), "span batch processor"))
         exporters.append(each_exporter)
     if settings.enable_console_export:
         console = ConsoleSpanExporter(formatter=_span_json)
@@ -50,21 +53,12 @@ def build_tracer_provider(
 
 
 def sampler(settings: Settings) -> Sampler | None:
-    """obslab's ``sampling_ratio``, parent-based, when it is set; None otherwise, so that the SDK
-    reads ``OTEL_TRACES_SAMPLER`` and ``OTEL_TRACES_SAMPLER_ARG`` itself."""
+    """obslab's ``sampling_ratio``, parent-based, when it is set; otherwise the sampler
+    ``OTEL_TRACES_SAMPLER`` names, built in or an entry point, loaded by the SDK's loader (None: the
+    SDK's default)."""
     if settings.sampling_ratio is None:
-        return None
+        return _components.sampler()
     return ParentBased(TraceIdRatioBased(settings.sampling_ratio))
-
-
-def propagator(names: tuple[str, ...]) -> TextMapPropagator:
-    """The named context propagators (``tracecontext``, ``baggage``, or any installed one), as one."""
-    available = {ep.name: ep for ep in entry_points(group="opentelemetry_propagator")}
-    unknown = [name for name in names if name not in available]
-    if unknown:
-        raise ValueError(f"propagators={','.join(names)!r}: unknown propagator(s) {', '.join(unknown)}; "
-                         f"installed: {', '.join(sorted(available))}")
-    return CompositePropagator([available[name].load()() for name in names])
 
 
 def _masked(exporter: SpanExporter, redactor: Redactor | None) -> SpanExporter:
