@@ -105,6 +105,9 @@ def _attribute_value(value: Any) -> Any:
     return json.dumps(value, default=str)
 
 
+_PLAIN_FORMATTER = logging.Formatter()
+
+
 def _console_record(record: logging.LogRecord, redactor: Redactor | None) -> logging.LogRecord:
     """A copy of ``record`` stamped with the current trace ids (hex, ``-`` outside a span), masked
     when privacy is on."""
@@ -116,6 +119,11 @@ def _console_record(record: logging.LogRecord, redactor: Redactor | None) -> log
         copy.trace_id = copy.span_id = "-"
     if redactor is not None:
         copy.msg, copy.args = redactor.text(record.getMessage()), None
+        if record.exc_info or record.exc_text:  # the traceback's text (another handler's, if it made one), masked
+            text = record.exc_text or _PLAIN_FORMATTER.formatException(record.exc_info)  # type: ignore[arg-type]
+            copy.exc_info, copy.exc_text = None, redactor.text(text)
+        if record.stack_info:
+            copy.stack_info = redactor.text(record.stack_info)
         for key, value in vars(record).items():
             if key not in _STDLIB_FIELDS:
                 setattr(copy, key, redactor.scrub(value) if key == "data" else redactor.value(key, value))
@@ -155,8 +163,12 @@ class JsonFormatter(logging.Formatter):
         entry.update((k, v) for k, v in vars(record).items() if k not in _STDLIB_FIELDS and k not in _ADDED_FIELDS)
         if isinstance(getattr(record, "data", None), dict):
             entry.update(record.data)  # type: ignore[attr-defined]
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack_info"] = self.formatStack(record.stack_info)
         return json.dumps(entry, default=str)
 
 

@@ -54,8 +54,18 @@ _VALUE_PATTERNS = (
     # Provider API keys by their prefixes: OpenAI/Anthropic (sk-...), GitHub, AWS, Slack, Google.
     (re.compile(r"\b(?:sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
                 r"|AKIA[0-9A-Z]{16}|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})"), MASK),
-    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK),
+    # E-mail addresses; not the ``REDACTED@host`` left by the URL rule below.
+    (re.compile(r"(?<![A-Za-z0-9._%+-])(?!REDACTED@)[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK),
 )
+# The HTTP semantic conventions' rule for ``url.full``, applied to every URL in every text: credentials
+# (``scheme://user:password@host``) become ``REDACTED:REDACTED``, and the values of the query keys the
+# rule lists (matched case-sensitively, key kept) become ``REDACTED``. On top of the conventions' list,
+# the signature and credential parameters of AWS SigV4 and Google V4 signed URLs.
+URL_MASK = "REDACTED"
+SIGNED_URL_KEYS = ("AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature",  # the conventions' list
+                   "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "X-Goog-Credential")
+_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)(?:([^\s/?#@\"'<>]*)@)?([^\s\"'<>]*)")
+_SIGNED_PARAM = re.compile(rf"([?&;](?:{'|'.join(map(re.escape, SIGNED_URL_KEYS))})=)[^&;#\s\"'<>]*")
 # Database statements: every quoted literal may be a password or personal data.
 _STATEMENT_KEYS = frozenset({"db_statement", "db_query_text"})
 _SQL_LITERAL = re.compile(r"'(?:[^']|'')*'")
@@ -116,7 +126,10 @@ class Redactor:
 
     @staticmethod
     def text(text: str) -> str:
-        """Free text with tokens, JWTs, card numbers, e-mail addresses and ``key=secret`` masked."""
+        """Free text with URL credentials and signatures (as the HTTP conventions redact ``url.full``),
+        tokens, JWTs, card numbers, e-mail addresses and ``key=secret`` masked."""
+        if "://" in text:
+            text = _URL.sub(_mask_url, text)
         for pattern, replacement in _VALUE_PATTERNS:
             text = pattern.sub(replacement, text)
         text = _KEY_VALUE.sub(_mask_value, text)
@@ -193,10 +206,17 @@ def each(mask: Callable[[Any], Any]) -> Callable[[Sequence[Any]], list[Any]]:
     return mask_batch
 
 
+def _mask_url(match: re.Match[str]) -> str:
+    """A URL with its credentials and its signed-URL query values redacted (HTTP conventions)."""
+    scheme, userinfo, rest = match.groups()
+    credentials = "" if userinfo is None else f"{URL_MASK}:{URL_MASK}@"
+    return scheme + credentials + _SIGNED_PARAM.sub(rf"\g<1>{URL_MASK}", rest)
+
+
 def _mask_value(match: re.Match[str]) -> str:
     """``key=value`` with the value masked (left alone when it is already a mask)."""
     value = match.group(3)
-    if value.startswith(MASK[:-1]) or value.lower() in ("bearer", "basic", "digest", "negotiate", "ntlm"):
+    if value.startswith((MASK[:-1], URL_MASK)) or value.lower() in ("bearer", "basic", "digest", "negotiate", "ntlm"):
         return match.group(0)
     return match.group(1) + match.group(2) + MASK
 
