@@ -11,6 +11,7 @@ import logging
 import pytest
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link
 
 from obslab import telemetry as telemetry_module
 from obslab.config import Settings
@@ -166,3 +167,72 @@ def test_secrets_in_an_exception_recorded_on_a_span_are_masked(private):
     (exported,) = spans.get_finished_spans()
     assert PASSWORD not in exported.to_json()
     assert "redis://REDACTED:REDACTED@cache:6379" in exported.events[0].attributes["exception.message"]
+
+
+# --- masking keeps the SDK's limits and dropped counts ---------------------------------------
+
+LIMITS = {"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "3", "OTEL_ATTRIBUTE_COUNT_LIMIT": "3", "OTEL_SPAN_EVENT_COUNT_LIMIT": "2",
+          "OTEL_SPAN_LINK_COUNT_LIMIT": "1", "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT": "1",
+          "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "6", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "6"}
+
+
+@pytest.fixture
+def limited(monkeypatch):
+    for name, value in LIMITS.items():
+        monkeypatch.setenv(name, value)
+
+
+def _crowded_span(handle):
+    """A span over every limit: 5 attributes (3 kept), 4 events (2 kept, 2 attributes each, 1 kept),
+    2 links (1 kept); the values masking makes longer than the length limit (a user id's keyed hash)."""
+    upstream = handle.tracer.start_span("upstream")
+    upstream.end()
+    links = [Link(upstream.get_span_context(), {"user.id": "al"})] * 2
+    with handle.tracer.start_as_current_span("crowded", links=links) as span:
+        span.set_attributes({"a": 1, "b": 2, "user.id": "al", "password": "pw", "customer_id": "c1"})
+        for i in range(4):
+            span.add_event(f"e{i}", {"x": i, "user.id": "al"})
+        span.set_attribute("gen_ai.usage.cache_write.input_tokens", 7)  # gets an alias, where there is room
+
+
+@pytest.mark.parametrize("privacy", [True, False])
+def test_masked_spans_keep_their_dropped_counts_and_the_length_limit(private, limited, privacy):
+    handle, spans, _, _, _ = private(privacy=privacy)
+    _crowded_span(handle)
+    handle.force_flush(5)
+    crowded = next(s for s in spans.get_finished_spans() if s.name == "crowded")
+    assert (crowded.dropped_attributes, crowded.dropped_events, crowded.dropped_links) == (3, 2, 1)
+    assert len(crowded.attributes) == 3 and len(crowded.events) == 2 and len(crowded.links) == 1
+    assert [e.dropped_attributes for e in crowded.events] == [1, 1]
+    assert crowded.links[0].dropped_attributes == 0
+    values = [*crowded.attributes.values(), *(v for e in crowded.events for v in e.attributes.values()),
+              *crowded.links[0].attributes.values()]
+    assert all(len(v) <= 6 for v in values if isinstance(v, str)), values
+    if privacy:
+        assert crowded.attributes["customer_id"] == "hmac-s" and crowded.links[0].attributes["user.id"] == "hmac-s"
+
+
+def test_the_usage_alias_is_added_only_where_the_span_has_room(private, monkeypatch):
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "2")
+    handle, spans, _, _, _ = private(privacy=False)
+    with handle.span("chat m", **{"gen_ai.usage.cache_write.input_tokens": 7}):
+        pass
+    with handle.span("full", a=1, **{"gen_ai.usage.cache_write.input_tokens": 7}):
+        pass
+    handle.force_flush(5)
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    assert by_name["chat m"].attributes["gen_ai.usage.cache_creation.input_tokens"] == 7
+    assert dict(by_name["full"].attributes) == {"a": 1, "gen_ai.usage.cache_write.input_tokens": 7}
+    assert by_name["full"].dropped_attributes == 0
+
+
+@pytest.mark.filterwarnings("ignore::opentelemetry.sdk._logs.LogRecordDroppedAttributesWarning")
+def test_masked_log_records_keep_their_dropped_count_and_the_length_limit(private, limited):
+    handle, _, logs, _, _ = private()
+    logging.getLogger("app").warning("hello", extra={"data": {"user.id": "al", "token": "t", "k1": 1, "k2": 2}})
+    handle.force_flush(5)
+    (record,) = logs.get_finished_logs()
+    attributes = dict(record.log_record.attributes)
+    assert len(attributes) == 3 and record.dropped_attributes > 0
+    assert all(len(v) <= 6 for v in attributes.values() if isinstance(v, str)), attributes
+    assert "al" not in attributes.values()

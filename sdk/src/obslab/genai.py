@@ -33,22 +33,20 @@ obslab.gen_ai.client.cache_savings {USD}       obslab_gen_ai_client_cache_saving
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import os
 from datetime import datetime, timezone
 from typing import Any, Mapping, NamedTuple
 
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor
 from opentelemetry.trace import NonRecordingSpan, set_span_in_context
 from opentelemetry.util.genai.handler import TelemetryHandler
 from opentelemetry.util.genai.utils import get_content_capturing_mode
 
 from obslab._diagnostics import guarded
 from obslab.prices import PriceTable
-from obslab.privacy import Redactor
+from obslab.privacy import Redactor, copy_span, mask_in_place
 
 CAPTURE_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 CAPTURE_MODES = ("no_content", "span_only", "event_only", "span_and_event")
@@ -100,24 +98,17 @@ class ContentRedactor(Redactor):
             return attributes
         return {key: self.scrub(value) if key in CONTENT_KEYS else value for key, value in attributes.items()}
 
-    def span(self, span: ReadableSpan) -> ReadableSpan:
-        if not (CONTENT_KEYS.intersection(span.attributes or {})
-                or any(CONTENT_KEYS.intersection(e.attributes or {}) for e in span.events)):
+    def span(self, span: ReadableSpan, limits: SpanLimits | None = None,
+             extra: Mapping[str, Any] | None = None) -> ReadableSpan:
+        if not extra and not (CONTENT_KEYS.intersection(span.attributes or {})
+                              or any(CONTENT_KEYS.intersection(e.attributes or {}) for e in span.events)):
             return span
-        events = [Event(e.name, self._content(e.attributes), e.timestamp) for e in span.events]
-        return ReadableSpan(
-            name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-            attributes=self._content(span.attributes), events=events, links=span.links, kind=span.kind,
-            status=span.status, start_time=span.start_time, end_time=span.end_time,
-            instrumentation_scope=span.instrumentation_scope)
+        return copy_span(span, limits, attributes=self._content, extra=extra)
 
-    def log(self, record: ReadableLogRecord) -> ReadableLogRecord:
-        source = record.log_record
-        if not CONTENT_KEYS.intersection(source.attributes or {}):
-            return record
-        masked = copy.copy(source)
-        masked.attributes = self._content(source.attributes)
-        return dataclasses.replace(record, log_record=masked)
+    def log_record(self, record: ReadWriteLogRecord) -> None:
+        attributes = record.log_record.attributes
+        if attributes and CONTENT_KEYS.intersection(attributes):
+            mask_in_place(attributes, lambda key, value: self.scrub(value) if key in CONTENT_KEYS else value)
 
 
 class LLMCostProcessor(SpanProcessor):
@@ -202,15 +193,11 @@ def usage_of(attributes: Mapping[str, Any]) -> TokenCounts:
                        count(CACHE_CREATION_TOKENS, CACHE_WRITE_TOKENS), count(REASONING_TOKENS))
 
 
-def with_usage_aliases(span: ReadableSpan) -> ReadableSpan:
-    """``span`` with ``gen_ai.usage.cache_creation.input_tokens`` beside the
-    ``gen_ai.usage.cache_write.input_tokens`` that opentelemetry-util-genai writes (both names are in
-    use: the first is the conventions' as published in opentelemetry-semantic-conventions)."""
-    attributes = span.attributes or {}
+def usage_aliases(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The attributes an exported span gets on top of its own: ``gen_ai.usage.cache_creation.input_tokens``
+    beside the ``gen_ai.usage.cache_write.input_tokens`` that opentelemetry-util-genai writes (both
+    names are in use: the first is the conventions' as published in opentelemetry-semantic-conventions)."""
+    attributes = attributes or {}
     if CACHE_WRITE_TOKENS not in attributes or CACHE_CREATION_TOKENS in attributes:
-        return span
-    return ReadableSpan(
-        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-        attributes={**attributes, CACHE_CREATION_TOKENS: attributes[CACHE_WRITE_TOKENS]}, events=span.events,
-        links=span.links, kind=span.kind, status=span.status, start_time=span.start_time, end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope)
+        return {}
+    return {CACHE_CREATION_TOKENS: attributes[CACHE_WRITE_TOKENS]}

@@ -33,7 +33,7 @@ from obslab._diagnostics import guarded
 from obslab._export import build_exporters, is_exporting
 from obslab._outage import buffered
 from obslab.config import Settings
-from obslab.privacy import Redactor, each, mask_exports
+from obslab.privacy import MaskingLogProcessor, Redactor
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s trace_id=%(trace_id)s span_id=%(span_id)s - %(message)s"
 
@@ -55,9 +55,9 @@ def build_logger_provider(
     provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     exporters = [exporter] if exporter is not None else [buffered(e, settings, "logs")
                                                          for e in build_exporters(settings, "logs")]
+    if redactor is not None:  # first: every processor after it has the masked record
+        provider.add_log_record_processor(MaskingLogProcessor(redactor))
     for each_exporter in exporters:
-        if redactor is not None:
-            mask_exports(each_exporter, each(redactor.log), [])
         provider.add_log_record_processor(BatchLogRecordProcessor(each_exporter))
     return provider, exporters
 

@@ -9,15 +9,15 @@ from importlib.metadata import entry_points
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 
 from obslab._export import build_exporters
 from obslab._outage import buffered
 from obslab.config import Settings
-from obslab.genai import with_usage_aliases
-from obslab.privacy import Redactor, each, mask_exports
+from obslab.genai import usage_aliases
+from obslab.privacy import Redactor, copy_span, each, mask_exports
 
 
 def build_tracer_provider(
@@ -29,9 +29,11 @@ def build_tracer_provider(
 ) -> tuple[TracerProvider, list[SpanExporter]]:
     """A provider exporting to ``exporter`` (default: the exporters ``OTEL_TRACES_EXPORTER`` names,
     each behind an outage buffer), through ``redactor`` when privacy is on."""
+    limits = SpanLimits()  # read from OTEL_* as the provider would; the exported copies keep them
     provider = TracerProvider(
         resource=resource,
         sampler=sampler(settings),
+        span_limits=limits,
         shutdown_on_exit=False,  # obslab's own exit hook bounds the time spent
     )
     for processor in extra_processors:
@@ -40,11 +42,11 @@ def build_tracer_provider(
     given = [exporter] if exporter is not None else [buffered(e, settings, "traces")
                                                      for e in build_exporters(settings, "traces")]
     for each_exporter in given:
-        provider.add_span_processor(BatchSpanProcessor(_masked(each_exporter, redactor)))
+        provider.add_span_processor(BatchSpanProcessor(_masked(each_exporter, redactor, limits)))
         exporters.append(each_exporter)
     if settings.enable_console_export:
         console = ConsoleSpanExporter(formatter=_span_json)
-        provider.add_span_processor(SimpleSpanProcessor(_masked(console, redactor)))
+        provider.add_span_processor(SimpleSpanProcessor(_masked(console, redactor, limits)))
         exporters.append(console)
     return provider, exporters
 
@@ -67,11 +69,16 @@ def propagator(names: tuple[str, ...]) -> TextMapPropagator:
     return CompositePropagator([available[name].load()() for name in names])
 
 
-def _masked(exporter: SpanExporter, redactor: Redactor | None) -> SpanExporter:
-    """``exporter`` sending each span with its GenAI usage aliases, and masked when ``redactor`` is given."""
-    if redactor is None:
-        return mask_exports(exporter, each(with_usage_aliases), [])
-    return mask_exports(exporter, each(lambda span: redactor.span(with_usage_aliases(span))), [])
+def _masked(exporter: SpanExporter, redactor: Redactor | None, limits: SpanLimits) -> SpanExporter:
+    """``exporter`` sending each span with its GenAI usage aliases, and masked when ``redactor`` is
+    given: one copy of the span at most, keeping its dropped counts and the provider's ``limits``."""
+    def export_form(span: ReadableSpan) -> ReadableSpan:
+        extra = usage_aliases(span.attributes)
+        if redactor is not None:
+            return redactor.span(span, limits, extra)
+        return copy_span(span, limits, extra=extra) if extra else span
+
+    return mask_exports(exporter, each(export_form), [])
 
 
 def _span_json(span: ReadableSpan) -> str:
