@@ -59,6 +59,10 @@ _VALUE_PATTERNS = (
     # Every HTTP authorization scheme carries credentials, not only Bearer.
     (re.compile(r"(?i)\b(bearer|basic|digest|negotiate|ntlm)\s+[A-Za-z0-9\-._~+/]{6,}=*"),
      lambda m: f"{m.group(1)} {MASK}", ("bearer", "basic", "digest", "negotiate", "ntlm")),
+    # An Authorization header of any other scheme (Token, ApiKey, SSWS...): its credentials.
+    (re.compile(r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED\]|[^\s\"',;]+\s+\[REDACTED\])"
+                r"(?:([A-Za-z][A-Za-z0-9._~+/-]*)\s+)?[^\s\"',;]+"),
+     lambda m: f"{m.group(1)}{m.group(2) + ' ' if m.group(2) else ''}{MASK}", ("authorization",)),
     (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), MASK, ("eyj",)),
     # Provider API keys by their prefixes: OpenAI/Anthropic (sk-...), GitHub, AWS, Slack, Google.
     (re.compile(r"\b(?:sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
@@ -322,6 +326,8 @@ def _mask_url(match: re.Match[str]) -> str:
 def _mask_value(match: re.Match[str]) -> str:
     """``key=value`` with the value masked (left alone when it is already a mask)."""
     value = match.group(3)
+    if match.string.startswith(f" {MASK}", match.end()):
+        return match.group(0)  # an authorization scheme, its credentials masked already
     if value.startswith((MASK[:-1], URL_MASK)) or value.lower() in ("bearer", "basic", "digest", "negotiate", "ntlm"):
         return match.group(0)
     return match.group(1) + match.group(2) + MASK

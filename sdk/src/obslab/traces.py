@@ -4,6 +4,7 @@ the SDK configures, context propagation."""
 from __future__ import annotations
 
 import json
+import sys
 from importlib.metadata import entry_points
 
 from opentelemetry.propagators.composite import CompositePropagator
@@ -45,7 +46,7 @@ def build_tracer_provider(
         provider.add_span_processor(BatchSpanProcessor(_masked(each_exporter, redactor, limits)))
         exporters.append(each_exporter)
     if settings.enable_console_export:
-        console = ConsoleSpanExporter(formatter=_span_json)
+        console = ConsoleSpanExporter(out=sys.stdout, formatter=_span_json)  # the stdout of now, not of import time
         provider.add_span_processor(SimpleSpanProcessor(_masked(console, redactor, limits)))
         exporters.append(console)
     return provider, exporters
