@@ -45,7 +45,7 @@ from opentelemetry.util.genai.invocation import CLIENT_INFERENCE_CONTEXT_KEY, Ge
 
 from obslab._diagnostics import guarded, report
 from obslab.genai import (CACHE_CREATION_TOKENS, CACHE_READ_TOKENS, INPUT_TOKENS, OUTPUT_TOKENS,
-                          REASONING_TOKENS)
+                          REASONING_TOKENS, price_of_call)
 from obslab.prices import PriceTable
 
 # Bucket boundaries, milliseconds.
@@ -106,12 +106,19 @@ class AgentInstruments:
         usage given to :meth:`record_llm_usage`) and the catalogue's call count and latency in ms."""
         labels = {"llm.model": model, "llm.provider": provider}
         started = time.perf_counter()
-        invocation = self._start("trace_llm_call", lambda: self._genai.inference(provider, request_model=model))
-        with self._finishing(invocation, {"peer.service": provider}) as span:  # peer: Tempo's service graph
-            try:
-                yield span
-            finally:
-                self._record_call(self.llm_calls, self.llm_latency, started, labels, labels, span)
+        call = _CallUsage()  # what record_llm_usage reports inside: priced once, when the call ends
+        token = otel_context.attach(otel_context.set_value(_LLM_CALL, call))
+        span: trace.Span = trace.INVALID_SPAN
+        try:
+            invocation = self._start("trace_llm_call", lambda: self._genai.inference(provider, request_model=model))
+            with self._finishing(invocation, {"peer.service": provider}) as span:  # peer: Tempo's service graph
+                try:
+                    yield span
+                finally:
+                    self._record_call(self.llm_calls, self.llm_latency, started, labels, labels, span)
+        finally:
+            otel_context.detach(token)
+            self._record_call_cost(call, provider, model, span, labels)
 
     @contextmanager
     def trace_tool_call(self, name: str, **attributes: Any) -> Iterator[trace.Span]:
@@ -174,6 +181,24 @@ class AgentInstruments:
         calls.add(1, call_labels, context=context)
         latency.record((time.perf_counter() - started) * 1000, latency_labels, context=context)
 
+    @guarded("agent metrics")
+    def _record_call_cost(self, call: _CallUsage, provider: str, model: str, span: trace.Span,
+                          labels: dict[str, Any]) -> None:
+        """``agent.llm.estimated_cost`` of one ended ``trace_llm_call``: the costs given, plus the price
+        of the other reported tokens' totals, found as ``obslab.gen_ai.client.cost`` finds it (the
+        span's response model and start time): a per-request fee once, a tier by the call's total."""
+        if not call.reported:
+            return
+        cost: float | None = call.given_cost if call.given else None
+        if call.to_price:
+            attributes = getattr(span, "attributes", None) or {}
+            price = price_of_call(self._prices, provider, model, attributes.get("gen_ai.response.model"),
+                                  getattr(span, "start_time", None), call.tokens[0])
+            if price is not None:
+                cost = (cost or 0.0) + price.cost(*call.tokens)
+        if cost is not None:
+            self.llm_cost.add(cost, labels, context=trace.set_span_in_context(span))
+
     @guarded("record_llm_usage")
     def record_llm_usage(self, model: str, provider: str, prompt_tokens: int, completion_tokens: int,
                          cost_usd: float | None = None, *, cache_read_tokens: int = 0,
@@ -181,23 +206,27 @@ class AgentInstruments:
         """Token counts as the catalogue's metrics and as the GenAI usage of the current
         ``trace_llm_call`` (its span attributes and ``gen_ai.client.token.usage``); outside one, as
         usage attributes of the current span. Called more than once for one call, the counts add up
-        everywhere alike. As in the GenAI conventions, ``prompt_tokens`` include the cache reads and
-        cache writes (``cache_read_tokens``, ``cache_creation_tokens``) and ``completion_tokens`` the
-        ``reasoning_tokens``. ``cost_usd`` defaults to the price table's figure."""
+        everywhere alike, and the call is priced once, on its totals (a per-request fee once, a
+        tiered price at the tier of the total): at the end of ``trace_llm_call`` (with its model), or,
+        on another span, as what the span's new totals cost beyond its previous ones. As in the GenAI
+        conventions, ``prompt_tokens`` include the cache reads and cache writes (``cache_read_tokens``,
+        ``cache_creation_tokens``) and ``completion_tokens`` the ``reasoning_tokens``. ``cost_usd``
+        (what this part cost) defaults to the price table's figure."""
         prompt_tokens, completion_tokens = _count(prompt_tokens), _count(completion_tokens)
         extra = {CACHE_READ_TOKENS: _count(cache_read_tokens), CACHE_CREATION_TOKENS: _count(cache_creation_tokens),
                  REASONING_TOKENS: _count(reasoning_tokens)}
         labels = {"llm.model": model, "llm.provider": provider}
         self.llm_tokens.add(prompt_tokens, {**labels, "token_type": "prompt"})
         self.llm_tokens.add(completion_tokens, {**labels, "token_type": "completion"})
-        if cost_usd is None:
-            cost_usd = self._prices.cost(provider, model, prompt_tokens, completion_tokens,
-                                         cache_read_tokens=extra[CACHE_READ_TOKENS],
-                                         cache_write_tokens=extra[CACHE_CREATION_TOKENS],
-                                         reasoning_tokens=extra[REASONING_TOKENS])
-        if cost_usd is not None:
-            self.llm_cost.add(cost_usd, labels)
+        tokens = (prompt_tokens, completion_tokens, *extra.values())
+        call = otel_context.get_value(_LLM_CALL)
         data = otel_context.get_value(CLIENT_INFERENCE_CONTEXT_KEY)
+        if isinstance(call, _CallUsage) and isinstance(data, InferenceData):
+            call.add(tokens, cost_usd)  # priced when trace_llm_call ends
+        elif cost_usd is not None:
+            self.llm_cost.add(cost_usd, labels)
+        else:
+            self._price_increment(provider, model, tokens, labels)
         if isinstance(data, InferenceData):  # inside trace_llm_call: the invocation reports the sum at its end
             data.usage_input_tokens = (data.usage_input_tokens or 0) + prompt_tokens
             data.usage_output_tokens = (data.usage_output_tokens or 0) + completion_tokens
@@ -217,6 +246,24 @@ class AgentInstruments:
                      **{key: value for key, value in extra.items() if value}}
             span.set_attributes({key: _count_or_zero(before.get(key)) + value for key, value in added.items()})
 
+    def _price_increment(self, provider: str, model: str, tokens: tuple[int, ...], labels: dict[str, Any]) -> None:
+        """Outside ``trace_llm_call``: what the current span's usage totals cost with ``tokens``
+        beyond what they cost before (the whole price when the span has no usage yet, or is not
+        recorded); never below zero."""
+        span = trace.get_current_span()
+        before = (getattr(span, "attributes", None) or {}) if span.is_recording() else {}
+        previous = tuple(_count_or_zero(before.get(key)) for key in _USAGE_KEYS)
+        after = tuple(a + b for a, b in zip(previous, tokens))
+        cost_after = self._prices.cost(provider, model, after[0], after[1], cache_read_tokens=after[2],
+                                       cache_write_tokens=after[3], reasoning_tokens=after[4])
+        if cost_after is None:
+            return
+        cost_before = 0.0
+        if INPUT_TOKENS in before or OUTPUT_TOKENS in before:
+            cost_before = self._prices.cost(provider, model, previous[0], previous[1], cache_read_tokens=previous[2],
+                                            cache_write_tokens=previous[3], reasoning_tokens=previous[4]) or 0.0
+        self.llm_cost.add(max(cost_after - cost_before, 0.0), labels)
+
     @guarded("record_request")
     def record_request(self, intent: str, duration_ms: float, ok: bool) -> None:
         """One handled request: ``agent.requests.total`` and ``agent.request.duration``."""
@@ -227,6 +274,31 @@ class AgentInstruments:
     def record_error(self, error_type: str, component: str) -> None:
         """One error, by type and component."""
         self.errors.add(1, {"error_type": error_type, "component": component})
+
+
+_LLM_CALL = otel_context.create_key("obslab.llm_call")
+_USAGE_KEYS = (INPUT_TOKENS, OUTPUT_TOKENS, CACHE_READ_TOKENS, CACHE_CREATION_TOKENS, REASONING_TOKENS)
+
+
+class _CallUsage:
+    """The usage ``record_llm_usage`` reports inside one ``trace_llm_call``: the tokens to price
+    (input, output, cache read, cache write, reasoning) and the costs the application gave."""
+
+    __slots__ = ("tokens", "given_cost", "given", "to_price", "reported")
+
+    def __init__(self) -> None:
+        self.tokens = [0, 0, 0, 0, 0]
+        self.given_cost, self.given, self.to_price, self.reported = 0.0, False, False, False
+
+    def add(self, tokens: tuple[int, ...], cost_usd: float | None) -> None:
+        self.reported = True
+        if cost_usd is not None:
+            self.given_cost += cost_usd
+            self.given = True
+            return
+        self.to_price = True
+        for i, count in enumerate(tokens):
+            self.tokens[i] += count
 
 
 def _count_or_zero(value: Any) -> int:

@@ -45,7 +45,7 @@ from opentelemetry.util.genai.handler import TelemetryHandler
 from opentelemetry.util.genai.utils import get_content_capturing_mode
 
 from obslab._diagnostics import guarded
-from obslab.prices import PriceTable
+from obslab.prices import Price, PriceTable
 from obslab.privacy import Redactor, copy_span, mask_in_place
 
 CAPTURE_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -147,10 +147,8 @@ class LLMCostProcessor(SpanProcessor):
         labels = {"gen_ai.provider.name": provider, "gen_ai.request.model": str(request_model or model)}
         context = set_span_in_context(NonRecordingSpan(span.context))  # the exemplar opens this call
         self._record_token_kinds(attributes, usage, context)
-        when = datetime.fromtimestamp(span.start_time / 1e9, tz=timezone.utc) if span.start_time else None
-        price = self._prices.price(provider, model, when, usage.input_tokens)
-        if price is None and model != labels["gen_ai.request.model"]:
-            price = self._prices.price(provider, labels["gen_ai.request.model"], when, usage.input_tokens)
+        price = price_of_call(self._prices, provider, labels["gen_ai.request.model"], model, span.start_time,
+                              usage.input_tokens)
         if price is None:
             self._unpriced.add(1, labels, context=context)
             return
@@ -168,6 +166,19 @@ class LLMCostProcessor(SpanProcessor):
         for kind, count in kinds.items():
             if count:
                 self._tokens.record(count, {**base, "gen_ai.token.type": kind}, context=context)
+
+
+def price_of_call(prices: PriceTable, provider: str, request_model: str, response_model: str | None,
+                  start_time: int | None, input_tokens: int) -> Price | None:
+    """The price of one LLM call: of its response model (the one that answered), else of its request
+    model, in force when it started (``start_time`` in ns since the epoch, now when None), at the
+    tier its ``input_tokens`` reach. The cost metric and the agent catalogue both price through it."""
+    when = datetime.fromtimestamp(start_time / 1e9, tz=timezone.utc) if start_time else None
+    model = response_model or request_model
+    price = prices.price(provider, model, when, input_tokens)
+    if price is None and model != request_model:
+        price = prices.price(provider, request_model, when, input_tokens)
+    return price
 
 
 class TokenCounts(NamedTuple):

@@ -1,0 +1,102 @@
+"""Issue 26, section 4: one LLM call reported in several ``record_llm_usage`` chunks is priced once, on
+its totals, as genai-prices prices it (a per-request fee once, a tier reached by the total), and
+``agent.llm.estimated_cost`` agrees with ``obslab.gen_ai.client.cost``; ``gen_ai.client.token.usage``
+keeps the conventions' token types, cache and reasoning tokens go to obslab's own metric."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import genai_prices
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from obslab.config import Settings
+from obslab.prices import Price
+
+# (conventions provider, model, genai-prices provider id): a per-request fee (Perplexity's sonar), a
+# tier at 200k input tokens (Claude Sonnet 4.5), and a plain price.
+MODELS = [("perplexity", "sonar", "perplexity"), ("anthropic", "claude-sonnet-4-5", "anthropic"),
+          ("openai", "gpt-4o", "openai")]
+
+
+def metric_sum(recorded, name: str, **where) -> float:
+    return sum(value for attributes, value in recorded.metrics().get(name, [])
+               if all(attributes.get(k) == v for k, v in where.items()))
+
+
+def genai_prices_total(provider_id, model, usage) -> float:
+    """genai-prices' own price of a call of ``usage`` (input, output, cache read, cache write, reasoning)."""
+    inp, out, cache_read, cache_write, reasoning = usage
+    calculated = genai_prices.calc_price(
+        genai_prices.Usage(input_tokens=inp, output_tokens=out, cache_read_tokens=cache_read,
+                           cache_write_tokens=cache_write, output_reasoning_tokens=reasoning),
+        model, provider_id=provider_id, genai_request_timestamp=datetime.now(tz=timezone.utc))
+    return float(calculated.total_price)
+
+
+@st.composite
+def chunk(draw):
+    """One usage report: input includes the cache reads and writes, output the reasoning tokens."""
+    inp = draw(st.integers(0, 120_000))
+    cache_read = draw(st.integers(0, inp))
+    cache_write = draw(st.integers(0, inp - cache_read))
+    out = draw(st.integers(0, 4_000))
+    return inp, out, cache_read, cache_write, draw(st.integers(0, out))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(model=st.sampled_from(MODELS), chunks=st.lists(chunk(), min_size=1, max_size=5))
+def test_a_call_reported_in_chunks_is_priced_once_on_its_totals(recording, model, chunks):
+    provider, name, provider_id = model
+    recorded = recording(Settings(service_name="unit-test"))
+    with recorded.handle.trace_llm_call(name, provider):
+        for inp, out, cache_read, cache_write, reasoning in chunks:
+            recorded.handle.record_llm_usage(name, provider, inp, out, cache_read_tokens=cache_read,
+                                             cache_creation_tokens=cache_write, reasoning_tokens=reasoning)
+    totals = tuple(map(sum, zip(*chunks)))
+    expected = genai_prices_total(provider_id, name, totals)
+    recorded.spans()
+    catalogue = metric_sum(recorded, "agent.llm.estimated_cost")
+    conventions = metric_sum(recorded, "obslab.gen_ai.client.cost")
+    assert catalogue == pytest.approx(conventions, rel=1e-9, abs=1e-12)
+    assert catalogue == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    recorded.handle.shutdown(1)
+
+
+def test_a_per_request_fee_is_charged_once_for_a_call_in_two_chunks(recording):
+    recorded = recording(Settings(service_name="unit-test", prices={("vllm", "m"): Price(1.0, 2.0, per_call=0.5)}))
+    with recorded.handle.trace_llm_call("m", "vllm"):
+        recorded.handle.record_llm_usage("m", "vllm", 1_000_000, 0)
+        recorded.handle.record_llm_usage("m", "vllm", 1_000_000, 0)
+    recorded.spans()
+    assert metric_sum(recorded, "agent.llm.estimated_cost") == pytest.approx(2.0 + 0.5)
+    assert metric_sum(recorded, "obslab.gen_ai.client.cost") == pytest.approx(2.0 + 0.5)
+
+
+def test_a_tier_is_reached_by_the_total_of_the_chunks(recording):
+    recorded = recording(Settings(service_name="unit-test"))
+    with recorded.handle.trace_llm_call("claude-sonnet-4-5", "anthropic"):
+        recorded.handle.record_llm_usage("claude-sonnet-4-5", "anthropic", 150_000, 0)
+        recorded.handle.record_llm_usage("claude-sonnet-4-5", "anthropic", 150_000, 0)
+    recorded.spans()
+    tiered = genai_prices_total("anthropic", "claude-sonnet-4-5", (300_000, 0, 0, 0, 0))
+    assert tiered > 2 * genai_prices_total("anthropic", "claude-sonnet-4-5", (150_000, 0, 0, 0, 0))
+    assert metric_sum(recorded, "agent.llm.estimated_cost") == pytest.approx(tiered)
+
+
+def test_explicit_costs_of_chunks_add_up_and_the_rest_is_priced_on_its_totals(recording):
+    recorded = recording(Settings(service_name="unit-test", prices={("vllm", "m"): Price(1.0, 2.0, per_call=0.5)}))
+    with recorded.handle.trace_llm_call("m", "vllm"):
+        recorded.handle.record_llm_usage("m", "vllm", 10, 10, cost_usd=0.25)
+        recorded.handle.record_llm_usage("m", "vllm", 1_000_000, 0)
+        recorded.handle.record_llm_usage("m", "vllm", 1_000_000, 0, cost_usd=0.25)
+    assert metric_sum(recorded, "agent.llm.estimated_cost") == pytest.approx(0.25 + 0.25 + 1.0 + 0.5)
+
+
+def test_chunks_outside_a_traced_call_are_priced_on_the_span_totals(recording):
+    recorded = recording(Settings(service_name="unit-test", prices={("vllm", "m"): Price(1.0, 2.0, per_call=0.5)}))
+    with recorded.handle.span("batch job"):
+        recorded.handle.record_llm_usage("m", "vllm", 1_000_000, 0)
+        recorded.handle.record_llm_usage("m", "vllm", 1_000_000, 0)
+    assert metric_sum(recorded, "agent.llm.estimated_cost") == pytest.approx(2.0 + 0.5)
