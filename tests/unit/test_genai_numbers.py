@@ -100,3 +100,31 @@ def test_chunks_outside_a_traced_call_are_priced_on_the_span_totals(recording):
         recorded.handle.record_llm_usage("m", "vllm", 1_000_000, 0)
         recorded.handle.record_llm_usage("m", "vllm", 1_000_000, 0)
     assert metric_sum(recorded, "agent.llm.estimated_cost") == pytest.approx(2.0 + 0.5)
+
+
+def token_points(recorded, name: str) -> list:
+    recorded.handle.force_flush(2)
+    data = recorded._reader.get_metrics_data()
+    return [p for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics if m.name == name
+            for p in m.data.data_points]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chunks=st.lists(chunk(), min_size=1, max_size=3))
+def test_the_conventions_token_metric_sums_to_the_tokens_the_call_used(recording, chunks):
+    """A call of 2,000 input tokens (1,500 read from the cache) and 400 output tokens (200 of them
+    reasoning) used 2,400 tokens: the sum over gen_ai.token.type says 2,400, not 4,100."""
+    recorded = recording(Settings(service_name="unit-test"))
+    with recorded.handle.trace_llm_call("claude-sonnet-4-5", "anthropic"):
+        for inp, out, cache_read, cache_write, reasoning in chunks:
+            recorded.handle.record_llm_usage("claude-sonnet-4-5", "anthropic", inp, out, cache_read_tokens=cache_read,
+                                             cache_creation_tokens=cache_write, reasoning_tokens=reasoning)
+    inp, out, cache_read, cache_write, reasoning = map(sum, zip(*chunks))
+    conventions = token_points(recorded, "gen_ai.client.token.usage")
+    assert {p.attributes["gen_ai.token.type"] for p in conventions} <= {"input", "output"}
+    assert sum(p.sum for p in conventions) == inp + out
+    details = {p.attributes["obslab.gen_ai.token.type"]: p.sum
+               for p in token_points(recorded, "obslab.gen_ai.client.token.usage")}
+    assert details == {kind: count for kind, count in (("cache_read", cache_read), ("cache_creation", cache_write),
+                                                       ("reasoning", reasoning)) if count}
+    recorded.handle.shutdown(1)

@@ -9,10 +9,13 @@ instrumentations (``instrument=["openai", "anthropic"]``). What obslab adds here
   SDK's ``anthropic.messages.create``, is not priced again) with the :class:`~obslab.prices.PriceTable`, into
   ``obslab.gen_ai.client.cost`` (USD) or, for a model without a price,
   ``obslab.gen_ai.client.unpriced_calls``;
-- token kinds: the cache reads, cache writes and reasoning tokens of a call as ``gen_ai.token.type``
-  values ``cache_read``, ``cache_creation`` and ``reasoning`` of ``gen_ai.client.token.usage`` (the
-  upstream code records ``input`` and ``output``), and ``gen_ai.usage.cache_creation.input_tokens``
-  beside util-genai's ``gen_ai.usage.cache_write.input_tokens`` on exported spans;
+- token kinds: ``gen_ai.client.token.usage`` keeps the conventions' token types (``input`` and
+  ``output``, which include the cache and reasoning tokens, so its sum over types is what a call
+  used); the cache reads, cache writes and reasoning tokens of a call are on its span as the
+  conventions' ``gen_ai.usage.*`` attributes (with ``gen_ai.usage.cache_creation.input_tokens`` beside
+  util-genai's ``gen_ai.usage.cache_write.input_tokens``) and in obslab's own
+  ``obslab.gen_ai.client.token.usage``, by ``obslab.gen_ai.token.type`` (``cache_read``,
+  ``cache_creation``, ``reasoning``: part of the input or output tokens, not more of them);
 - message content: captured only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` asks
   for it (``span_only``, ``event_only`` or ``span_and_event``, read by opentelemetry-util-genai), and then exported
   through privacy masking (:class:`ContentRedactor`, or the whole privacy redactor when privacy is on).
@@ -22,7 +25,10 @@ instrument                         unit          Prometheus
 =================================  ============  ==================================================
 gen_ai.client.operation.duration   s             gen_ai_client_operation_duration_seconds_bucket
 gen_ai.client.token.usage          {token}       gen_ai_client_token_usage_bucket (gen_ai_token_type:
-                                                 input, output, cache_read, cache_creation, reasoning)
+                                                 input, output)
+obslab.gen_ai.client.token.usage   {token}       obslab_gen_ai_client_token_usage_bucket
+                                                 (obslab_gen_ai_token_type: cache_read, cache_creation,
+                                                 reasoning)
 gen_ai.client.operation.time_to_first_chunk  s  gen_ai_client_operation_time_to_first_chunk_seconds_bucket
 gen_ai.client.operation.time_per_output_chunk s gen_ai_client_operation_time_per_output_chunk_seconds_bucket
 obslab.gen_ai.client.cost          {USD}         obslab_gen_ai_client_cost_total
@@ -60,7 +66,8 @@ COST_METRIC = "obslab.gen_ai.client.cost"
 UNPRICED_METRIC = "obslab.gen_ai.client.unpriced_calls"
 SAVINGS_METRIC = "obslab.gen_ai.client.cache_savings"
 _PRICED_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
-TOKEN_USAGE_METRIC = "gen_ai.client.token.usage"
+TOKEN_DETAIL_METRIC = "obslab.gen_ai.client.token.usage"
+TOKEN_DETAIL_TYPE = "obslab.gen_ai.token.type"
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
@@ -114,7 +121,7 @@ class ContentRedactor(Redactor):
 class LLMCostProcessor(SpanProcessor):
     """Prices each finished LLM call span (the helpers' and the instrumented clients' alike), at the
     price in force when the call started, cache and reasoning tokens at their own rates; and records
-    those token kinds as ``gen_ai.token.type`` values of ``gen_ai.client.token.usage``."""
+    those token kinds in ``obslab.gen_ai.client.token.usage``."""
 
     def __init__(self, meter: Meter, prices: PriceTable) -> None:
         self._prices = prices
@@ -124,11 +131,12 @@ class LLMCostProcessor(SpanProcessor):
                                               description="LLM calls of a model the price table does not know")
         self._savings = meter.create_counter(
             SAVINGS_METRIC, unit="{USD}", description="What cache reads saved against the input price, US dollars")
-        # The same instrument as opentelemetry-util-genai's (name, unit, description, buckets): the
-        # cache and reasoning token kinds join its input and output points.
+        # Shaped as the conventions' gen_ai.client.token.usage (unit, buckets, attributes), for the token
+        # kinds its input and output include.
         self._tokens = meter.create_histogram(
-            TOKEN_USAGE_METRIC, unit="{token}", description="Number of input and output tokens used by GenAI clients",
-            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS)
+            TOKEN_DETAIL_METRIC, unit="{token}", explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            description="Cache read, cache write and reasoning tokens of GenAI client calls "
+                        "(part of gen_ai.client.token.usage input and output)")
 
     @guarded("LLM cost")
     def on_end(self, span: ReadableSpan) -> None:
@@ -165,7 +173,7 @@ class LLMCostProcessor(SpanProcessor):
         base = {key: attributes[key] for key in _TOKEN_METRIC_KEYS if attributes.get(key) is not None}
         for kind, count in kinds.items():
             if count:
-                self._tokens.record(count, {**base, "gen_ai.token.type": kind}, context=context)
+                self._tokens.record(count, {**base, TOKEN_DETAIL_TYPE: kind}, context=context)
 
 
 def price_of_call(prices: PriceTable, provider: str, request_model: str, response_model: str | None,
