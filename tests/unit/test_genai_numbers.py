@@ -128,3 +128,75 @@ def test_the_conventions_token_metric_sums_to_the_tokens_the_call_used(recording
     assert details == {kind: count for kind, count in (("cache_read", cache_read), ("cache_creation", cache_write),
                                                        ("reasoning", reasoning)) if count}
     recorded.handle.shutdown(1)
+
+
+# --- issue 26, section 3: the first priced call never waits for genai-prices' import ------------
+
+SLOW_IMPORT_APP = r'''
+import importlib.abc, json, sys, threading
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+
+importing, release = threading.Event(), threading.Event()
+
+
+class SlowGenaiPrices(importlib.abc.MetaPathFinder):
+    """genai-prices' import, held up (import lock taken) until the test lets it go, in obslab's thread."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "genai_prices" and threading.current_thread().name == "obslab-prices":
+            importing.set()
+            release.wait(60)
+        return None
+
+
+sys.meta_path.insert(0, SlowGenaiPrices())
+from obslab.config import Settings
+from obslab.telemetry import Telemetry
+
+reader = InMemoryMetricReader()
+handle = Telemetry(Settings(service_name="app"), span_exporter=InMemorySpanExporter(),
+                   log_exporter=InMemoryLogRecordExporter(), metric_readers=(reader,))
+assert importing.wait(30), "the price data import never started"
+done = threading.Event()
+
+
+def first_priced_call():
+    with handle.trace_llm_call("gpt-4o", "openai"):
+        handle.record_llm_usage("gpt-4o", "openai", 1_000_000, 0)
+    done.set()
+
+
+threading.Thread(target=first_priced_call, daemon=True).start()
+returned = done.wait(20)  # generous: the call itself takes milliseconds; waiting on the import, forever
+result = {"returned_while_the_import_was_held": returned and not release.is_set()}
+release.set()
+done.wait(60)
+handle.force_flush(30)
+sums = {}
+for rm in reader.get_metrics_data().resource_metrics:
+    for sm in rm.scope_metrics:
+        for m in sm.metrics:
+            if m.name in ("agent.llm.estimated_cost", "obslab.gen_ai.client.cost"):
+                sums[m.name] = sum(p.value for p in m.data.data_points)
+result["costs"] = sums
+handle.shutdown(5)
+print(json.dumps(result))
+'''
+
+
+def test_the_first_priced_call_returns_while_the_price_data_import_is_held_and_is_priced_after(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "app.py"
+    script.write_text(SLOW_IMPORT_APP)
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["returned_while_the_import_was_held"], result
+    gpt_4o = genai_prices_total("openai", "gpt-4o", (1_000_000, 0, 0, 0, 0))
+    assert result["costs"] == {"agent.llm.estimated_cost": pytest.approx(gpt_4o),
+                               "obslab.gen_ai.client.cost": pytest.approx(gpt_4o)}  # priced, not lost

@@ -189,15 +189,24 @@ class AgentInstruments:
         span's response model and start time): a per-request fee once, a tier by the call's total."""
         if not call.reported:
             return
-        cost: float | None = call.given_cost if call.given else None
-        if call.to_price:
-            attributes = getattr(span, "attributes", None) or {}
-            price = price_of_call(self._prices, provider, model, attributes.get("gen_ai.response.model"),
-                                  getattr(span, "start_time", None), call.tokens[0])
+        context = trace.set_span_in_context(span)
+        if not call.to_price:
+            self.llm_cost.add(call.given_cost, labels, context=context)
+            return
+        attributes = getattr(span, "attributes", None) or {}
+        response_model = attributes.get("gen_ai.response.model")
+        start_time = getattr(span, "start_time", None)
+
+        def record_cost() -> None:
+            price = price_of_call(self._prices, provider, model, response_model, start_time, call.tokens[0])
+            cost = call.given_cost if call.given else None
             if price is not None:
                 cost = (cost or 0.0) + price.cost(*call.tokens)
-        if cost is not None:
-            self.llm_cost.add(cost, labels, context=trace.set_span_in_context(span))
+            if cost is not None:
+                self.llm_cost.add(cost, labels, context=context)
+
+        # Now, or once genai-prices' data is in (while it loads, in its thread: the call does not wait).
+        self._prices.run_when_ready(record_cost, (provider, response_model or model), (provider, model))
 
     @guarded("record_llm_usage")
     def record_llm_usage(self, model: str, provider: str, prompt_tokens: int, completion_tokens: int,
@@ -254,15 +263,19 @@ class AgentInstruments:
         before = (getattr(span, "attributes", None) or {}) if span.is_recording() else {}
         previous = tuple(_count_or_zero(before.get(key)) for key in _USAGE_KEYS)
         after = tuple(a + b for a, b in zip(previous, tokens))
-        cost_after = self._prices.cost(provider, model, after[0], after[1], cache_read_tokens=after[2],
-                                       cache_write_tokens=after[3], reasoning_tokens=after[4])
-        if cost_after is None:
-            return
-        cost_before = 0.0
-        if INPUT_TOKENS in before or OUTPUT_TOKENS in before:
-            cost_before = self._prices.cost(provider, model, previous[0], previous[1], cache_read_tokens=previous[2],
-                                            cache_write_tokens=previous[3], reasoning_tokens=previous[4]) or 0.0
-        self.llm_cost.add(max(cost_after - cost_before, 0.0), labels)
+        first = INPUT_TOKENS not in before and OUTPUT_TOKENS not in before
+
+        def record_cost() -> None:
+            cost_after = self._prices.cost(provider, model, after[0], after[1], cache_read_tokens=after[2],
+                                           cache_write_tokens=after[3], reasoning_tokens=after[4])
+            if cost_after is None:
+                return
+            cost_before = 0.0 if first else self._prices.cost(
+                provider, model, previous[0], previous[1], cache_read_tokens=previous[2],
+                cache_write_tokens=previous[3], reasoning_tokens=previous[4]) or 0.0
+            self.llm_cost.add(max(cost_after - cost_before, 0.0), labels)
+
+        self._prices.run_when_ready(record_cost, (provider, model))
 
     @guarded("record_request")
     def record_request(self, intent: str, duration_ms: float, ok: bool) -> None:

@@ -155,15 +155,21 @@ class LLMCostProcessor(SpanProcessor):
         labels = {"gen_ai.provider.name": provider, "gen_ai.request.model": str(request_model or model)}
         context = set_span_in_context(NonRecordingSpan(span.context))  # the exemplar opens this call
         self._record_token_kinds(attributes, usage, context)
-        price = price_of_call(self._prices, provider, labels["gen_ai.request.model"], model, span.start_time,
-                              usage.input_tokens)
-        if price is None:
-            self._unpriced.add(1, labels, context=context)
-            return
-        self._cost.add(price.cost(*usage), labels, context=context)
-        saved = price.cache_read_savings(usage.cache_read_tokens)
-        if saved > 0:
-            self._savings.add(saved, labels, context=context)
+        start_time = span.start_time
+
+        def record_cost() -> None:
+            price = price_of_call(self._prices, provider, labels["gen_ai.request.model"], model, start_time,
+                                  usage.input_tokens)
+            if price is None:
+                self._unpriced.add(1, labels, context=context)
+                return
+            self._cost.add(price.cost(*usage), labels, context=context)
+            saved = price.cache_read_savings(usage.cache_read_tokens)
+            if saved > 0:
+                self._savings.add(saved, labels, context=context)
+
+        # Now, or once genai-prices' data is in (while it loads, in its thread: the call does not wait).
+        self._prices.run_when_ready(record_cost, (provider, model), (provider, labels["gen_ai.request.model"]))
 
     def _record_token_kinds(self, attributes: Mapping[str, Any], usage: TokenCounts, context: Any) -> None:
         kinds = {"cache_read": usage.cache_read_tokens, "cache_creation": usage.cache_write_tokens,

@@ -21,7 +21,9 @@ never guessed, and a provider genai-prices does not know (``vllm``, say) is neve
 Token counts follow the GenAI conventions: ``input_tokens`` includes the cache reads and cache
 writes, ``output_tokens`` includes the reasoning tokens.
 
-Looking a price up in genai-prices takes tens of microseconds (a model name is matched against
+genai-prices' import and data load in a daemon thread started with the pipeline; a call priced before
+they are in is priced by that thread once they are (:meth:`PriceTable.run_when_ready`): no LLM call
+waits for them. Looking a price up in genai-prices takes tens of microseconds (a model name is matched against
 thousands of patterns; its own calculation works in ``Decimal``): :class:`PriceTable` does it once
 per provider and model, caches the answer (a miss too), and prices each call with floats from the
 rates of the price in force (``benchmarks/price_lookup.py`` measures both).
@@ -34,8 +36,9 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
+from obslab._diagnostics import report
 from obslab._parsers import bad
 
 # gen_ai.provider.name values (GenAI conventions) -> genai-prices provider ids. Only these providers,
@@ -165,6 +168,20 @@ class PriceTable:
             rates = self._rates[id(model_price)] = _Rates(model_price)
         return rates.price(input_tokens)
 
+    def run_when_ready(self, work: Callable[[], None], *models: tuple[str, str]) -> None:
+        """Run ``work`` (which prices ``models``, ``(provider, model)`` pairs) now when it needs no
+        genai-prices data still loading; else in the loading thread, once the data is in. So that
+        pricing never holds up the caller's thread, an LLM call's included."""
+        if not self._maintained or _DATA.loaded() or all(self._known(*model) for model in models):
+            work()
+        else:
+            _DATA.run_when_loaded(work)
+
+    def _known(self, provider: str, model: str) -> bool:
+        """Whether the price of ``model`` is found without genai-prices (a user's price, or remembered)."""
+        return ((provider, model) in self._models or (provider, model) in self._overrides
+                or (provider, _DATE_SUFFIX.sub("", model)) in self._overrides)
+
     def cost(self, provider: str, model: str, input_tokens: int, output_tokens: int, *, cache_read_tokens: int = 0,
              cache_write_tokens: int = 0, reasoning_tokens: int = 0, when: datetime | None = None) -> float | None:
         """What a call cost in US dollars; None when the model has no price. ``input_tokens`` include
@@ -187,25 +204,83 @@ class PriceTable:
         return found
 
 
-_warming: threading.Thread | None = None
+class _MaintainedData:
+    """genai-prices' import and data (about 0.2 s, pydantic among it), loaded once per process in a
+    daemon thread. Work that needs them while they load is queued and run by that thread when they
+    are in: nothing on the application's path waits for them."""
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loaded = threading.Event()
+        self._pending: list[Callable[[], None]] = []
+        self._installed: bool | None = None
 
-def warm_up_prices() -> None:
-    """Import genai-prices and load its data in a daemon thread (once per process): about 0.2 s
-    (pydantic among it) that the first priced call would otherwise spend."""
-    global _warming
-    if _warming is not None or importlib.util.find_spec("genai_prices") is None:
-        return
+    def loaded(self) -> bool:
+        """Whether the data is in (or there is none to load: genai-prices is not installed)."""
+        return self._loaded.is_set() or not self._is_installed()
 
-    def load() -> None:
+    def start(self) -> None:
+        """Start loading (once per process)."""
+        with self._lock:
+            self._start_locked()
+
+    def run_when_loaded(self, work: Callable[[], None]) -> None:
+        """Run ``work`` now if the data is in, else in the loading thread once it is."""
+        if not self.loaded():
+            with self._lock:
+                if not self._loaded.is_set():
+                    self._pending.append(work)
+                    self._start_locked()
+                    return
+        work()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` s for the data and the work queued for it; True when done."""
+        return self.loaded() or self._thread is None or self._loaded.wait(timeout)
+
+    def _is_installed(self) -> bool:
+        if self._installed is None:
+            self._installed = importlib.util.find_spec("genai_prices") is not None
+        return self._installed
+
+    def _start_locked(self) -> None:
+        if self._thread is None and self._is_installed():
+            self._thread = threading.Thread(target=self._load, name="obslab-prices", daemon=True)
+            self._thread.start()
+
+    def _load(self) -> None:
         try:
             from genai_prices import data_snapshot
             data_snapshot.get_snapshot()
-        except Exception:  # pragma: no cover - the first lookup reports nothing either: unpriced
-            pass
+        except Exception as error:  # pragma: no cover - the lookups then find nothing: unpriced
+            report("price data", error)
+        while True:  # the queued work, then "loaded" once the queue is empty
+            with self._lock:
+                pending, self._pending = self._pending, []
+                if not pending:
+                    self._loaded.set()
+                    return
+            for work in pending:
+                try:
+                    work()
+                except Exception as error:
+                    report("LLM cost", error)
 
-    _warming = threading.Thread(target=load, name="obslab-prices", daemon=True)
-    _warming.start()
+
+_DATA = _MaintainedData()
+
+
+def warm_up_prices() -> None:
+    """Import genai-prices and load its data in a daemon thread (once per process), so that no LLM
+    call waits for them."""
+    _DATA.start()
+
+
+def wait_for_prices(timeout: float) -> bool:
+    """Wait at most ``timeout`` s until genai-prices' data is in and the calls priced meanwhile are
+    recorded (a flush calls it, so that their cost is exported with the rest); True when done."""
+    return _DATA.wait(timeout)
 
 
 def _maintained_model(provider: str, model: str) -> Any:
