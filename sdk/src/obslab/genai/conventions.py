@@ -51,7 +51,7 @@ from opentelemetry.util.genai.handler import TelemetryHandler
 from opentelemetry.util.genai.utils import get_content_capturing_mode
 
 from obslab._diagnostics import guarded
-from obslab.prices import Price, PriceTable
+from obslab.genai.prices import Price, PriceTable
 from obslab.privacy import Redactor, copy_span, mask_in_place
 
 CAPTURE_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
