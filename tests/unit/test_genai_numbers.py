@@ -134,7 +134,6 @@ def test_the_conventions_token_metric_sums_to_the_tokens_the_call_used(recording
 
 SLOW_IMPORT_APP = r'''
 import importlib.abc, json, sys, threading
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
@@ -155,9 +154,33 @@ sys.meta_path.insert(0, SlowGenaiPrices())
 from obslab.config import Settings
 from obslab.telemetry import Telemetry
 
-reader = InMemoryMetricReader()
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+
+
+class Kept(MetricExporter):
+    def __init__(self):
+        super().__init__()
+        self.costs = {}
+
+    def export(self, data, timeout_millis=10_000, **kwargs):
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name in ("agent.llm.estimated_cost", "obslab.gen_ai.client.cost"):
+                        self.costs[m.name] = sum(p.value for p in m.data.data_points)  # cumulative: the last
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis=10_000):
+        return True
+
+    def shutdown(self, timeout_millis=30_000, **kwargs):
+        pass
+
+
+ENDING = sys.argv[1]
+kept = Kept()
 handle = Telemetry(Settings(service_name="app"), span_exporter=InMemorySpanExporter(),
-                   log_exporter=InMemoryLogRecordExporter(), metric_readers=(reader,))
+                   log_exporter=InMemoryLogRecordExporter(), metric_exporter=kept)
 assert importing.wait(30), "the price data import never started"
 done = threading.Event()
 
@@ -173,27 +196,24 @@ returned = done.wait(20)  # generous: the call itself takes milliseconds; waitin
 result = {"returned_while_the_import_was_held": returned and not release.is_set()}
 release.set()
 done.wait(60)
-handle.force_flush(30)
-sums = {}
-for rm in reader.get_metrics_data().resource_metrics:
-    for sm in rm.scope_metrics:
-        for m in sm.metrics:
-            if m.name in ("agent.llm.estimated_cost", "obslab.gen_ai.client.cost"):
-                sums[m.name] = sum(p.value for p in m.data.data_points)
-result["costs"] = sums
-handle.shutdown(5)
+if ENDING == "flush":
+    handle.force_flush(30)
+else:
+    handle.shutdown(30)
+result["costs"] = kept.costs  # what was exported by the flush, or by the shutdown
 print(json.dumps(result))
 '''
 
 
-def test_the_first_priced_call_returns_while_the_price_data_import_is_held_and_is_priced_after(tmp_path):
+@pytest.mark.parametrize("ending", ["flush", "shutdown"])
+def test_the_first_priced_call_returns_while_the_price_data_import_is_held_and_is_priced_after(tmp_path, ending):
     import json
     import subprocess
     import sys
 
     script = tmp_path / "app.py"
     script.write_text(SLOW_IMPORT_APP)
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180)
+    run = subprocess.run([sys.executable, str(script), ending], capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["returned_while_the_import_was_held"], result

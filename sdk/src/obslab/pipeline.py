@@ -207,6 +207,8 @@ class Pipeline:
         return all([*flushed, *(buffer.force_flush(millis) for buffer in self.outage_buffers())])
 
     def _shutdown_all(self, timeout: float) -> bool:
+        if all(self.owned):
+            wait_for_prices(timeout)  # as _flush_all does: the calls priced late are recorded before the last export
         delivered = self._flush_all(timeout) if not all(self.owned) else True
         for provider, owned in zip(self.providers, self.owned):
             if owned:  # adopted providers were flushed above; their owner shuts them down
