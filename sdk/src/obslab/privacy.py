@@ -9,8 +9,11 @@ console and the Prometheus endpoint) and the resource:
 - user-identifying keys (``user.id``, ``enduser.id``, ``customer_id``...) -> ``hmac-sha256:<hex>``,
   keyed with the deployment's ``OBSLAB_PRIVACY_SECRET``, so one user's requests still group
   together while no dictionary of ids can reverse it; ``[REDACTED]`` when no secret is set;
-- values that look like secrets wherever they appear: bearer tokens, JWTs, payment card numbers
-  (issuer prefix, length and Luhn checked), e-mail addresses, ``password=...`` pairs in free text.
+- values that look like secrets wherever they appear: URL credentials and signed-URL parameters
+  (as the HTTP conventions redact ``url.full``: ``REDACTED:REDACTED@host``, ``sig=REDACTED``),
+  authorization values of any scheme, JWTs, provider API keys, payment card numbers (issuer prefix,
+  length and Luhn checked), e-mail addresses, ``password=...`` pairs in free text (console
+  tracebacks and stack traces included).
 
 Where it happens: log records through the SDK's own hook, a log record processor placed before the
 exporters' (:class:`MaskingLogProcessor`), which masks the SDK's record in place as it is emitted;
@@ -102,7 +105,8 @@ Batch = TypeVar("Batch")
 
 
 class Redactor:
-    """Masks sensitive keys and secret-looking values; pure, so it is shared by every signal."""
+    """Masks sensitive keys and secret-looking values; shared by every signal (its only state, the
+    kind of each key seen, is a cache)."""
 
     def __init__(self, extra_keys: Iterable[str] = (), secret: str | None = None) -> None:
         words = sorted({_normalize(k) for k in (*SENSITIVE_KEYS, *extra_keys)}, key=len, reverse=True)
