@@ -183,6 +183,11 @@ handle = Telemetry(Settings(service_name="app"), span_exporter=InMemorySpanExpor
                    log_exporter=InMemoryLogRecordExporter(), metric_exporter=kept)
 assert importing.wait(30), "the price data import never started"
 done = threading.Event()
+if ENDING == "idle shutdown":  # no LLM call at all: nothing to wait for
+    threading.Thread(target=lambda: (handle.shutdown(30), done.set()), daemon=True).start()
+    print(json.dumps({"returned_while_the_import_was_held": done.wait(20) and not release.is_set()}))
+    release.set()
+    sys.exit(0)
 
 
 def first_priced_call():
@@ -205,8 +210,7 @@ print(json.dumps(result))
 '''
 
 
-@pytest.mark.parametrize("ending", ["flush", "shutdown"])
-def test_the_first_priced_call_returns_while_the_price_data_import_is_held_and_is_priced_after(tmp_path, ending):
+def run_with_the_price_data_import_held(tmp_path, ending: str) -> dict:
     import json
     import subprocess
     import sys
@@ -215,7 +219,16 @@ def test_the_first_priced_call_returns_while_the_price_data_import_is_held_and_i
     script.write_text(SLOW_IMPORT_APP)
     run = subprocess.run([sys.executable, str(script), ending], capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stderr
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_a_shutdown_with_no_priced_call_does_not_wait_for_the_price_data(tmp_path):
+    assert run_with_the_price_data_import_held(tmp_path, "idle shutdown") == {"returned_while_the_import_was_held": True}
+
+
+@pytest.mark.parametrize("ending", ["flush", "shutdown"])
+def test_the_first_priced_call_returns_while_the_price_data_import_is_held_and_is_priced_after(tmp_path, ending):
+    result = run_with_the_price_data_import_held(tmp_path, ending)
     assert result["returned_while_the_import_was_held"], result
     gpt_4o = genai_prices_total("openai", "gpt-4o", (1_000_000, 0, 0, 0, 0))
     assert result["costs"] == {"agent.llm.estimated_cost": pytest.approx(gpt_4o),

@@ -213,6 +213,8 @@ class _MaintainedData:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loaded = threading.Event()
+        self._idle = threading.Event()  # no work queued (or under way) for the data
+        self._idle.set()
         self._pending: list[Callable[[], None]] = []
         self._installed: bool | None = None
 
@@ -231,13 +233,15 @@ class _MaintainedData:
             with self._lock:
                 if not self._loaded.is_set():
                     self._pending.append(work)
+                    self._idle.clear()
                     self._start_locked()
                     return
         work()
 
     def wait(self, timeout: float) -> bool:
-        """Wait at most ``timeout`` s for the data and the work queued for it; True when done."""
-        return self.loaded() or self._thread is None or self._loaded.wait(timeout)
+        """Wait at most ``timeout`` s for the work queued for the data (none: no wait at all, the
+        process may exit while the data still loads); True when done."""
+        return self._idle.wait(timeout)
 
     def _is_installed(self) -> bool:
         if self._installed is None:
@@ -260,6 +264,7 @@ class _MaintainedData:
                 pending, self._pending = self._pending, []
                 if not pending:
                     self._loaded.set()
+                    self._idle.set()
                     return
             for work in pending:
                 try:
