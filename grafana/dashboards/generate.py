@@ -229,9 +229,14 @@ DASHBOARDS = {
         timeseries("Tokens by model and provider (all LLM calls)",
                    "LLM tokens per second by model, provider and token type (5-minute rate), for every LLM chat "
                    "call (helpers and instrumented clients), from the GenAI histogram gen_ai_client_token_usage "
-                   "(its gen_ai_client_token_usage_sum).", {
+                   "(its gen_ai_client_token_usage_sum: input and output, which add up to what the calls used); "
+                   "and the cache reads, cache writes and reasoning tokens counted in them, from obslab's "
+                   "histogram obslab_gen_ai_client_token_usage (its obslab_gen_ai_client_token_usage_sum).", {
                        f"{MODEL_LEGEND} {{{{gen_ai_token_type}}}}":
-                           f"sum by ({MODEL}, gen_ai_token_type) (rate(gen_ai_client_token_usage_sum{CHAT}{RATE}))"},
+                           f"sum by ({MODEL}, gen_ai_token_type) (rate(gen_ai_client_token_usage_sum{CHAT}{RATE}))",
+                       f"{MODEL_LEGEND} {{{{obslab_gen_ai_token_type}}}} (of input or output)":
+                           f"sum by ({MODEL}, obslab_gen_ai_token_type) "
+                           f"(rate(obslab_gen_ai_client_token_usage_sum{CHAT}{RATE}))"},
                    "count:tokens/s"),
         in_range("Cost by model and provider in the time range (USD, price table)",
                  "LLM spend in US dollars over the selected time range by model and provider, for every LLM call "

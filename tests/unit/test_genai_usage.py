@@ -1,5 +1,6 @@
 """Issue 20, part 2: usage by the GenAI conventions. Cache reads, cache writes and reasoning tokens on
-spans and as ``gen_ai.token.type`` values of ``gen_ai.client.token.usage``, priced at their own
+spans and in ``obslab.gen_ai.client.token.usage`` (issue 26: not as token types of the conventions'
+``gen_ai.client.token.usage``, whose input and output include them), priced at their own
 rates; time to first chunk and time per output chunk of streamed calls; ``gen_ai.conversation.id``.
 The real ``openai`` and ``anthropic`` clients against the local fake server (no network)."""
 
@@ -37,12 +38,17 @@ def points(recorded, name: str) -> list:
             for p in m.data.data_points]
 
 
-def token_sums(recorded) -> dict:
+def token_sums(recorded, metric: str = "gen_ai.client.token.usage", kind_key: str = "gen_ai.token.type") -> dict:
     sums: dict = {}
-    for point in points(recorded, "gen_ai.client.token.usage"):
-        kind = point.attributes["gen_ai.token.type"]
+    for point in points(recorded, metric):
+        kind = point.attributes[kind_key]
         sums[kind] = sums.get(kind, 0) + point.sum
     return sums
+
+
+def detail_sums(recorded) -> dict:
+    """Cache and reasoning tokens by kind, from obslab's own metric."""
+    return token_sums(recorded, "obslab.gen_ai.client.token.usage", "obslab.gen_ai.token.type")
 
 
 def chat_spans(recorded) -> list:
@@ -82,7 +88,8 @@ def test_openai_cached_prompt_tokens_are_on_the_span_in_the_token_metric_and_pri
     assert second.attributes["gen_ai.usage.cache_read.input_tokens"] == PROMPT
     inputs = [s.attributes["gen_ai.usage.input_tokens"] for s in (first, second)]
     outputs = [s.attributes["gen_ai.usage.output_tokens"] for s in (first, second)]
-    assert token_sums(llm) == {"input": sum(inputs), "output": sum(outputs), "cache_read": PROMPT}
+    assert token_sums(llm) == {"input": sum(inputs), "output": sum(outputs)}
+    assert detail_sums(llm) == {"cache_read": PROMPT}
     table = PriceTable()
     expected = table.cost("openai", "gpt-4o-mini", inputs[0], outputs[0]) + table.cost(
         "openai", "gpt-4o-mini", inputs[1], outputs[1], cache_read_tokens=PROMPT)
@@ -101,8 +108,10 @@ def test_openai_reasoning_tokens_are_on_the_span_and_in_the_token_metric(llm, se
     (span,) = chat_spans(llm)
     assert span.attributes["gen_ai.usage.reasoning.output_tokens"] == fake_llm.REASONING_TOKENS
     assert span.attributes["gen_ai.usage.output_tokens"] == len(reply.split()) + fake_llm.REASONING_TOKENS
-    assert token_sums(llm)["reasoning"] == fake_llm.REASONING_TOKENS
-    (point,) = [p for p in points(llm, "gen_ai.client.token.usage") if p.attributes["gen_ai.token.type"] == "reasoning"]
+    assert detail_sums(llm)["reasoning"] == fake_llm.REASONING_TOKENS
+    assert set(token_sums(llm)) == {"input", "output"}
+    (point,) = [p for p in points(llm, "obslab.gen_ai.client.token.usage")
+                if p.attributes["obslab.gen_ai.token.type"] == "reasoning"]
     assert point.attributes["gen_ai.request.model"] == "o4-mini" and point.attributes["gen_ai.provider.name"] == "openai"
 
 
@@ -119,7 +128,7 @@ def test_anthropic_cache_writes_then_reads_by_the_conventions_names(llm, server,
     assert "gen_ai.usage.cache_creation.input_tokens" not in read.attributes
     question = fake_llm._words("Montreal to Paris?")
     assert write.attributes["gen_ai.usage.input_tokens"] == PROMPT + question  # cache tokens included
-    sums = token_sums(llm)
+    sums = detail_sums(llm)
     assert (sums["cache_creation"], sums["cache_read"]) == (PROMPT, PROMPT)
     table = PriceTable()
     outputs = [s.attributes["gen_ai.usage.output_tokens"] for s in (write, read)]
@@ -165,8 +174,8 @@ def test_the_helpers_record_cache_and_reasoning_tokens_the_same_way(recorded):
         "gen_ai.usage.input_tokens": 10_000, "gen_ai.usage.output_tokens": 500,
         "gen_ai.usage.cache_read.input_tokens": 6_000, "gen_ai.usage.cache_creation.input_tokens": 3_000,
         "gen_ai.usage.reasoning.output_tokens": 200}
-    assert token_sums(recorded) == {"input": 10_000, "output": 500, "cache_read": 6_000, "cache_creation": 3_000,
-                                    "reasoning": 200}
+    assert token_sums(recorded) == {"input": 10_000, "output": 500}
+    assert detail_sums(recorded) == {"cache_read": 6_000, "cache_creation": 3_000, "reasoning": 200}
     expected = PriceTable().cost("anthropic", "claude-sonnet-4-5", 10_000, 500, cache_read_tokens=6_000,
                                  cache_write_tokens=3_000, reasoning_tokens=200)
     assert cost(recorded) == pytest.approx(expected)

@@ -15,7 +15,7 @@ from packaging.version import Version
 import obslab
 from lab import REPO
 
-SOURCES = sorted(Path(obslab.__file__).parent.glob("*.py"))
+SOURCES = sorted(Path(obslab.__file__).parent.rglob("*.py"))  # obslab.genai's modules too
 # OpenTelemetry Python publishes its Logs API and SDK, and the OTLP encoder of logs (as it does the OTLP
 # log exporters), under these names while logs are in development.
 LOGS_PACKAGES = ("opentelemetry._logs", "opentelemetry.sdk._logs", "opentelemetry.exporter.otlp.proto.common._log_encoder")
@@ -92,8 +92,8 @@ def test_obslab_touches_only_the_private_attributes_it_defines():
 
 def test_no_obslab_class_overrides_a_private_method_of_an_upstream_class():
     found = []
-    for module_info in pkgutil.iter_modules(obslab.__path__):
-        module = importlib.import_module(f"obslab.{module_info.name}")
+    for module_info in pkgutil.walk_packages(obslab.__path__, "obslab."):
+        module = importlib.import_module(module_info.name)
         for cls in (c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__):
             upstream = [base for base in cls.__mro__[1:] if not base.__module__.startswith("obslab")]
             found += [f"{cls.__name__}.{name}" for name, value in vars(cls).items()

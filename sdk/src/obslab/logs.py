@@ -34,7 +34,7 @@ from obslab._diagnostics import guarded
 from obslab._export import build_exporters, is_exporting
 from obslab._outage import buffered
 from obslab.config import Settings
-from obslab.privacy import Redactor, each, mask_exports
+from obslab.privacy import MaskingLogProcessor, Redactor
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s trace_id=%(trace_id)s span_id=%(span_id)s - %(message)s"
 
@@ -60,9 +60,9 @@ def build_logger_provider(
                                                            _logger_configurator=configurator), "logger provider")
     exporters = [exporter] if exporter is not None else [buffered(e, settings, "logs")
                                                          for e in build_exporters(settings, "logs")]
+    if redactor is not None:  # first: every processor after it has the masked record
+        provider.add_log_record_processor(MaskingLogProcessor(redactor))
     for each_exporter in exporters:
-        if redactor is not None:
-            mask_exports(each_exporter, each(redactor.log), [])
         provider.add_log_record_processor(_components.tolerant(lambda: BatchLogRecordProcessor(each_exporter),
                                                                "log record batch processor"))
     return provider, exporters
@@ -111,6 +111,9 @@ def _attribute_value(value: Any) -> Any:
     return json.dumps(value, default=str)
 
 
+_PLAIN_FORMATTER = logging.Formatter()
+
+
 def _console_record(record: logging.LogRecord, redactor: Redactor | None) -> logging.LogRecord:
     """A copy of ``record`` stamped with the current trace ids (hex, ``-`` outside a span), masked
     when privacy is on."""
@@ -122,6 +125,11 @@ def _console_record(record: logging.LogRecord, redactor: Redactor | None) -> log
         copy.trace_id = copy.span_id = "-"
     if redactor is not None:
         copy.msg, copy.args = redactor.text(record.getMessage()), None
+        if record.exc_info or record.exc_text:  # the traceback's text (another handler's, if it made one), masked
+            text = record.exc_text or _PLAIN_FORMATTER.formatException(record.exc_info)  # type: ignore[arg-type]
+            copy.exc_info, copy.exc_text = None, redactor.text(text)
+        if record.stack_info:
+            copy.stack_info = redactor.text(record.stack_info)
         for key, value in vars(record).items():
             if key not in _STDLIB_FIELDS:
                 setattr(copy, key, redactor.scrub(value) if key == "data" else redactor.value(key, value))
@@ -161,8 +169,12 @@ class JsonFormatter(logging.Formatter):
         entry.update((k, v) for k, v in vars(record).items() if k not in _STDLIB_FIELDS and k not in _ADDED_FIELDS)
         if isinstance(getattr(record, "data", None), dict):
             entry.update(record.data)  # type: ignore[attr-defined]
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack_info"] = self.formatStack(record.stack_info)
         return json.dumps(entry, default=str)
 
 

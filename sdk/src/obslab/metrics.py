@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
@@ -41,7 +42,7 @@ def build_meter_provider(
     elif not readers:
         exporters.extend(build_exporters(settings, "metrics"))
     if settings.enable_console_export:
-        exporters.append(ConsoleMetricExporter(formatter=lambda data: data.to_json(indent=None) + "\n"))
+        exporters.append(ConsoleMetricExporter(out=sys.stdout, formatter=lambda data: data.to_json(indent=None) + "\n"))
     for each_exporter in exporters if redactor is not None else ():
         if isinstance(each_exporter, MetricReader):
             continue  # a pull exporter the SDK made (OTEL_METRICS_EXPORTER=prometheus): not masked

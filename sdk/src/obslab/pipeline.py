@@ -7,6 +7,7 @@ nothing of the process's globals: :mod:`obslab.process` installs it.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable, Mapping
 
 from opentelemetry.metrics import NoOpMeterProvider
@@ -19,7 +20,7 @@ from obslab.genai import ContentRedactor, LLMCostProcessor, content_capture_mode
 from obslab.logs import build_logger_provider
 from obslab.mcp_spans import MCPSpanNames
 from obslab.metrics import build_meter_provider
-from obslab.prices import PriceTable, warm_up_prices
+from obslab.prices import PriceTable, wait_for_prices, warm_up_prices
 from obslab.privacy import Redactor
 from obslab.prometheus import start_prometheus_endpoint
 from obslab.resource import build_resource
@@ -200,11 +201,15 @@ class Pipeline:
                 _diagnostics.report("shutdown", error)
 
     def _flush_all(self, timeout: float) -> bool:
-        millis = int(timeout * 1000)
+        started = time.monotonic()
+        wait_for_prices(timeout)  # the LLM calls priced once the price data is in: recorded before export
+        millis = int(max(timeout - (time.monotonic() - started), 0) * 1000)
         flushed = [provider.force_flush(millis) is not False for provider in self.providers]
         return all([*flushed, *(buffer.force_flush(millis) for buffer in self.outage_buffers())])
 
     def _shutdown_all(self, timeout: float) -> bool:
+        if all(self.owned):
+            wait_for_prices(timeout)  # as _flush_all does: the calls priced late are recorded before the last export
         delivered = self._flush_all(timeout) if not all(self.owned) else True
         for provider, owned in zip(self.providers, self.owned):
             if owned:  # adopted providers were flushed above; their owner shuts them down

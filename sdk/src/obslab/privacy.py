@@ -9,16 +9,24 @@ console and the Prometheus endpoint) and the resource:
 - user-identifying keys (``user.id``, ``enduser.id``, ``customer_id``...) -> ``hmac-sha256:<hex>``,
   keyed with the deployment's ``OBSLAB_PRIVACY_SECRET``, so one user's requests still group
   together while no dictionary of ids can reverse it; ``[REDACTED]`` when no secret is set;
-- values that look like secrets wherever they appear: bearer tokens, JWTs, payment card numbers
-  (issuer prefix, length and Luhn checked), e-mail addresses, ``password=...`` pairs in free text.
+- values that look like secrets wherever they appear: URL credentials and signed-URL parameters
+  (as the HTTP conventions redact ``url.full``: ``REDACTED:REDACTED@host``, ``sig=REDACTED``),
+  authorization values of any scheme, JWTs, provider API keys, payment card numbers (issuer prefix,
+  length and Luhn checked), e-mail addresses, ``password=...`` pairs in free text (console
+  tracebacks and stack traces included).
 
-Masking runs in the export threads, on copies: the application's own objects are never changed.
-A span, log record or metric batch that cannot be masked is dropped, never exported as it is.
+Where it happens: log records through the SDK's own hook, a log record processor placed before the
+exporters' (:class:`MaskingLogProcessor`), which masks the SDK's record in place as it is emitted;
+spans in the export threads, on one faithful copy (:func:`copy_span`: the SDK 1.45.1 has no public
+hook that can change a span's attributes once they are final, its ``_on_ending`` is private and
+called after the attributes are frozen), which keeps the dropped counts and the attribute limits;
+metric batches in the export threads, on copies. The application's own span objects are never
+changed. A span or metric batch that cannot be masked is dropped, a log record withheld (body
+masked, attributes dropped), never exported as it is.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import hashlib
@@ -26,10 +34,12 @@ import hmac
 import re
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
-from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.metrics.export import MetricsData
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import Link, Status
 
 from obslab._diagnostics import report
@@ -46,16 +56,34 @@ _USER_KEY = re.compile(r"(^|_)(user|enduser|customer|account|client)_?id$")
 _SECRET_WORDS = (r"password|passwd|pwd|secret|token|api[_-]?key|apikey|authorization|access[_-]?key"
                  r"|private[_-]?key|credentials?")
 _KEY_VALUE = re.compile(rf"(?i)\b([\w.-]*?(?:{_SECRET_WORDS})(?:[_.-]?(?:key|value|string|hash))?)([\"']?\s*[=:]\s*[\"']?)([^\s,;&\"'}}]+)")
+# Each pattern with the lowercase fragments one of which its match must contain: a text holding none
+# of them is not searched (most attribute values are short plain words).
 _VALUE_PATTERNS = (
     # Every HTTP authorization scheme carries credentials, not only Bearer.
     (re.compile(r"(?i)\b(bearer|basic|digest|negotiate|ntlm)\s+[A-Za-z0-9\-._~+/]{6,}=*"),
-     lambda m: f"{m.group(1)} {MASK}"),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), MASK),
+     lambda m: f"{m.group(1)} {MASK}", ("bearer", "basic", "digest", "negotiate", "ntlm")),
+    # An Authorization header of any other scheme (Token, ApiKey, SSWS...): its credentials.
+    (re.compile(r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED\]|[^\s\"',;]+\s+\[REDACTED\])"
+                r"(?:([A-Za-z][A-Za-z0-9._~+/-]*)\s+)?[^\s\"',;]+"),
+     lambda m: f"{m.group(1)}{m.group(2) + ' ' if m.group(2) else ''}{MASK}", ("authorization",)),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), MASK, ("eyj",)),
     # Provider API keys by their prefixes: OpenAI/Anthropic (sk-...), GitHub, AWS, Slack, Google.
     (re.compile(r"\b(?:sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
-                r"|AKIA[0-9A-Z]{16}|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})"), MASK),
-    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK),
+                r"|AKIA[0-9A-Z]{16}|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})"), MASK,
+     ("sk-", "gh", "akia", "xox", "aiza")),
+    # E-mail addresses; not the ``REDACTED@host`` left by the URL rule below.
+    (re.compile(r"(?<![A-Za-z0-9._%+-])(?!REDACTED@)[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK, ("@",)),
 )
+_KEY_VALUE_HINTS = ("pass", "pwd", "secret", "token", "key", "authorization", "credential")
+# The HTTP semantic conventions' rule for ``url.full``, applied to every URL in every text: credentials
+# (``scheme://user:password@host``) become ``REDACTED:REDACTED``, and the values of the query keys the
+# rule lists (matched case-sensitively, key kept) become ``REDACTED``. On top of the conventions' list,
+# the signature and credential parameters of AWS SigV4 and Google V4 signed URLs.
+URL_MASK = "REDACTED"
+SIGNED_URL_KEYS = ("AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature",  # the conventions' list
+                   "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "X-Goog-Credential")
+_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)(?:([^\s/?#@\"'<>]*)@)?([^\s\"'<>]*)")
+_SIGNED_PARAM = re.compile(rf"([?&;](?:{'|'.join(map(re.escape, SIGNED_URL_KEYS))})=)[^&;#\s\"'<>]*")
 # Database statements: every quoted literal may be a password or personal data.
 _STATEMENT_KEYS = frozenset({"db_statement", "db_query_text"})
 _SQL_LITERAL = re.compile(r"'(?:[^']|'')*'")
@@ -72,16 +100,19 @@ _CARD_ISSUERS = (
     (re.compile(r"62"), (16, 17, 18, 19)),  # UnionPay
 )
 
+_KEY_CACHE_LIMIT = 4096  # attribute keys whose kind is remembered; past it the cache starts again
 Batch = TypeVar("Batch")
 
 
 class Redactor:
-    """Masks sensitive keys and secret-looking values; pure, so it is shared by every signal."""
+    """Masks sensitive keys and secret-looking values; shared by every signal (its only state, the
+    kind of each key seen, is a cache)."""
 
     def __init__(self, extra_keys: Iterable[str] = (), secret: str | None = None) -> None:
         words = sorted({_normalize(k) for k in (*SENSITIVE_KEYS, *extra_keys)}, key=len, reverse=True)
         self._sensitive = re.compile(rf"(^|_)({'|'.join(map(re.escape, words))})(_|$)")
         self._secret = secret.encode() if secret else None
+        self._kinds: dict[str, str] = {}
 
     def attributes(self, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
         """A masked copy of ``attributes``."""
@@ -89,14 +120,27 @@ class Redactor:
 
     def value(self, key: str, value: Any) -> Any:
         """The value to export for ``key``."""
-        name = _normalize(str(key))
-        if self._sensitive.search(name):
+        kind = self._kinds.get(key)
+        if kind is None:
+            kind = self._kind(key)
+        if kind == "secret":
             return MASK
-        if _USER_KEY.search(name) and value not in (None, ""):
+        if kind == "user" and value not in (None, ""):
             return self.user_id(value)
-        if name in _STATEMENT_KEYS and isinstance(value, str):
+        if kind == "statement" and isinstance(value, str):
             return self.text(_SQL_LITERAL.sub("?", value))
         return self.scrub(value)
+
+    def _kind(self, key: str) -> str:
+        """What ``key`` names: a ``secret``, a ``user`` id, a database ``statement``, or ``data``
+        (remembered: an application uses few keys, each many times)."""
+        name = _normalize(str(key))
+        kind = ("secret" if self._sensitive.search(name) else "user" if _USER_KEY.search(name)
+                else "statement" if name in _STATEMENT_KEYS else "data")
+        if len(self._kinds) >= _KEY_CACHE_LIMIT:
+            self._kinds.clear()
+        self._kinds[key] = kind
+        return kind
 
     def user_id(self, value: Any) -> str:
         """A user id as its keyed hash (``[REDACTED]`` without a secret)."""
@@ -116,32 +160,32 @@ class Redactor:
 
     @staticmethod
     def text(text: str) -> str:
-        """Free text with tokens, JWTs, card numbers, e-mail addresses and ``key=secret`` masked."""
-        for pattern, replacement in _VALUE_PATTERNS:
-            text = pattern.sub(replacement, text)
-        text = _KEY_VALUE.sub(_mask_value, text)
+        """Free text with URL credentials and signatures (as the HTTP conventions redact ``url.full``),
+        tokens, JWTs, card numbers, e-mail addresses and ``key=secret`` masked."""
+        if "://" in text:
+            text = _URL.sub(_mask_url, text)
+        lowered = text.lower()
+        for pattern, replacement, hints in _VALUE_PATTERNS:
+            if any(hint in lowered for hint in hints):
+                text = pattern.sub(replacement, text)
+        if ("=" in text or ":" in text) and any(hint in lowered for hint in _KEY_VALUE_HINTS):
+            text = _KEY_VALUE.sub(_mask_value, text)
         return _CARD.sub(lambda m: MASK if _is_card_number(m.group()) else m.group(), text)
 
-    def span(self, span: ReadableSpan) -> ReadableSpan:
-        """A masked copy of a finished span."""
-        events = [Event(self.text(e.name), self.attributes(e.attributes), e.timestamp) for e in span.events]
-        status = span.status
-        if status.description:
-            status = Status(status.status_code, self.text(status.description))
-        return ReadableSpan(
-            name=self.text(span.name), context=span.context, parent=span.parent, resource=span.resource,
-            attributes=self.attributes(span.attributes), events=events, kind=span.kind,
-            links=[Link(link.context, self.attributes(link.attributes)) for link in span.links],
-            status=status, start_time=span.start_time, end_time=span.end_time,
-            instrumentation_scope=span.instrumentation_scope)
+    def span(self, span: ReadableSpan, limits: SpanLimits | None = None,
+             extra: Mapping[str, Any] | None = None) -> ReadableSpan:
+        """A masked copy of a finished span (name, attributes, events, links, status description),
+        with ``extra`` attributes added; see :func:`copy_span`."""
+        return copy_span(span, limits, name=self.text, attributes=self.attributes, extra=extra)
 
-    def log(self, record: ReadableLogRecord) -> ReadableLogRecord:
-        """A masked copy of a log record."""
+    def log_record(self, record: ReadWriteLogRecord) -> None:
+        """Mask a log record being emitted, in place (the SDK's own record, before any exporter
+        has it): its body and its attributes, through the record's own bounded attributes (so
+        its limits and dropped count hold)."""
         source = record.log_record
-        masked = copy.copy(source)
-        masked.body = self.scrub(source.body)
-        masked.attributes = self.attributes(source.attributes) if source.attributes else source.attributes
-        return dataclasses.replace(record, log_record=masked)
+        source.body = self.scrub(source.body)
+        if source.attributes:
+            mask_in_place(source.attributes, self.value)
 
     def metrics(self, data: MetricsData) -> MetricsData:
         """A copy of a metrics batch with every data point's attributes masked."""
@@ -180,6 +224,89 @@ def mask_exports(exporter: Any, mask: Callable[[Batch], Batch | None], empty: Ba
     return exporter
 
 
+class MaskingLogProcessor(LogRecordProcessor):
+    """The SDK's log record hook: masks each record as it is emitted, before the processors after
+    it (the batch processors of the exporters) see it. A record that cannot be masked is withheld:
+    its body masked and its attributes dropped (counted as dropped)."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        try:
+            self._redactor.log_record(log_record)
+        except Exception as error:
+            report("privacy masking", error)
+            _withhold(log_record)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def copy_span(span: ReadableSpan, limits: SpanLimits | None = None, *, name: Callable[[str], str] = str,
+              attributes: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+              extra: Mapping[str, Any] | None = None) -> ReadableSpan:
+    """A finished span as the exporters receive it, with ``name`` applied to its name, its events'
+    names and its status description, ``attributes`` to its own, its events' and its links'
+    attributes, and ``extra`` attributes added while the span has room for them. The copy keeps
+    everything else: the dropped attribute, event and link counts, and the limits of ``limits``
+    (the tracer provider's), so that a masked value is cut to the attribute length limit as the
+    SDK cuts any value."""
+    limits = limits or SpanLimits()
+    keep: Callable[[Mapping[str, Any]], Mapping[str, Any]] = attributes or dict
+
+    def bounded(values: Mapping[str, Any] | None, count: int | None, length: int | None, dropped: int,
+                more: Mapping[str, Any] | None = None) -> BoundedAttributes:
+        masked = dict(keep(values or {}))
+        for key, value in (more or {}).items():
+            if count is None or len(masked) < count:
+                masked.setdefault(key, value)
+        result = BoundedAttributes(count, masked, immutable=True, max_value_len=length)
+        result.dropped += dropped
+        return result
+
+    events = BoundedList.from_seq(limits.max_events, [
+        Event(name(event.name), bounded(event.attributes, limits.max_event_attributes, limits.max_attribute_length,
+                                        event.dropped_attributes), event.timestamp)
+        for event in span.events])
+    events.dropped += span.dropped_events
+    links = BoundedList.from_seq(limits.max_links, [
+        Link(link.context, bounded(link.attributes, limits.max_link_attributes, limits.max_attribute_length,
+                                   link.dropped_attributes))
+        for link in span.links])
+    links.dropped += span.dropped_links
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, name(status.description))
+    return ReadableSpan(
+        name=name(span.name), context=span.context, parent=span.parent, resource=span.resource,
+        attributes=bounded(span.attributes, limits.max_span_attributes, limits.max_span_attribute_length,
+                           span.dropped_attributes, extra),
+        events=events, links=links, kind=span.kind, status=status, start_time=span.start_time,
+        end_time=span.end_time, instrumentation_scope=span.instrumentation_scope)
+
+
+def mask_in_place(attributes: Any, mask: Callable[[str, Any], Any]) -> None:
+    """Set every attribute of a log record being emitted to its masked value, in its order (a bounded mapping cleans and cuts it)."""
+    for key, value in list(attributes.items()):
+        attributes[key] = mask(key, value)
+
+
+def _withhold(log_record: ReadWriteLogRecord) -> None:
+    source = log_record.log_record
+    source.body = MASK
+    attributes = source.attributes
+    if attributes:
+        count = len(attributes)
+        for key in list(attributes):
+            del attributes[key]
+        if isinstance(attributes, BoundedAttributes):
+            attributes.dropped += count
+
+
 def each(mask: Callable[[Any], Any]) -> Callable[[Sequence[Any]], list[Any]]:
     """Mask every item of a batch, dropping (and reporting) an item that cannot be masked."""
     def mask_batch(batch: Sequence[Any]) -> list[Any]:
@@ -193,10 +320,19 @@ def each(mask: Callable[[Any], Any]) -> Callable[[Sequence[Any]], list[Any]]:
     return mask_batch
 
 
+def _mask_url(match: re.Match[str]) -> str:
+    """A URL with its credentials and its signed-URL query values redacted (HTTP conventions)."""
+    scheme, userinfo, rest = match.groups()
+    credentials = "" if userinfo is None else f"{URL_MASK}:{URL_MASK}@"
+    return scheme + credentials + _SIGNED_PARAM.sub(rf"\g<1>{URL_MASK}", rest)
+
+
 def _mask_value(match: re.Match[str]) -> str:
     """``key=value`` with the value masked (left alone when it is already a mask)."""
     value = match.group(3)
-    if value.startswith(MASK[:-1]) or value.lower() in ("bearer", "basic", "digest", "negotiate", "ntlm"):
+    if match.string.startswith(f" {MASK}", match.end()):
+        return match.group(0)  # an authorization scheme, its credentials masked already
+    if value.startswith((MASK[:-1], URL_MASK)) or value.lower() in ("bearer", "basic", "digest", "negotiate", "ntlm"):
         return match.group(0)
     return match.group(1) + match.group(2) + MASK
 

@@ -21,7 +21,6 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.util._once import Once
 
 from obslab import _globals
 from obslab import telemetry as telemetry_module
@@ -121,7 +120,7 @@ class TelemetryCapture:
                 self._saved["providers"][signal] = (getattr(module, current), getattr(module, guard)._done)
         for module_name, guard, current, _setter in _globals._GLOBALS.values():
             module = importlib.import_module(module_name)
-            setattr(module, guard, Once())
+            setattr(module, guard, type(getattr(module, guard))())  # a fresh set-once guard of the API's own kind
             setattr(module, current, None)
 
     def _teardown_handle(self) -> None:
@@ -140,7 +139,7 @@ class TelemetryCapture:
             for signal, (module_name, guard, current, _setter) in _globals._GLOBALS.items():
                 provider, done = self._saved["providers"][signal]
                 module = importlib.import_module(module_name)
-                once = Once()
+                once = type(getattr(module, guard))()
                 once._done = done
                 setattr(module, guard, once)
                 setattr(module, current, provider)

@@ -9,10 +9,13 @@ instrumentations (``instrument=["openai", "anthropic"]``). What obslab adds here
   SDK's ``anthropic.messages.create``, is not priced again) with the :class:`~obslab.prices.PriceTable`, into
   ``obslab.gen_ai.client.cost`` (USD) or, for a model without a price,
   ``obslab.gen_ai.client.unpriced_calls``;
-- token kinds: the cache reads, cache writes and reasoning tokens of a call as ``gen_ai.token.type``
-  values ``cache_read``, ``cache_creation`` and ``reasoning`` of ``gen_ai.client.token.usage`` (the
-  upstream code records ``input`` and ``output``), and ``gen_ai.usage.cache_creation.input_tokens``
-  beside util-genai's ``gen_ai.usage.cache_write.input_tokens`` on exported spans;
+- token kinds: ``gen_ai.client.token.usage`` keeps the conventions' token types (``input`` and
+  ``output``, which include the cache and reasoning tokens, so its sum over types is what a call
+  used); the cache reads, cache writes and reasoning tokens of a call are on its span as the
+  conventions' ``gen_ai.usage.*`` attributes (with ``gen_ai.usage.cache_creation.input_tokens`` beside
+  util-genai's ``gen_ai.usage.cache_write.input_tokens``) and in obslab's own
+  ``obslab.gen_ai.client.token.usage``, by ``obslab.gen_ai.token.type`` (``cache_read``,
+  ``cache_creation``, ``reasoning``: part of the input or output tokens, not more of them);
 - message content: captured only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` asks
   for it (``span_only``, ``event_only`` or ``span_and_event``, read by opentelemetry-util-genai), and then exported
   through privacy masking (:class:`ContentRedactor`, or the whole privacy redactor when privacy is on).
@@ -22,7 +25,10 @@ instrument                         unit          Prometheus
 =================================  ============  ==================================================
 gen_ai.client.operation.duration   s             gen_ai_client_operation_duration_seconds_bucket
 gen_ai.client.token.usage          {token}       gen_ai_client_token_usage_bucket (gen_ai_token_type:
-                                                 input, output, cache_read, cache_creation, reasoning)
+                                                 input, output)
+obslab.gen_ai.client.token.usage   {token}       obslab_gen_ai_client_token_usage_bucket
+                                                 (obslab_gen_ai_token_type: cache_read, cache_creation,
+                                                 reasoning)
 gen_ai.client.operation.time_to_first_chunk  s  gen_ai_client_operation_time_to_first_chunk_seconds_bucket
 gen_ai.client.operation.time_per_output_chunk s gen_ai_client_operation_time_per_output_chunk_seconds_bucket
 obslab.gen_ai.client.cost          {USD}         obslab_gen_ai_client_cost_total
@@ -33,22 +39,20 @@ obslab.gen_ai.client.cache_savings {USD}       obslab_gen_ai_client_cache_saving
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import os
 from datetime import datetime, timezone
 from typing import Any, Mapping, NamedTuple
 
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor
 from opentelemetry.trace import NonRecordingSpan, set_span_in_context
 from opentelemetry.util.genai.handler import TelemetryHandler
 from opentelemetry.util.genai.utils import get_content_capturing_mode
 
 from obslab._diagnostics import guarded
-from obslab.prices import PriceTable
-from obslab.privacy import Redactor
+from obslab.genai.prices import Price, PriceTable
+from obslab.privacy import Redactor, copy_span, mask_in_place
 
 CAPTURE_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 CAPTURE_MODES = ("no_content", "span_only", "event_only", "span_and_event")
@@ -62,7 +66,8 @@ COST_METRIC = "obslab.gen_ai.client.cost"
 UNPRICED_METRIC = "obslab.gen_ai.client.unpriced_calls"
 SAVINGS_METRIC = "obslab.gen_ai.client.cache_savings"
 _PRICED_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"})
-TOKEN_USAGE_METRIC = "gen_ai.client.token.usage"
+TOKEN_DETAIL_METRIC = "obslab.gen_ai.client.token.usage"
+TOKEN_DETAIL_TYPE = "obslab.gen_ai.token.type"
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 INPUT_TOKENS = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
@@ -100,30 +105,23 @@ class ContentRedactor(Redactor):
             return attributes
         return {key: self.scrub(value) if key in CONTENT_KEYS else value for key, value in attributes.items()}
 
-    def span(self, span: ReadableSpan) -> ReadableSpan:
-        if not (CONTENT_KEYS.intersection(span.attributes or {})
-                or any(CONTENT_KEYS.intersection(e.attributes or {}) for e in span.events)):
+    def span(self, span: ReadableSpan, limits: SpanLimits | None = None,
+             extra: Mapping[str, Any] | None = None) -> ReadableSpan:
+        if not extra and not (CONTENT_KEYS.intersection(span.attributes or {})
+                              or any(CONTENT_KEYS.intersection(e.attributes or {}) for e in span.events)):
             return span
-        events = [Event(e.name, self._content(e.attributes), e.timestamp) for e in span.events]
-        return ReadableSpan(
-            name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-            attributes=self._content(span.attributes), events=events, links=span.links, kind=span.kind,
-            status=span.status, start_time=span.start_time, end_time=span.end_time,
-            instrumentation_scope=span.instrumentation_scope)
+        return copy_span(span, limits, attributes=self._content, extra=extra)
 
-    def log(self, record: ReadableLogRecord) -> ReadableLogRecord:
-        source = record.log_record
-        if not CONTENT_KEYS.intersection(source.attributes or {}):
-            return record
-        masked = copy.copy(source)
-        masked.attributes = self._content(source.attributes)
-        return dataclasses.replace(record, log_record=masked)
+    def log_record(self, record: ReadWriteLogRecord) -> None:
+        attributes = record.log_record.attributes
+        if attributes and CONTENT_KEYS.intersection(attributes):
+            mask_in_place(attributes, lambda key, value: self.scrub(value) if key in CONTENT_KEYS else value)
 
 
 class LLMCostProcessor(SpanProcessor):
     """Prices each finished LLM call span (the helpers' and the instrumented clients' alike), at the
     price in force when the call started, cache and reasoning tokens at their own rates; and records
-    those token kinds as ``gen_ai.token.type`` values of ``gen_ai.client.token.usage``."""
+    those token kinds in ``obslab.gen_ai.client.token.usage``."""
 
     def __init__(self, meter: Meter, prices: PriceTable) -> None:
         self._prices = prices
@@ -133,11 +131,12 @@ class LLMCostProcessor(SpanProcessor):
                                               description="LLM calls of a model the price table does not know")
         self._savings = meter.create_counter(
             SAVINGS_METRIC, unit="{USD}", description="What cache reads saved against the input price, US dollars")
-        # The same instrument as opentelemetry-util-genai's (name, unit, description, buckets): the
-        # cache and reasoning token kinds join its input and output points.
+        # Shaped as the conventions' gen_ai.client.token.usage (unit, buckets, attributes), for the token
+        # kinds its input and output include.
         self._tokens = meter.create_histogram(
-            TOKEN_USAGE_METRIC, unit="{token}", description="Number of input and output tokens used by GenAI clients",
-            explicit_bucket_boundaries_advisory=TOKEN_BUCKETS)
+            TOKEN_DETAIL_METRIC, unit="{token}", explicit_bucket_boundaries_advisory=TOKEN_BUCKETS,
+            description="Cache read, cache write and reasoning tokens of GenAI client calls "
+                        "(part of gen_ai.client.token.usage input and output)")
 
     @guarded("LLM cost")
     def on_end(self, span: ReadableSpan) -> None:
@@ -156,17 +155,21 @@ class LLMCostProcessor(SpanProcessor):
         labels = {"gen_ai.provider.name": provider, "gen_ai.request.model": str(request_model or model)}
         context = set_span_in_context(NonRecordingSpan(span.context))  # the exemplar opens this call
         self._record_token_kinds(attributes, usage, context)
-        when = datetime.fromtimestamp(span.start_time / 1e9, tz=timezone.utc) if span.start_time else None
-        price = self._prices.price(provider, model, when, usage.input_tokens)
-        if price is None and model != labels["gen_ai.request.model"]:
-            price = self._prices.price(provider, labels["gen_ai.request.model"], when, usage.input_tokens)
-        if price is None:
-            self._unpriced.add(1, labels, context=context)
-            return
-        self._cost.add(price.cost(*usage), labels, context=context)
-        saved = price.cache_read_savings(usage.cache_read_tokens)
-        if saved > 0:
-            self._savings.add(saved, labels, context=context)
+        start_time = span.start_time
+
+        def record_cost() -> None:
+            price = price_of_call(self._prices, provider, labels["gen_ai.request.model"], model, start_time,
+                                  usage.input_tokens)
+            if price is None:
+                self._unpriced.add(1, labels, context=context)
+                return
+            self._cost.add(price.cost(*usage), labels, context=context)
+            saved = price.cache_read_savings(usage.cache_read_tokens)
+            if saved > 0:
+                self._savings.add(saved, labels, context=context)
+
+        # Now, or once genai-prices' data is in (while it loads, in its thread: the call does not wait).
+        self._prices.run_when_ready(record_cost, (provider, model), (provider, labels["gen_ai.request.model"]))
 
     def _record_token_kinds(self, attributes: Mapping[str, Any], usage: TokenCounts, context: Any) -> None:
         kinds = {"cache_read": usage.cache_read_tokens, "cache_creation": usage.cache_write_tokens,
@@ -176,7 +179,20 @@ class LLMCostProcessor(SpanProcessor):
         base = {key: attributes[key] for key in _TOKEN_METRIC_KEYS if attributes.get(key) is not None}
         for kind, count in kinds.items():
             if count:
-                self._tokens.record(count, {**base, "gen_ai.token.type": kind}, context=context)
+                self._tokens.record(count, {**base, TOKEN_DETAIL_TYPE: kind}, context=context)
+
+
+def price_of_call(prices: PriceTable, provider: str, request_model: str, response_model: str | None,
+                  start_time: int | None, input_tokens: int) -> Price | None:
+    """The price of one LLM call: of its response model (the one that answered), else of its request
+    model, in force when it started (``start_time`` in ns since the epoch, now when None), at the
+    tier its ``input_tokens`` reach. The cost metric and the agent catalogue both price through it."""
+    when = datetime.fromtimestamp(start_time / 1e9, tz=timezone.utc) if start_time else None
+    model = response_model or request_model
+    price = prices.price(provider, model, when, input_tokens)
+    if price is None and model != request_model:
+        price = prices.price(provider, request_model, when, input_tokens)
+    return price
 
 
 class TokenCounts(NamedTuple):
@@ -202,15 +218,11 @@ def usage_of(attributes: Mapping[str, Any]) -> TokenCounts:
                        count(CACHE_CREATION_TOKENS, CACHE_WRITE_TOKENS), count(REASONING_TOKENS))
 
 
-def with_usage_aliases(span: ReadableSpan) -> ReadableSpan:
-    """``span`` with ``gen_ai.usage.cache_creation.input_tokens`` beside the
-    ``gen_ai.usage.cache_write.input_tokens`` that opentelemetry-util-genai writes (both names are in
-    use: the first is the conventions' as published in opentelemetry-semantic-conventions)."""
-    attributes = span.attributes or {}
+def usage_aliases(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The attributes an exported span gets on top of its own: ``gen_ai.usage.cache_creation.input_tokens``
+    beside the ``gen_ai.usage.cache_write.input_tokens`` that opentelemetry-util-genai writes (both
+    names are in use: the first is the conventions' as published in opentelemetry-semantic-conventions)."""
+    attributes = attributes or {}
     if CACHE_WRITE_TOKENS not in attributes or CACHE_CREATION_TOKENS in attributes:
-        return span
-    return ReadableSpan(
-        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-        attributes={**attributes, CACHE_CREATION_TOKENS: attributes[CACHE_WRITE_TOKENS]}, events=span.events,
-        links=span.links, kind=span.kind, status=span.status, start_time=span.start_time, end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope)
+        return {}
+    return {CACHE_CREATION_TOKENS: attributes[CACHE_WRITE_TOKENS]}
