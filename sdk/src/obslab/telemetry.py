@@ -253,6 +253,7 @@ def init_telemetry(
     prices: Mapping[str, Mapping[str, Mapping[str, float]]] | str | None = None,
     openai_agents_trace_export: bool | None = None,
     outage_buffer: int | None = None,
+    outage_buffer_bytes: int | str | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
 ) -> Telemetry:
     """Set up traces, metrics and logs for this process and return the telemetry handle (a new
@@ -275,7 +276,8 @@ def init_telemetry(
     ``openai_agents_trace_export`` keeps the OpenAI Agents SDK's own export of its traces to OpenAI
     beside OpenTelemetry's (``instrument=["openai_agents"]`` turns it off otherwise).
     ``outage_buffer`` is how many spans and how many log records are kept while the collector is
-    unreachable (10 000 each by default, 0 for none), sent in order when it answers again;
+    unreachable (10 000 each by default, 0 for none), sent in order when it answers again, and
+    ``outage_buffer_bytes`` bounds them in encoded bytes too (32 MiB per signal; the spool as well);
     ``spool_dir`` keeps what is still unsent at exit for the next process started with it.
     """
     from obslab.distro import ObslabConfigurator
