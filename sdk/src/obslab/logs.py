@@ -170,11 +170,35 @@ def console_handler(settings: Settings, stream: Any = None, redactor: Redactor |
     return handler
 
 
-def _prints_to_terminal(handler: logging.Handler) -> bool:
-    """Whether ``handler`` writes log lines to the terminal (stdout or stderr)."""
-    terminals = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)}
-    return (isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
-            and id(getattr(handler, "stream", None)) in terminals)
+def _prints_to_terminal(handler: logging.Handler, depth: int = 0) -> bool:
+    """Whether ``handler`` writes log lines to the terminal (stdout or stderr): a handler writing to
+    a terminal stream (a ``StreamHandler``, or any handler with such a ``stream``), rich's
+    ``RichHandler`` (its console's file), or a ``QueueHandler`` whose listener has one of these."""
+    if isinstance(handler, logging.FileHandler) or depth > 3:
+        return False
+    stream = getattr(handler, "stream", None)
+    if stream is None:
+        console = getattr(handler, "console", None)  # rich.logging.RichHandler
+        stream = getattr(console, "file", None) if console is not None else None
+    if stream is not None:
+        return _is_terminal(stream)
+    listener = getattr(handler, "listener", None)  # logging.handlers.QueueHandler (dictConfig sets it)
+    return any(_prints_to_terminal(h, depth + 1) for h in getattr(listener, "handlers", ()) or ())
+
+
+def _is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is the process's stdout or stderr (or a wrapper of them)."""
+    for _ in range(4):  # colorama-style wrappers keep the real stream as .wrapped or .stream
+        if any(stream is s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)):
+            return True
+        inner = getattr(stream, "wrapped", None) or getattr(stream, "_stream", None)
+        if inner is None or inner is stream:
+            break
+        stream = inner
+    try:
+        return stream.fileno() in (1, 2)
+    except Exception:  # noqa: BLE001 - no file number (StringIO, pytest's capture): not the terminal
+        return False
 
 
 class _NotPrintedByTheApplication(logging.Filter):
@@ -215,6 +239,9 @@ class LoggingBridge:
         self.otlp, self.console = otlp, console
         self.level = logging.getLevelName(level)
         self._root_level: tuple[int, int] | None = None  # (the app's level, the one obslab set)
+        self._app_set_level = False  # the application set the root level while obslab's was on
+        self._level_hook: Callable[[Any], None] | None = None
+        self._level_previous: Callable[[Any], None] | None = None
         self._hooks: list[tuple[Any, str, Callable[..., Any], Callable[..., Any]]] = []
         self._active = False
 
@@ -228,6 +255,7 @@ class LoggingBridge:
         if root.level == logging.WARNING and not root.handlers:  # logging never configured by the app
             self._root_level = (root.level, self.level)
             root.setLevel(self.level)
+            self._watch_root_level(root)
         for handler in self.handlers:
             handler.setLevel(self.level)
         self._attach(otlp=True)
@@ -248,9 +276,29 @@ class LoggingBridge:
         root = logging.getLogger()
         for handler in self.handlers:
             root.removeHandler(handler)
-        if self._root_level is not None and root.level == self._root_level[1]:
+        if self._level_hook is not None and root.__dict__.get("setLevel") is self._level_hook:
+            if self._level_previous is None:
+                del root.setLevel
+            else:
+                root.setLevel = self._level_previous  # type: ignore[method-assign]
+        if self._root_level is not None and not self._app_set_level and root.level == self._root_level[1]:
             root.setLevel(self._root_level[0])
         self._root_level = None
+        self._level_hook = None
+
+    def _watch_root_level(self, root: logging.Logger) -> None:
+        """Note when the application sets the root level itself (``setLevel``, ``basicConfig``,
+        ``dictConfig``, ``fileConfig`` all call it): that level is the application's, kept at
+        ``uninstall()`` even when it equals the one obslab set."""
+        original = root.setLevel
+        self._level_previous = root.__dict__.get("setLevel")  # another wrapper's, if any
+
+        def set_level(level: Any) -> None:
+            self._app_set_level = True
+            original(level)
+
+        self._level_hook = set_level
+        root.setLevel = set_level  # type: ignore[method-assign]
 
     def _attach(self, otlp: bool) -> None:
         root = logging.getLogger()
