@@ -69,7 +69,7 @@ def build_exporters(settings: Settings, signal: str) -> list[Any]:
 
     if settings.console_only:
         return []
-    exporters = []
+    exporters: list[Any] = []
     for name in exporter_names(settings, signal):
         try:
             found = _import_exporters(*(([name] if s == signal else []) for s in ("traces", "metrics", "logs")))
@@ -81,11 +81,15 @@ def build_exporters(settings: Settings, signal: str) -> list[Any]:
             _logger.warning("%s exporter %r cannot be loaded (%s): %s not exported there", signal, name, error, signal)
             continue
         try:
-            exporters.append(marked(cls(**_arguments(settings, signal, name))))
+            exporter = marked(cls(**_arguments(settings, signal, name)))
+            if signal == "metrics" and settings.outage_buffer and is_otlp(exporter):
+                exporter = failing_fast_when_unreachable(exporter)
+            exporters.append(exporter)
         except Exception as error:  # a malformed OTEL_EXPORTER_OTLP_* value the exporter refuses
             _logger.warning("%s exporter %r cannot be made (%s: %s): %s not exported there", signal, name,
                             type(error).__name__, error, signal)
-    return exporters
+    # Local exporters (console) first: a flush reaches them before any collector that may not answer.
+    return sorted(exporters, key=is_otlp)
 
 
 def _arguments(settings: Settings, signal: str, name: str) -> dict[str, Any]:
@@ -128,6 +132,25 @@ def marked(exporter: Any) -> Any:
             return export(*args, **kwargs)
 
     exporter.export = export_marked
+    return exporter
+
+
+def failing_fast_when_unreachable(exporter: Any) -> Any:
+    """A metric ``exporter`` whose export fails at once while nothing accepts connections at its
+    collector, instead of retrying until its timeout: metrics are cumulative, the next export after
+    the outage carries the totals, and a flush is not held by a collector that is not there."""
+    from opentelemetry.sdk.metrics.export import MetricExportResult
+
+    where = address(exporter)
+    export = exporter.export
+
+    @functools.wraps(export)
+    def export_if_reachable(*args: Any, **kwargs: Any) -> Any:
+        if where is not None and unreachable({where}):
+            return MetricExportResult.FAILURE
+        return export(*args, **kwargs)
+
+    exporter.export = export_if_reachable
     return exporter
 
 

@@ -188,10 +188,10 @@ def _prints_to_terminal(handler: logging.Handler, depth: int = 0) -> bool:
 
 def _is_terminal(stream: Any) -> bool:
     """Whether ``stream`` is the process's stdout or stderr (or a wrapper of them)."""
-    for _ in range(4):  # colorama-style wrappers keep the real stream as .wrapped or .stream
+    for _ in range(4):  # colorama-style wrappers keep the real stream as .wrapped
         if any(stream is s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)):
             return True
-        inner = getattr(stream, "wrapped", None) or getattr(stream, "_stream", None)
+        inner = getattr(stream, "wrapped", None)
         if inner is None or inner is stream:
             break
         stream = inner

@@ -7,12 +7,14 @@ nothing of the process's globals: :mod:`obslab.process` installs it.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import NoOpTracerProvider
 
 from obslab import _diagnostics, _export
+from obslab._flusher import Flusher
 from obslab._outage import NOUNS, OutageBuffer, observe_drops
 from obslab.config import Settings
 from obslab.genai import ContentRedactor, LLMCostProcessor, content_capture_mode
@@ -51,6 +53,7 @@ class Pipeline:
         self.collectors: set[tuple[str, int]] = set()  # where they send
         self.built: list[Any] = [None, None, None]  # the providers this pipeline made
         self._stop_prometheus: Callable[[], None] | None = None
+        self._flushers = [Flusher(f"obslab-flush-{signal}") for signal in ("traces", "metrics", "logs")]
         tracer_provider, meter_provider, logger_provider = adopted or (None, None, None)
         self.owned = (tracer_provider is None, meter_provider is None, logger_provider is None)
         if not enabled:
@@ -129,10 +132,10 @@ class Pipeline:
     # --- flush and shutdown ---------------------------------------------------------------
 
     def flush(self, timeout: float) -> bool:
-        """Export what is buffered, in the calling thread; True when every signal was delivered.
-        False at once when a collector refuses connections."""
-        if _export.unreachable(self.collectors):
-            return False
+        """Export what is buffered, within ``timeout`` s; True when every signal was delivered. Each
+        signal flushes on its own worker (see :mod:`obslab._flusher`), so that a collector that never
+        answers holds neither the caller past its bound nor the other signals, and the console
+        exporters get their data while the collector is unreachable."""
         try:
             return self._flush_all(timeout)
         except Exception as error:
@@ -142,7 +145,7 @@ class Pipeline:
     def shutdown(self, timeout: float) -> bool:
         """Flush and stop exporting within ``timeout`` s, without waiting on a collector that cannot
         be reached; True when everything was delivered."""
-        down = _export.unreachable(self.collectors)
+        down = _export.unreachable(self.collectors, timeout=min(0.2, timeout / 4))
         if down:
             self.quiet.mute()
             for exporter in self.network_exporters:
@@ -165,6 +168,8 @@ class Pipeline:
             self._report_unsent(down)
         self._stop_endpoint()
         self.quiet.restore()
+        for flusher in self._flushers:
+            flusher.close()
         return done and not down
 
     def release(self) -> None:
@@ -199,9 +204,22 @@ class Pipeline:
                 _diagnostics.report("shutdown", error)
 
     def _flush_all(self, timeout: float) -> bool:
-        millis = int(timeout * 1000)
-        flushed = [provider.force_flush(millis) is not False for provider in self.providers]
-        return all([*flushed, *(buffer.force_flush(millis) for buffer in self.outage_buffers())])
+        deadline = time.monotonic() + timeout
+        jobs = [flusher.submit(lambda signal=signal, provider=provider: self._flush_signal(signal, provider, deadline))
+                for flusher, signal, provider in zip(self._flushers, ("traces", "metrics", "logs"), self.providers)]
+        return all([job.wait(deadline) for job in jobs])
+
+    def _flush_signal(self, signal: str, provider: Any, deadline: float) -> bool:
+        """Flush one provider, then the outage buffer of its signal (on that signal's worker)."""
+        try:
+            flushed = provider.force_flush(max(int((deadline - time.monotonic()) * 1000), 1)) is not False
+        except Exception as error:
+            _diagnostics.report(f"{signal} flush", error)
+            flushed = False
+        for buffer in self.outage_buffers():
+            if buffer.signal == signal:
+                flushed = buffer.force_flush(max((deadline - time.monotonic()) * 1000, 1)) and flushed
+        return flushed
 
     def _shutdown_all(self, timeout: float) -> bool:
         delivered = self._flush_all(timeout) if not all(self.owned) else True

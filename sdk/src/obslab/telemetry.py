@@ -208,11 +208,11 @@ class Telemetry:
     # --- flush and shutdown -----------------------------------------------------------------
 
     def force_flush(self, timeout: float | None = None) -> bool:
-        """Export what is buffered, in the calling thread; True when every signal was delivered.
-        Returns at once when a collector refuses connections; otherwise each provider flushes within
-        ``timeout`` s (default: shutdown_timeout) as far as it can tell, and an export already under
-        way against a collector that never answers ends with the exporter's own timeout
-        (``OTEL_EXPORTER_OTLP_TIMEOUT``)."""
+        """Export what is buffered, returning within ``timeout`` s (default: shutdown_timeout) plus a
+        few milliseconds; True when every signal was delivered. What can be flushed is (the console
+        exporters, and spans and log records into the outage buffer while the collector is
+        unreachable); a collector that refuses connections is not waited on, and one that never
+        answers holds neither the caller past its bound nor a thread per call."""
         if not self.enabled:
             return True
         return self._pipeline.flush(timeout or self.settings.shutdown_timeout)
