@@ -294,6 +294,9 @@ def _init(arguments: dict[str, Any], defaults: Mapping[str, Default] | None = No
         retired: tuple[Any, ...] = ()
         if _handle is not None and _handle._shutdown_done and _handle.enabled:
             retired, _handle = tuple(_handle._pipeline.built), None  # shut down: a new handle replaces it
+            warnings.warn("init_telemetry() after shutdown(): tracers, meters and loggers obtained before "
+                          "shutdown() record nothing (they belong to the providers shut down, see docs/sdk.md); "
+                          "get them again from the new handle or the OpenTelemetry API", RuntimeWarning, stacklevel=4)
         if _handle is not None:
             if _handle._launcher is not None and launcher is None and any(v is not None for v in arguments.values()):
                 warnings.warn(f"obslab was already set up by {_handle._launcher} from the environment; "
