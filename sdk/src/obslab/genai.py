@@ -139,9 +139,13 @@ class LLMCostProcessor(SpanProcessor):
             TOKEN_USAGE_METRIC, unit="{token}", description="Number of input and output tokens used by GenAI clients",
             explicit_bucket_boundaries_advisory=TOKEN_BUCKETS)
 
-    @guarded("LLM cost")
     def on_end(self, span: ReadableSpan) -> None:
-        attributes = span.attributes or {}
+        attributes = span.attributes
+        if attributes and "gen_ai.operation.name" in attributes:  # the app's other spans pay no more than this
+            self._price(span, attributes)
+
+    @guarded("LLM cost")
+    def _price(self, span: ReadableSpan, attributes: Mapping[str, Any]) -> None:
         operation = attributes.get("gen_ai.operation.name")
         if operation not in _PRICED_OPERATIONS or not (span.name == operation or span.name.startswith(f"{operation} ")):
             return  # only spans named by the conventions: a client library's own span of the same call is not priced

@@ -15,6 +15,7 @@ they were, and a record that cannot be formatted gets the standard library's
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import logging.config
@@ -38,6 +39,7 @@ from obslab.privacy import Redactor, each, mask_exports
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s trace_id=%(trace_id)s span_id=%(span_id)s - %(message)s"
 
 _STDLIB_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_INIT_FIELDS = len(vars(logging.LogRecord("", 0, "", 0, "", (), None)))  # how many LogRecord.__init__ sets
 # Added to records by formatters and by the upstream logging instrumentation: not user data.
 _ADDED_FIELDS = frozenset({"message", "asctime", "trace_id", "span_id", "data",
                            "otelTraceID", "otelSpanID", "otelServiceName", "otelTraceSampled"})
@@ -73,7 +75,7 @@ class OTLPHandler(LoggingHandler):
     """
 
     def emit(self, record: logging.LogRecord) -> None:
-        if is_exporting() or (not is_instrumentation_enabled() and record.name.startswith(_EXPORT_PATH_LOGGERS)):
+        if is_exporting() or (record.name.startswith(_EXPORT_PATH_LOGGERS) and not is_instrumentation_enabled()):
             return
         try:
             super().emit(_otlp_record(record))
@@ -82,18 +84,27 @@ class OTLPHandler(LoggingHandler):
 
 
 def _otlp_record(record: logging.LogRecord) -> logging.LogRecord:
-    """A copy of ``record`` whose extra fields are attribute values, ``data`` flattened into them."""
-    fields: dict[str, Any] = {}
-    for key, value in vars(record).items():
-        if key in _STDLIB_FIELDS:
-            fields[key] = value
-        elif key == "data" and isinstance(value, dict):
-            fields.update((f"data.{k}" if k in _STDLIB_FIELDS else str(k), _attribute_value(v))
+    """``record`` itself when it holds only the standard library's fields (the handler only reads
+    it); else a copy whose extra fields are attribute values, ``data`` flattened into them."""
+    fields = record.__dict__
+    if type(record) is logging.LogRecord:
+        # LogRecord.__init__ sets the standard fields first, in order: only the later keys can be extra.
+        later = itertools.islice(reversed(fields), len(fields) - _INIT_FIELDS) if len(fields) > _INIT_FIELDS else ()
+        extras = [key for key in later if key not in _STDLIB_FIELDS]
+    else:  # a record factory's subclass may set its own fields anywhere
+        extras = [key for key in fields if key not in _STDLIB_FIELDS]
+    if not extras:
+        return record
+    copied = fields.copy()
+    for key in extras:
+        value = copied.pop(key)
+        if key == "data" and isinstance(value, dict):
+            copied.update((f"data.{k}" if k in _STDLIB_FIELDS else str(k), _attribute_value(v))
                           for k, v in value.items())
         elif key == "data" or key not in _ADDED_FIELDS:
-            fields[key] = _attribute_value(value)
-    copy = logging.LogRecord.__new__(logging.LogRecord)  # LogRecord() would read the clock and thread again
-    copy.__dict__.update(fields)
+            copied[key] = _attribute_value(value)
+    copy = object.__new__(logging.LogRecord)  # LogRecord() would read the clock and thread again
+    copy.__dict__ = copied
     return copy
 
 

@@ -17,6 +17,7 @@ from obslab import _diagnostics, _export
 from obslab._flusher import Flusher
 from obslab._outage import NOUNS, OutageBuffer, observe_drops
 from obslab.config import Settings
+from obslab.instrumentation import own_names
 from obslab.genai import ContentRedactor, LLMCostProcessor, content_capture_mode
 from obslab.logs import build_logger_provider
 from obslab.mcp_spans import MCPSpanNames
@@ -73,8 +74,9 @@ class Pipeline:
         self.mcp_names: MCPSpanNames | None = None  # turned on by instrument=["mcp"]
         if enabled and self.owned[0]:  # prices the helpers' and the instrumented clients' LLM calls
             tracer_provider.add_span_processor(LLMCostProcessor(meter_provider.get_meter("obslab.genai"), self.prices))
-            self.mcp_names = MCPSpanNames()
-            tracer_provider.add_span_processor(self.mcp_names)
+            if "mcp" in own_names(settings.instrument):  # only then: every span pays for a processor
+                self.mcp_names = MCPSpanNames()
+                tracer_provider.add_span_processor(self.mcp_names)
         buffers = self.outage_buffers()
         if buffers:  # obslab.outage.dropped{signal, reason}: what the outage buffers could not keep
             meter_provider.get_meter("obslab").create_observable_counter(

@@ -146,7 +146,7 @@ class Telemetry:
     def span(self, name: str, **attributes: Any) -> AbstractContextManager[Span]:
         """A span as ``with telemetry.span("x", k=v):`` or as ``@telemetry.span("x")`` on sync and
         async functions (the SDK's context manager is also a decorator: nothing is added on top)."""
-        return self._tracer.start_as_current_span(name, attributes=attributes)
+        return self._tracer.start_as_current_span(name, attributes=attributes or None)
 
     def instrument_app(self, app: Any) -> Any:
         """Instrument a FastAPI/Starlette or Flask app made before ``instrument=[...]`` took effect
