@@ -44,6 +44,7 @@ _INIT_FIELDS = len(vars(logging.LogRecord("", 0, "", 0, "", (), None)))  # how m
 _ADDED_FIELDS = frozenset({"message", "asctime", "trace_id", "span_id", "data",
                            "otelTraceID", "otelSpanID", "otelServiceName", "otelTraceSampled"})
 _PLAIN = (str, bool, int, float)
+_PLAIN_TYPES = frozenset(_PLAIN)
 # Libraries an export runs through: their records while the SDK exports are about that export.
 _EXPORT_PATH_LOGGERS = ("opentelemetry", "grpc", "urllib3", "requests", "http.client", "httpx", "httpcore", "obslab")
 
@@ -89,8 +90,10 @@ def _otlp_record(record: logging.LogRecord) -> logging.LogRecord:
     fields = record.__dict__
     if type(record) is logging.LogRecord:
         # LogRecord.__init__ sets the standard fields first, in order: only the later keys can be extra.
-        later = itertools.islice(reversed(fields), len(fields) - _INIT_FIELDS) if len(fields) > _INIT_FIELDS else ()
-        extras = [key for key in later if key not in _STDLIB_FIELDS]
+        later = len(fields) - _INIT_FIELDS
+        if later <= 0:
+            return record
+        extras = [key for key in itertools.islice(reversed(fields), later) if key not in _STDLIB_FIELDS]
     else:  # a record factory's subclass may set its own fields anywhere
         extras = [key for key in fields if key not in _STDLIB_FIELDS]
     if not extras:
@@ -99,10 +102,11 @@ def _otlp_record(record: logging.LogRecord) -> logging.LogRecord:
     for key in extras:
         value = copied.pop(key)
         if key == "data" and isinstance(value, dict):
-            copied.update((f"data.{k}" if k in _STDLIB_FIELDS else str(k), _attribute_value(v))
-                          for k, v in value.items())
+            for k, v in value.items():
+                copied[f"data.{k}" if k in _STDLIB_FIELDS else str(k)] = v if type(v) in _PLAIN_TYPES else \
+                    _attribute_value(v)
         elif key == "data" or key not in _ADDED_FIELDS:
-            copied[key] = _attribute_value(value)
+            copied[key] = value if type(value) in _PLAIN_TYPES else _attribute_value(value)
     copy = object.__new__(logging.LogRecord)  # LogRecord() would read the clock and thread again
     copy.__dict__ = copied
     return copy
