@@ -33,6 +33,7 @@ BUFFERED = ("traces", "logs")  # the signals an outage buffer keeps (metrics are
 _RETRIED_BY_EXPORTER = frozenset({StatusCode.RESOURCE_EXHAUSTED, StatusCode.ABORTED, StatusCode.OUT_OF_RANGE,
                                   StatusCode.DATA_LOSS})
 _EXPORTING: contextvars.ContextVar[bool] = contextvars.ContextVar("obslab_exporting", default=False)
+_FLUSHING: contextvars.ContextVar[bool] = contextvars.ContextVar("obslab_flushing", default=False)
 _PROTOCOL_EXPORTERS = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
 _OTLP_NAMES = frozenset({"otlp", *_PROTOCOL_EXPORTERS.values()})
 
@@ -135,10 +136,21 @@ def marked(exporter: Any) -> Any:
     return exporter
 
 
+@contextlib.contextmanager
+def flushing() -> Iterator[None]:
+    """Marks the code inside as a flush the application waits for (see :func:`failing_fast_when_unreachable`)."""
+    token = _FLUSHING.set(True)
+    try:
+        yield
+    finally:
+        _FLUSHING.reset(token)
+
+
 def failing_fast_when_unreachable(exporter: Any) -> Any:
-    """A metric ``exporter`` whose export fails at once while nothing accepts connections at its
-    collector, instead of retrying until its timeout: metrics are cumulative, the next export after
-    the outage carries the totals, and a flush is not held by a collector that is not there."""
+    """A metric ``exporter`` whose export, inside a flush (:func:`flushing`), fails at once while
+    nothing accepts connections at its collector, instead of retrying until its timeout: the flush
+    is not held by a collector that is not there, and metrics are cumulative (the next export after
+    the outage carries the totals). The periodic exports are left as they are."""
     from opentelemetry.sdk.metrics.export import MetricExportResult
 
     where = address(exporter)
@@ -146,7 +158,7 @@ def failing_fast_when_unreachable(exporter: Any) -> Any:
 
     @functools.wraps(export)
     def export_if_reachable(*args: Any, **kwargs: Any) -> Any:
-        if where is not None and unreachable({where}):
+        if _FLUSHING.get() and where is not None and unreachable({where}):
             return MetricExportResult.FAILURE
         return export(*args, **kwargs)
 

@@ -214,7 +214,8 @@ class Pipeline:
     def _flush_signal(self, signal: str, provider: Any, deadline: float) -> bool:
         """Flush one provider, then the outage buffer of its signal (on that signal's worker)."""
         try:
-            flushed = provider.force_flush(max(int((deadline - time.monotonic()) * 1000), 1)) is not False
+            with _export.flushing():
+                flushed = provider.force_flush(max(int((deadline - time.monotonic()) * 1000), 1)) is not False
         except Exception as error:
             _diagnostics.report(f"{signal} flush", error)
             flushed = False
