@@ -79,7 +79,10 @@ class OTLPHandler(LoggingHandler):
         if is_exporting() or (record.name.startswith(_EXPORT_PATH_LOGGERS) and not is_instrumentation_enabled()):
             return
         try:
-            super().emit(_otlp_record(record))
+            # The record itself when it holds only the standard library's fields (the common case;
+            # LogRecord.__init__ sets them first, in order, so only later keys can be extra fields).
+            plain = type(record) is logging.LogRecord and len(record.__dict__) <= _INIT_FIELDS
+            super().emit(record if plain else _otlp_record(record))
         except Exception:
             self.handleError(record)
 
