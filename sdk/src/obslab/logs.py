@@ -96,14 +96,21 @@ def _otlp_record(record: logging.LogRecord) -> logging.LogRecord:
         later = len(fields) - _INIT_FIELDS
         if later <= 0:
             return record
-        extras = [key for key in itertools.islice(reversed(fields), later) if key not in _STDLIB_FIELDS]
+        if later == 1:  # the common case: extra={"data": {...}}, or one field
+            last = next(reversed(fields))
+            extras = [] if last in _STDLIB_FIELDS else [last]
+        else:
+            extras = [key for key in itertools.islice(reversed(fields), later) if key not in _STDLIB_FIELDS]
+            extras.reverse()  # in the record's order: a later field wins, as it did
     else:  # a record factory's subclass may set its own fields anywhere
         extras = [key for key in fields if key not in _STDLIB_FIELDS]
     if not extras:
         return record
     copied = fields.copy()
     for key in extras:
-        value = copied.pop(key)
+        del copied[key]
+    for key in extras:
+        value = fields[key]
         if key == "data" and isinstance(value, dict):
             for k, v in value.items():
                 copied[f"data.{k}" if k in _STDLIB_FIELDS else str(k)] = v if type(v) in _PLAIN_TYPES else \
