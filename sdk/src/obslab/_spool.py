@@ -142,10 +142,10 @@ class Spool:
             except FileNotFoundError:
                 return False
             self._checked = True
-            if stat_mode(info.st_mode) & 0o077 and info.st_uid == _uid():
+            if _mode(info.st_mode) & 0o077 and info.st_uid == _uid():
                 os.chmod(self.directory, 0o700)
                 _diagnostics.notice("spool", f"{self.directory} was readable by others (mode "
-                                    f"{stat_mode(info.st_mode):o}): now 0700, the spool's mode")
+                                    f"{_mode(info.st_mode):o}): now 0700, the spool's mode")
         return self.directory.is_dir()
 
     def write(self, request: Request, records: int | None = None) -> None:
@@ -249,7 +249,7 @@ class _Foreign(Exception):
     """A file that is not the user's own regular file: left alone, never sent."""
 
 
-def stat_mode(mode: int) -> int:
+def _mode(mode: int) -> int:
     return mode & 0o7777
 
 
