@@ -205,3 +205,55 @@ def test_beyond_the_buffer_exactly_the_oldest_overflow_is_missing_and_counted(la
 
 def _span(ids: list[int]) -> str:
     return f"{ids[0]}..{ids[-1]} ({len(ids)})" if ids else "none"
+
+
+SPOOL_JOB = """
+import sys, time
+from obslab import init_telemetry
+service, spool, count, linger = sys.argv[1:5]
+telemetry = init_telemetry(service, spool_dir=spool)
+logger = telemetry.get_logger("job")
+for i in range(int(count)):
+    with telemetry.span("spool.op", **{"record.id": i}):
+        logger.warning("outage record %d", i)
+        print(telemetry.get_trace_context()["trace_id"], flush=True)
+print("started", flush=True)
+time.sleep(float(linger))
+"""
+
+
+def test_a_process_killed_during_the_outage_leaves_the_spool_and_the_collector_gets_every_record(lab, tmp_path):
+    """Issue 26: A runs while the collector is down and spools at exit; B takes the spool at start and
+    is killed (SIGKILL) while the collector is still down; the collector comes back and C's start sends
+    every record of A to the backends."""
+    spool, service, count = tmp_path / "spool", f"spool-{uuid.uuid4().hex[:8]}", 40
+    env = {"PATH": "/usr/bin:/bin", "OTLP_ENDPOINT": lab.otlp}
+
+    def job(name: str, records: int, linger: float) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", SPOOL_JOB, name, str(spool), str(records), str(linger)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+
+    lab.compose("stop", "otel-collector")
+    try:
+        a = job(service, count, 0)
+        out, err = a.communicate(timeout=120)
+        assert a.returncode == 0, err
+        trace_ids = out.split()[:count]
+        assert list(spool.glob("*.pb")), err
+        b = job(f"{service}-b", 0, 120)
+        try:
+            assert b.stdout.readline().strip() == "started"
+        finally:
+            b.kill()  # SIGKILL, holding the spool files
+            b.wait(30)
+        assert list(spool.glob("*.pb")), "the killed process took the spool with it"
+    finally:
+        lab.compose("up", "-d", "--wait", "otel-collector")
+    c = job(f"{service}-c", 0, 0)
+    assert c.wait(timeout=120) == 0, c.stderr.read()
+    logs = settle(lambda: sorted(log_ids(lab, service)), lambda ids: ids == list(range(count)))
+    stored = settle(lambda: [t for t in trace_ids if lab.stored_spans(t)], lambda found: len(found) == count)
+    print(f"\nspool through a SIGKILL: {len(stored)}/{count} spans in {lab.backend('tempo')}, "
+          f"{len(logs)}/{count} log records in {lab.backend('loki')}")
+    assert logs == list(range(count)) and len(stored) == count
+    assert not list(spool.glob("*.pb"))

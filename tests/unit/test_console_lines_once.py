@@ -49,3 +49,36 @@ def test_a_line_the_application_prints_itself_is_not_printed_again(tmp_path, bef
 
 def test_without_a_handler_of_the_application_obslab_prints_the_line(tmp_path):
     assert printed(tmp_path) == 1
+
+
+RICH = """
+from rich.logging import RichHandler
+logging.getLogger().addHandler(RichHandler(show_time=False, show_path=False))
+"""
+RICH_STDERR = """
+from rich.console import Console
+from rich.logging import RichHandler
+logging.getLogger("app").addHandler(RichHandler(console=Console(stderr=True), show_time=False, show_path=False))
+"""
+QUEUE = """
+import atexit, logging.handlers, queue
+q = queue.SimpleQueue()
+listener = logging.handlers.QueueListener(q, logging.StreamHandler(sys.stderr))
+listener.start()
+atexit.register(listener.stop)
+queue_handler = logging.handlers.QueueHandler(q)
+queue_handler.listener = listener  # as logging.config.dictConfig sets it up (Python 3.12)
+logging.getLogger().addHandler(queue_handler)
+"""
+
+
+@pytest.mark.parametrize("before, after", [(RICH, ""), ("", RICH), (RICH_STDERR, ""), ("", QUEUE)],
+                         ids=["rich-root-before", "rich-root-after", "rich-named-stderr", "queue-handler-after"])
+def test_a_line_printed_by_a_console_handler_that_is_not_a_stream_handler_is_not_printed_again(tmp_path, before, after):
+    assert printed(tmp_path, before, after) == 1
+
+
+def test_a_file_handler_of_the_application_does_not_stop_obslab_printing(tmp_path):
+    to_file = "logging.getLogger().addHandler(logging.FileHandler('app.log'))\n"
+    assert printed(tmp_path, "", to_file) == 1
+    assert (tmp_path / "app.log").read_text().count("one line please") == 1

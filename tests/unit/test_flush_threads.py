@@ -44,6 +44,12 @@ def test_repeated_flushes_against_a_silent_collector_leave_no_thread_behind(fres
         with t.span("waiting for a reply that never comes"):
             pass
         assert t.force_flush(0.01) is False  # the span is kept by the outage buffer, not delivered
+        # The first export attempt ends with the exporter's timeout (1 s), on the flush worker: then the
+        # outage buffer keeps the span and its one sender thread runs. From there on, nothing is added.
+        (buffer,) = t._outage_buffers()
+        deadline = time.monotonic() + 10
+        while buffer.buffered == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
         before = threading.active_count()
         started = time.monotonic()
         for _ in range(200):

@@ -215,8 +215,12 @@ def test_a_batch_the_reachable_collector_keeps_refusing_is_dropped_after_a_few_a
         def shutdown(self):
             pass
 
+    def refuse_request(request):  # the kept batch, sent again as an encoded request
+        Refusing.attempts += 1
+        return False
+
     receiver = OTLPReceiver(free_port()).start()  # accepts connections: the collector is reachable
-    buffer = OutageBuffer(Refusing(), "traces", ("127.0.0.1", receiver.port), 100)
+    buffer = OutageBuffer(Refusing(), "traces", ("127.0.0.1", receiver.port), 100, send_request=refuse_request)
     try:
         buffer.export(spans(["poison"]))
         assert wait_for(lambda: buffer.rejected == 1)

@@ -34,6 +34,7 @@ BUFFERED = ("traces", "logs")  # the signals an outage buffer keeps (metrics are
 _RETRIED_BY_EXPORTER = frozenset({StatusCode.RESOURCE_EXHAUSTED, StatusCode.ABORTED, StatusCode.OUT_OF_RANGE,
                                   StatusCode.DATA_LOSS})
 _EXPORTING: contextvars.ContextVar[bool] = contextvars.ContextVar("obslab_exporting", default=False)
+_FLUSHING: contextvars.ContextVar[bool] = contextvars.ContextVar("obslab_flushing", default=False)
 _PROTOCOL_EXPORTERS = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
 _OTLP_NAMES = frozenset({"otlp", *_PROTOCOL_EXPORTERS.values()})
 
@@ -75,12 +76,16 @@ def build_exporters(settings: Settings, signal: str) -> list[Any]:
     exporters = []
     for name, cls in classes.items():
         try:
-            exporters.append(marked(_components.tolerant(lambda: cls(**_arguments(settings, signal, name)),
-                                                         f"{signal} exporter {name!r}")))
+            exporter = marked(_components.tolerant(lambda: cls(**_arguments(settings, signal, name)),
+                                                   f"{signal} exporter {name!r}"))
+            if signal == "metrics" and settings.outage_buffer and is_otlp(exporter):
+                exporter = failing_fast_when_unreachable(exporter)
+            exporters.append(exporter)
         except Exception as error:  # refused even with the SDK's defaults
             _logger.warning("%s exporter %r cannot be made (%s: %s): %s not exported there", signal, name,
                             type(error).__name__, error, signal)
-    return exporters
+    # Local exporters (console) first: a flush reaches them before any collector that may not answer.
+    return sorted(exporters, key=is_otlp)
 
 
 def _default_exporter(settings: Settings, signal: str) -> str:
@@ -131,6 +136,36 @@ def marked(exporter: Any) -> Any:
             return export(*args, **kwargs)
 
     exporter.export = export_marked
+    return exporter
+
+
+@contextlib.contextmanager
+def flushing() -> Iterator[None]:
+    """Marks the code inside as a flush the application waits for (see :func:`failing_fast_when_unreachable`)."""
+    token = _FLUSHING.set(True)
+    try:
+        yield
+    finally:
+        _FLUSHING.reset(token)
+
+
+def failing_fast_when_unreachable(exporter: Any) -> Any:
+    """A metric ``exporter`` whose export, inside a flush (:func:`flushing`), fails at once while
+    nothing accepts connections at its collector, instead of retrying until its timeout: the flush
+    is not held by a collector that is not there, and metrics are cumulative (the next export after
+    the outage carries the totals). The periodic exports are left as they are."""
+    from opentelemetry.sdk.metrics.export import MetricExportResult
+
+    where = address(exporter)
+    export = exporter.export
+
+    @functools.wraps(export)
+    def export_if_reachable(*args: Any, **kwargs: Any) -> Any:
+        if _FLUSHING.get() and where is not None and unreachable({where}):
+            return MetricExportResult.FAILURE
+        return export(*args, **kwargs)
+
+    exporter.export = export_if_reachable
     return exporter
 
 

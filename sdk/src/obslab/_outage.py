@@ -12,7 +12,8 @@ after a few attempts (``rejected``), so that one bad batch cannot hold the queue
 
 At exit (``shutdown``) the queue is sent if the collector answers, within the time given;
 what is left is written to the spool directory when there is one (and sent by the next process
-that starts with it), otherwise counted as lost.
+that starts with it), otherwise counted as lost. The spool files a process takes at start stay on
+disk until the collector has accepted them (see :mod:`obslab._spool`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from obslab._export import address, exporting, is_otlp, unreachable
 from obslab.config import Settings
 
 DEFAULT_CAPACITY = 10_000
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024  # encoded bytes per signal (OBSLAB_OUTAGE_BUFFER_BYTES)
 PROBE_INTERVAL = 1.0  # seconds between reachability checks while the collector is down
 MAX_BACKOFF = 30.0  # seconds between attempts at a batch the reachable collector refused
 # Retries of one batch while the collector accepts connections (about 2.5 minutes with the back-off):
@@ -45,7 +47,8 @@ NOUNS = {"traces": "spans", "logs": "log records"}  # what a record of each sign
 
 
 class _Batch:
-    """Records the batch processor handed over, still as SDK objects."""
+    """Records the batch processor handed over, still as SDK objects (sent at once, or encoded
+    when kept)."""
 
     __slots__ = ("records",)
 
@@ -55,30 +58,34 @@ class _Batch:
     def __len__(self) -> int:
         return len(self.records)
 
-    def drop_oldest(self, number: int) -> None:
-        self.records = self.records[number:]
 
-    def request(self, signal: str) -> _spool.Request:
-        return _spool.encode(signal, self.records)
+class _Encoded:
+    """An OTLP request waiting for the collector: a kept batch, or a file an earlier process left in
+    the spool (``claim``: the locked file, removed once the collector has it)."""
 
+    __slots__ = ("message", "size", "nbytes", "signal", "claim", "trimmed")
 
-class _Spooled:
-    """An OTLP request an earlier process left in the spool directory."""
-
-    __slots__ = ("message", "size", "signal")
-
-    def __init__(self, signal: str, message: _spool.Request) -> None:
-        self.signal, self.message, self.size = signal, message, _spool.count(signal, message)
+    def __init__(self, signal: str, message: _spool.Request, nbytes: int | None = None,
+                 claim: _spool.Claimed | None = None) -> None:
+        self.signal, self.message, self.claim, self.trimmed = signal, message, claim, False
+        self.size = _spool.count(signal, message)
+        self.nbytes = message.ByteSize() if nbytes is None else nbytes
 
     def __len__(self) -> int:
         return self.size
 
-    def drop_oldest(self, number: int) -> None:
-        _spool.drop_oldest(self.signal, self.message, number)
-        self.size -= number
-
-    def request(self, signal: str) -> _spool.Request:
-        return self.message
+    def drop_oldest(self, records: int, nbytes: int) -> int:
+        """Drop the oldest ``records`` records, then more until ``nbytes`` bytes are freed; how many."""
+        before = self.size
+        if records > 0:
+            _spool.drop_oldest(self.signal, self.message, records)
+        freed = self.nbytes - self.message.ByteSize()
+        if nbytes > freed:
+            _spool.drop_oldest_bytes(self.signal, self.message, nbytes - freed)
+        self.size = _spool.count(self.signal, self.message)
+        self.nbytes = self.message.ByteSize()
+        self.trimmed = True
+        return before - self.size
 
 
 def buffered(exporter: Any, settings: Settings, signal: str) -> Any:
@@ -87,28 +94,30 @@ def buffered(exporter: Any, settings: Settings, signal: str) -> Any:
     where = address(exporter) if is_otlp(exporter) else None
     if settings.outage_buffer == 0 or where is None:
         return exporter
-    send = _spool.sender(signal, exporter) if settings.spool_dir else None
-    return OutageBuffer(exporter, signal, where, settings.outage_buffer, spool_dir=settings.spool_dir,
-                        send_request=send, exit_timeout=settings.shutdown_timeout)
+    return OutageBuffer(exporter, signal, where, settings.outage_buffer, max_bytes=settings.outage_buffer_bytes,
+                        spool_dir=settings.spool_dir, send_request=_spool.sender(signal, exporter),
+                        exit_timeout=settings.shutdown_timeout)
 
 
 class OutageBuffer:
     """Wraps the OTLP ``exporter`` of ``signal`` ("traces" or "logs") exporting to ``address``.
 
-    ``capacity`` bounds the records kept; ``spool_dir`` (optional) is where what is unsent at
-    exit goes, and where earlier processes' leftovers are taken from at once; ``send_request``
-    sends one such encoded request (see :func:`obslab._spool.sender`); ``exit_timeout`` bounds
-    the time ``shutdown`` spends sending the queue.
+    ``capacity`` bounds the records kept and ``max_bytes`` their encoded size; ``spool_dir``
+    (optional) is where what is unsent at exit goes (within the same bounds), and where earlier
+    processes' leftovers are taken from; ``send_request`` sends one encoded request (default:
+    :func:`obslab._spool.sender` on the exporter's transport); ``exit_timeout`` bounds the time
+    ``shutdown`` spends sending the queue.
     """
 
     def __init__(self, exporter: Any, signal: str, address: tuple[str, int], capacity: int = DEFAULT_CAPACITY, *,
-                 spool_dir: str | None = None, send_request: _spool.Sender | None = None,
-                 exit_timeout: float = 2.0) -> None:
+                 max_bytes: int = DEFAULT_MAX_BYTES, spool_dir: str | None = None,
+                 send_request: _spool.Sender | None = None, exit_timeout: float = 2.0) -> None:
         if signal not in _RESULTS:
             raise ValueError(f"signal={signal!r}: the outage buffer holds traces or logs")
         self.exporter = exporter
         self.signal = signal
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self.exit_timeout = exit_timeout
         self.dropped = 0  # records dropped beyond the capacity, since the start
         self.rejected = 0  # records of batches the reachable collector kept refusing
@@ -116,19 +125,17 @@ class OutageBuffer:
         self.lost = 0  # records unsent at exit, with no spool to keep them
         self._addresses = {address}
         self._result = _RESULTS[signal]
-        self._spool = _spool.Spool(spool_dir, signal) if spool_dir else None
-        self._send_request = send_request
+        self._spool = _spool.Spool(spool_dir, signal, capacity, max_bytes) if spool_dir else None
+        self._send_request = send_request if send_request is not None else _spool.sender(signal, exporter)
         self._state = "open"  # then "closing" (sending what is left at exit), then "closed"
         self._down = False  # the last attempt failed: check reachability before the next one
         self._failures = 0  # failed attempts at the oldest batch while the collector was reachable
         self._unreported = 0  # dropped since the last warning
         self._exporter_shut = False
         self._reset()
-        if self._spool is not None and send_request is not None:
-            for message in self._spool.claim():
-                self._keep(_Spooled(signal, message), failed=False)
+        self._refill()
         if hasattr(os, "register_at_fork"):
-            reset = weakref.WeakMethod(self._reset)
+            reset = weakref.WeakMethod(self._reset_in_child)
 
             def reset_in_child() -> None:
                 method = reset()
@@ -136,11 +143,18 @@ class OutageBuffer:
                     method()
             os.register_at_fork(after_in_child=reset_in_child)
 
+    def _reset_in_child(self) -> None:
+        for item in self._items:  # the parent's spool files: its own to send
+            if isinstance(item, _Encoded) and item.claim is not None:
+                item.claim.release()
+        self._reset()
+
     def _reset(self) -> None:
         """Fresh queue, locks and thread (at start, and in a forked child: the parent's queue is the
         parent's to send)."""
-        self._items: deque[Any] = deque()
+        self._items: deque[_Encoded] = deque()
         self._records = 0
+        self._bytes = 0
         self._lock = threading.Lock()  # guards the queue and the counters
         self._sending = threading.Lock()  # one send at a time, so that order holds
         self._work = threading.Event()
@@ -152,6 +166,11 @@ class OutageBuffer:
     def buffered(self) -> int:
         """Records waiting for the collector."""
         return self._records
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Encoded bytes waiting for the collector."""
+        return self._bytes
 
     # --- the exporter interface the batch processor calls ----------------------------------
 
@@ -179,15 +198,15 @@ class OutageBuffer:
         nothing is left."""
         if not self._items:
             return True
-        if unreachable(self._addresses):
+        deadline = time.monotonic() + timeout_millis / 1000
+        if unreachable(self._addresses, timeout=min(0.2, max(deadline - time.monotonic(), 0.001))):
             return False
         self._down = False
         self._start_thread()
         self._work.set()
         self._nudge.set()
-        deadline = time.monotonic() + timeout_millis / 1000
         while self._items and time.monotonic() < deadline and self._thread is not None:
-            time.sleep(0.005)
+            time.sleep(min(0.005, max(deadline - time.monotonic(), 0)))
         return not self._items
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
@@ -200,12 +219,12 @@ class OutageBuffer:
         self._stop.set()
         self._work.set()
         self._nudge.set()
-        if first and self._items and not unreachable(self._addresses):
+        if first and self._items and not unreachable(self._addresses, timeout=min(0.2, self.exit_timeout / 4)):
             self._down = False
             self._drain(time.monotonic() + min(timeout_millis / 1000, self.exit_timeout))
         with self._lock:
             self._state = "closed"
-            left, self._items, self._records = list(self._items), deque(), 0
+            left, self._items, self._records, self._bytes = list(self._items), deque(), 0, 0
         self._set_aside(left)
         self._report_drops()
         if not self._exporter_shut:
@@ -214,8 +233,10 @@ class OutageBuffer:
 
     # --- the queue ------------------------------------------------------------------------
 
-    def _keep(self, item: Any, failed: bool) -> None:
-        """Queue ``item`` behind what waits; drop the oldest records beyond the capacity."""
+    def _keep(self, item: _Batch | _Encoded, failed: bool) -> None:
+        """Queue ``item`` (encoded) behind what waits; drop the oldest records beyond the bounds."""
+        if isinstance(item, _Batch):
+            item = _Encoded(self.signal, _spool.encode(self.signal, item.records))
         with self._lock:
             if self._state == "closed":
                 closed = True
@@ -223,7 +244,8 @@ class OutageBuffer:
                 closed = False
                 starting = not self._items
                 self._items.append(item)
-                self._records += len(item)
+                self._records += item.size
+                self._bytes += item.nbytes
                 self._down = self._down or failed
                 self._trim()
         if closed:
@@ -238,22 +260,49 @@ class OutageBuffer:
         self._work.set()
 
     def _trim(self) -> None:
-        """Drop the oldest records beyond the capacity (the lock is held)."""
-        excess = self._records - self.capacity
+        """Drop the oldest records beyond the capacity and the byte bound (the lock is held)."""
         dropped = 0
-        while excess > 0 and self._items:
+        while self._items and (self._records > self.capacity or self._bytes > self.max_bytes):
             oldest = self._items[0]
-            if len(oldest) <= excess:
+            excess_records = self._records - self.capacity
+            excess_bytes = self._bytes - self.max_bytes
+            if excess_records >= oldest.size or excess_bytes >= oldest.nbytes:
                 self._items.popleft()
-                removed = len(oldest)
-            else:
-                oldest.drop_oldest(excess)
-                removed = excess
-            excess -= removed
+                self._records -= oldest.size
+                self._bytes -= oldest.nbytes
+                dropped += oldest.size
+                if oldest.claim is not None:
+                    oldest.claim.sent()  # dropped: its file goes too
+                continue
+            before = oldest.nbytes
+            removed = oldest.drop_oldest(max(excess_records, 0), max(excess_bytes, 0))
+            self._records -= removed
+            self._bytes -= before - oldest.nbytes
             dropped += removed
-        self._records -= dropped
+            if not removed or not oldest.size:  # nothing left worth keeping of it
+                self._items.popleft()
+                self._records -= oldest.size
+                self._bytes -= oldest.nbytes
+                dropped += oldest.size
+                if oldest.claim is not None:
+                    oldest.claim.sent()
         self.dropped += dropped
         self._unreported += dropped
+
+    def _refill(self) -> bool:
+        """Take spool files left by other processes into the queue, as far as they fit; True if any."""
+        if self._spool is None or self._state != "open":
+            return False
+        with self._lock:
+            room_records, room_bytes = self.capacity - self._records, self.max_bytes - self._bytes
+        try:
+            claimed = self._spool.claim(room_records, room_bytes)
+        except Exception as error:  # an unreadable directory must not stop the application
+            _diagnostics.report("reading the spool", error)
+            return False
+        for claim, message, nbytes in claimed:
+            self._keep(_Encoded(self.signal, message, nbytes, claim), failed=False)
+        return bool(claimed)
 
     def _start_thread(self) -> None:
         if self._thread is None and self._state == "open":
@@ -273,6 +322,8 @@ class OutageBuffer:
                     if self._nudge.is_set():
                         self._nudge.clear()
                         self._down = False
+                elif not self._items:
+                    self._refill()  # more files other processes left in the spool
 
     def _drain(self, deadline: float | None = None) -> float:
         """Send the queue oldest first until it is empty (0 is returned) or an attempt fails (the
@@ -287,7 +338,8 @@ class OutageBuffer:
                         if not self._items:
                             break
                         item = self._items.popleft()
-                        self._records -= len(item)
+                        self._records -= item.size
+                        self._bytes -= item.nbytes
                     if self._deliver(item):
                         self._failures = 0
                         continue
@@ -308,6 +360,8 @@ class OutageBuffer:
             if self._failures >= REJECTED_AFTER:  # the collector answers but keeps refusing it
                 self._failures = 0
                 self.rejected += len(item)
+                if isinstance(item, _Encoded) and item.claim is not None:
+                    item.claim.sent()
                 _diagnostics.notice(f"{self.signal} rejected", f"the collector refused a batch of {len(item)} "
                                     f"{NOUNS[self.signal]} {1 + REJECTED_AFTER} times: dropped")
                 return 0.0
@@ -318,34 +372,59 @@ class OutageBuffer:
             closed = self._state == "closed"
             if not closed:
                 self._items.appendleft(item)
-                self._records += len(item)
+                self._records += item.size
+                self._bytes += item.nbytes
                 self._trim()
         if closed:
             self._set_aside([item])
         return delay
 
-    def _deliver(self, item: Any) -> bool:
+    def _deliver(self, item: _Batch | _Encoded) -> bool:
         try:
             if isinstance(item, _Batch):
                 return self.exporter.export(item.records) == self._result.SUCCESS
-            return self._send_request is not None and self._send_request(item.message)
+            if not self._send_request(item.message):
+                return False
         except Exception as error:  # an exporter bug must not stop the queue
             _diagnostics.report(f"{self.signal} export", error)
             return False
+        if item.claim is not None:
+            item.claim.sent()  # accepted: the spool file goes now, not before
+        return True
 
     def _set_aside(self, items: list[Any]) -> None:
-        """What is unsent at exit: into the spool if there is one, else counted as lost."""
+        """What is unsent at exit: into the spool if there is one (a file taken from it stays
+        there), else counted as lost."""
         for item in items:
+            claim = getattr(item, "claim", None)
+            if claim is not None and not item.trimmed:
+                claim.release()  # still on disk, as it was: the next process sends it
+                self.spooled += len(item)
+                continue
             if not len(item):
+                if claim is not None:
+                    claim.sent()
                 continue
             if self._spool is not None:
                 try:
-                    self._spool.write(item.request(self.signal))
+                    request = item.message if isinstance(item, _Encoded) else _spool.encode(self.signal, item.records)
+                    self._spool.write(request, len(item))
                     self.spooled += len(item)
+                    if claim is not None:
+                        claim.sent()  # replaced by its trimmed copy
                     continue
                 except Exception as error:  # a full disk, say: the records are lost, not the app
                     _diagnostics.report("writing the spool", error)
+            if claim is not None:
+                claim.release()
             self.lost += len(item)
+        if self._spool is not None and self._spool.dropped:
+            dropped, self._spool.dropped = self._spool.dropped, 0
+            self.spooled -= min(dropped, self.spooled)
+            self.dropped += dropped
+            _diagnostics.warn(f"{self.signal}: {dropped} {NOUNS[self.signal]} dropped from the spool {self._spool.directory}"
+                              f" (the oldest, beyond OBSLAB_OUTAGE_BUFFER={self.capacity} or "
+                              f"OBSLAB_OUTAGE_BUFFER_BYTES={self.max_bytes})")
 
     def _report_drops(self) -> None:
         """One warning line with the records dropped beyond the capacity since the last one."""
@@ -353,7 +432,9 @@ class OutageBuffer:
             dropped, self._unreported = self._unreported, 0
         if dropped:
             _diagnostics.warn(f"{self.signal}: {dropped} {NOUNS[self.signal]} dropped during the collector outage "
-                              f"(the oldest, beyond OBSLAB_OUTAGE_BUFFER={self.capacity}); the rest were kept in order")
+                              f"(the oldest, beyond OBSLAB_OUTAGE_BUFFER={self.capacity}"
+                              f"{'' if self.max_bytes == DEFAULT_MAX_BYTES else f' or OBSLAB_OUTAGE_BUFFER_BYTES={self.max_bytes}'}"
+                              "); the rest were kept in order")
 
 
 def observe_drops(buffers: Sequence[OutageBuffer]) -> Callable[[Any], list[Any]]:

@@ -171,6 +171,20 @@ def parse_count(name: str, value: Any, where: str) -> int:
     return int(text)
 
 
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
+               "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+def parse_bytes(name: str, value: Any, where: str) -> int:
+    """A size in bytes, more than 0: a whole number, or one with a unit (``64MiB``, ``500kB``)."""
+    text = str(value).strip().replace("_", "").replace(" ", "")
+    number = text.rstrip("KMGkmgiBb")
+    unit = text[len(number):].lower()
+    if isinstance(value, bool) or not number.isdigit() or unit not in _BYTE_UNITS or int(number) * _BYTE_UNITS[unit] < 1:
+        raise bad(name, value, where, "expected a size in bytes greater than 0, such as 33554432 or 32MiB")
+    return int(number) * _BYTE_UNITS[unit]
+
+
 def parse_directory(name: str, value: Any, where: str) -> str:
     """An absolute path of a directory obslab may write to: it exists and is writable, or it can be
     created (nothing is created here)."""

@@ -83,6 +83,7 @@ class Settings:
     # Spans and log records (each) kept while the collector is unreachable, sent when it answers
     # again; beyond it the oldest are dropped and counted. 0 turns the outage buffer off.
     outage_buffer: int = 10_000
+    outage_buffer_bytes: int = 32 * 1024 * 1024  # the same bound in encoded bytes, and the spool's
     spool_dir: str | None = None  # where what is unsent at exit is written, and sent from at the next start
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 

@@ -15,6 +15,7 @@ they were, and a record that cannot be formatted gets the standard library's
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import logging.config
@@ -39,10 +40,12 @@ from obslab.privacy import MaskingLogProcessor, Redactor
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s trace_id=%(trace_id)s span_id=%(span_id)s - %(message)s"
 
 _STDLIB_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_INIT_FIELDS = len(vars(logging.LogRecord("", 0, "", 0, "", (), None)))  # how many LogRecord.__init__ sets
 # Added to records by formatters and by the upstream logging instrumentation: not user data.
 _ADDED_FIELDS = frozenset({"message", "asctime", "trace_id", "span_id", "data",
                            "otelTraceID", "otelSpanID", "otelServiceName", "otelTraceSampled"})
 _PLAIN = (str, bool, int, float)
+_PLAIN_TYPES = frozenset(_PLAIN)
 # Libraries an export runs through: their records while the SDK exports are about that export.
 _EXPORT_PATH_LOGGERS = ("opentelemetry", "grpc", "urllib3", "requests", "http.client", "httpx", "httpcore", "obslab")
 
@@ -79,27 +82,49 @@ class OTLPHandler(LoggingHandler):
     """
 
     def emit(self, record: logging.LogRecord) -> None:
-        if is_exporting() or (not is_instrumentation_enabled() and record.name.startswith(_EXPORT_PATH_LOGGERS)):
+        if is_exporting() or (record.name.startswith(_EXPORT_PATH_LOGGERS) and not is_instrumentation_enabled()):
             return
         try:
-            super().emit(_otlp_record(record))
+            # The record itself when it holds only the standard library's fields (the common case;
+            # LogRecord.__init__ sets them first, in order, so only later keys can be extra fields).
+            plain = type(record) is logging.LogRecord and len(record.__dict__) <= _INIT_FIELDS
+            super().emit(record if plain else _otlp_record(record))
         except Exception:
             self.handleError(record)
 
 
 def _otlp_record(record: logging.LogRecord) -> logging.LogRecord:
-    """A copy of ``record`` whose extra fields are attribute values, ``data`` flattened into them."""
-    fields: dict[str, Any] = {}
-    for key, value in vars(record).items():
-        if key in _STDLIB_FIELDS:
-            fields[key] = value
-        elif key == "data" and isinstance(value, dict):
-            fields.update((f"data.{k}" if k in _STDLIB_FIELDS else str(k), _attribute_value(v))
-                          for k, v in value.items())
+    """``record`` itself when it holds only the standard library's fields (the handler only reads
+    it); else a copy whose extra fields are attribute values, ``data`` flattened into them."""
+    fields = record.__dict__
+    if type(record) is logging.LogRecord:
+        # LogRecord.__init__ sets the standard fields first, in order: only the later keys can be extra.
+        later = len(fields) - _INIT_FIELDS
+        if later <= 0:
+            return record
+        if later == 1:  # the common case: extra={"data": {...}}, or one field
+            last = next(reversed(fields))
+            extras = [] if last in _STDLIB_FIELDS else [last]
+        else:
+            extras = [key for key in itertools.islice(reversed(fields), later) if key not in _STDLIB_FIELDS]
+            extras.reverse()  # in the record's order: a later field wins, as it did
+    else:  # a record factory's subclass may set its own fields anywhere
+        extras = [key for key in fields if key not in _STDLIB_FIELDS]
+    if not extras:
+        return record
+    copied = fields.copy()
+    for key in extras:
+        del copied[key]
+    for key in extras:
+        value = fields[key]
+        if key == "data" and isinstance(value, dict):
+            for k, v in value.items():
+                copied[f"data.{k}" if k in _STDLIB_FIELDS else str(k)] = v if type(v) in _PLAIN_TYPES else \
+                    _attribute_value(v)
         elif key == "data" or key not in _ADDED_FIELDS:
-            fields[key] = _attribute_value(value)
-    copy = logging.LogRecord.__new__(logging.LogRecord)  # LogRecord() would read the clock and thread again
-    copy.__dict__.update(fields)
+            copied[key] = value if type(value) in _PLAIN_TYPES else _attribute_value(value)
+    copy = object.__new__(logging.LogRecord)  # LogRecord() would read the clock and thread again
+    copy.__dict__ = copied
     return copy
 
 
@@ -188,11 +213,35 @@ def console_handler(settings: Settings, stream: Any = None, redactor: Redactor |
     return handler
 
 
-def _prints_to_terminal(handler: logging.Handler) -> bool:
-    """Whether ``handler`` writes log lines to the terminal (stdout or stderr)."""
-    terminals = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)}
-    return (isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
-            and id(getattr(handler, "stream", None)) in terminals)
+def _prints_to_terminal(handler: logging.Handler, depth: int = 0) -> bool:
+    """Whether ``handler`` writes log lines to the terminal (stdout or stderr): a handler writing to
+    a terminal stream (a ``StreamHandler``, or any handler with such a ``stream``), rich's
+    ``RichHandler`` (its console's file), or a ``QueueHandler`` whose listener has one of these."""
+    if isinstance(handler, logging.FileHandler) or depth > 3:
+        return False
+    stream = getattr(handler, "stream", None)
+    if stream is None:
+        console = getattr(handler, "console", None)  # rich.logging.RichHandler
+        stream = getattr(console, "file", None) if console is not None else None
+    if stream is not None:
+        return _is_terminal(stream)
+    listener = getattr(handler, "listener", None)  # logging.handlers.QueueHandler (dictConfig sets it)
+    return any(_prints_to_terminal(h, depth + 1) for h in getattr(listener, "handlers", ()) or ())
+
+
+def _is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is the process's stdout or stderr (or a wrapper of them)."""
+    for _ in range(4):  # colorama-style wrappers keep the real stream as .wrapped
+        if any(stream is s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)):
+            return True
+        inner = getattr(stream, "wrapped", None)
+        if inner is None or inner is stream:
+            break
+        stream = inner
+    try:
+        return stream.fileno() in (1, 2)
+    except Exception:  # noqa: BLE001 - no file number (StringIO, pytest's capture): not the terminal
+        return False
 
 
 class _NotPrintedByTheApplication(logging.Filter):
@@ -233,6 +282,9 @@ class LoggingBridge:
         self.otlp, self.console = otlp, console
         self.level = logging.getLevelName(level)
         self._root_level: tuple[int, int] | None = None  # (the app's level, the one obslab set)
+        self._app_set_level = False  # the application set the root level while obslab's was on
+        self._level_hook: Callable[[Any], None] | None = None
+        self._level_previous: Callable[[Any], None] | None = None
         self._hooks: list[tuple[Any, str, Callable[..., Any], Callable[..., Any]]] = []
         self._active = False
 
@@ -246,6 +298,7 @@ class LoggingBridge:
         if root.level == logging.WARNING and not root.handlers:  # logging never configured by the app
             self._root_level = (root.level, self.level)
             root.setLevel(self.level)
+            self._watch_root_level(root)
         for handler in self.handlers:
             handler.setLevel(self.level)
         self._attach(otlp=True)
@@ -273,9 +326,29 @@ class LoggingBridge:
         root = logging.getLogger()
         for handler in self.handlers:
             root.removeHandler(handler)
-        if self._root_level is not None and root.level == self._root_level[1]:
+        if self._level_hook is not None and root.__dict__.get("setLevel") is self._level_hook:
+            if self._level_previous is None:
+                del root.setLevel
+            else:
+                root.setLevel = self._level_previous  # type: ignore[method-assign]
+        if self._root_level is not None and not self._app_set_level and root.level == self._root_level[1]:
             root.setLevel(self._root_level[0])
         self._root_level = None
+        self._level_hook = None
+
+    def _watch_root_level(self, root: logging.Logger) -> None:
+        """Note when the application sets the root level itself (``setLevel``, ``basicConfig``,
+        ``dictConfig``, ``fileConfig`` all call it): that level is the application's, kept at
+        ``uninstall()`` even when it equals the one obslab set."""
+        original = root.setLevel
+        self._level_previous = root.__dict__.get("setLevel")  # another wrapper's, if any
+
+        def set_level(level: Any) -> None:
+            self._app_set_level = True
+            original(level)
+
+        self._level_hook = set_level
+        root.setLevel = set_level  # type: ignore[method-assign]
 
     def _attach(self, otlp: bool) -> None:
         root = logging.getLogger()

@@ -41,8 +41,8 @@ def build_meter_provider(
         exporters.append(exporter)
     elif not readers:
         exporters.extend(build_exporters(settings, "metrics"))
-    if settings.enable_console_export:
-        exporters.append(ConsoleMetricExporter(out=sys.stdout, formatter=lambda data: data.to_json(indent=None) + "\n"))
+    if settings.enable_console_export:  # first: a flush reaches it before a collector that may not answer
+        exporters.insert(0, ConsoleMetricExporter(out=sys.stdout, formatter=lambda data: data.to_json(indent=None) + "\n"))
     for each_exporter in exporters if redactor is not None else ():
         if isinstance(each_exporter, MetricReader):
             continue  # a pull exporter the SDK made (OTEL_METRICS_EXPORTER=prometheus): not masked

@@ -14,8 +14,10 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import NoOpTracerProvider
 
 from obslab import _diagnostics, _export
+from obslab._flusher import Flusher
 from obslab._outage import NOUNS, OutageBuffer, observe_drops
 from obslab.config import Settings
+from obslab.instrumentation import own_names
 from obslab.genai import ContentRedactor, LLMCostProcessor, content_capture_mode
 from obslab.logs import build_logger_provider
 from obslab.mcp_spans import MCPSpanNames
@@ -53,6 +55,7 @@ class Pipeline:
         self.collectors: set[tuple[str, int]] = set()  # where they send
         self.built: list[Any] = [None, None, None]  # the providers this pipeline made
         self._stop_prometheus: Callable[[], None] | None = None
+        self._flushers = [Flusher(f"obslab-flush-{signal}") for signal in ("traces", "metrics", "logs")]
         tracer_provider, meter_provider, logger_provider = adopted or (None, None, None)
         self.owned = (tracer_provider is None, meter_provider is None, logger_provider is None)
         if not enabled:
@@ -72,8 +75,9 @@ class Pipeline:
         self.mcp_names: MCPSpanNames | None = None  # turned on by instrument=["mcp"]
         if enabled and self.owned[0]:  # prices the helpers' and the instrumented clients' LLM calls
             tracer_provider.add_span_processor(LLMCostProcessor(meter_provider.get_meter("obslab.genai"), self.prices))
-            self.mcp_names = MCPSpanNames()
-            tracer_provider.add_span_processor(self.mcp_names)
+            if "mcp" in own_names(settings.instrument):  # only then: every span pays for a processor
+                self.mcp_names = MCPSpanNames()
+                tracer_provider.add_span_processor(self.mcp_names)
         buffers = self.outage_buffers()
         if buffers:  # obslab.outage.dropped{signal, reason}: what the outage buffers could not keep
             meter_provider.get_meter("obslab").create_observable_counter(
@@ -131,10 +135,10 @@ class Pipeline:
     # --- flush and shutdown ---------------------------------------------------------------
 
     def flush(self, timeout: float) -> bool:
-        """Export what is buffered, in the calling thread; True when every signal was delivered.
-        False at once when a collector refuses connections."""
-        if _export.unreachable(self.collectors):
-            return False
+        """Export what is buffered, within ``timeout`` s; True when every signal was delivered. Each
+        signal flushes on its own worker (see :mod:`obslab._flusher`), so that a collector that never
+        answers holds neither the caller past its bound nor the other signals, and the console
+        exporters get their data while the collector is unreachable."""
         try:
             return self._flush_all(timeout)
         except Exception as error:
@@ -144,7 +148,7 @@ class Pipeline:
     def shutdown(self, timeout: float) -> bool:
         """Flush and stop exporting within ``timeout`` s, without waiting on a collector that cannot
         be reached; True when everything was delivered."""
-        down = _export.unreachable(self.collectors)
+        down = _export.unreachable(self.collectors, timeout=min(0.2, timeout / 4))
         if down:
             self.quiet.mute()
             for exporter in self.network_exporters:
@@ -167,6 +171,8 @@ class Pipeline:
             self._report_unsent(down)
         self._stop_endpoint()
         self.quiet.restore()
+        for flusher in self._flushers:
+            flusher.close()
         return done and not down
 
     def release(self) -> None:
@@ -201,11 +207,24 @@ class Pipeline:
                 _diagnostics.report("shutdown", error)
 
     def _flush_all(self, timeout: float) -> bool:
-        started = time.monotonic()
+        deadline = time.monotonic() + timeout
         wait_for_prices(timeout)  # the LLM calls priced once the price data is in: recorded before export
-        millis = int(max(timeout - (time.monotonic() - started), 0) * 1000)
-        flushed = [provider.force_flush(millis) is not False for provider in self.providers]
-        return all([*flushed, *(buffer.force_flush(millis) for buffer in self.outage_buffers())])
+        jobs = [flusher.submit(lambda signal=signal, provider=provider: self._flush_signal(signal, provider, deadline))
+                for flusher, signal, provider in zip(self._flushers, ("traces", "metrics", "logs"), self.providers)]
+        return all([job.wait(deadline) for job in jobs])
+
+    def _flush_signal(self, signal: str, provider: Any, deadline: float) -> bool:
+        """Flush one provider, then the outage buffer of its signal (on that signal's worker)."""
+        try:
+            with _export.flushing():
+                flushed = provider.force_flush(max(int((deadline - time.monotonic()) * 1000), 1)) is not False
+        except Exception as error:
+            _diagnostics.report(f"{signal} flush", error)
+            flushed = False
+        for buffer in self.outage_buffers():
+            if buffer.signal == signal:
+                flushed = buffer.force_flush(max((deadline - time.monotonic()) * 1000, 1)) and flushed
+        return flushed
 
     def _shutdown_all(self, timeout: float) -> bool:
         if all(self.owned):

@@ -86,6 +86,9 @@ SETTINGS: tuple[Setting, ...] = (
             "LLM prices over genai-prices' (obslab[genai]), US dollars per million tokens", parse_prices),
     Setting("outage_buffer", "OBSLAB_OUTAGE_BUFFER", "outage_buffer", "records", "10000",
             "spans and log records kept while the collector is unreachable; 0 for none", p.parse_count),
+    Setting("outage_buffer_bytes", "OBSLAB_OUTAGE_BUFFER_BYTES", "outage_buffer_bytes", "bytes (or 32MiB, 500kB)",
+            "32MiB", "bound in encoded bytes of the outage buffer and of the spool, per signal (the oldest dropped "
+            "beyond)", p.parse_bytes, example="32MiB"),
     Setting("spool_dir", "OBSLAB_SPOOL_DIR", "spool_dir", "directory", "",
             "where what is unsent at exit is written, and sent by the next start", p.parse_directory),
 )

@@ -166,7 +166,7 @@ class Telemetry:
     def span(self, name: str, **attributes: Any) -> AbstractContextManager[Span]:
         """A span as ``with telemetry.span("x", k=v):`` or as ``@telemetry.span("x")`` on sync and
         async functions (the SDK's context manager is also a decorator: nothing is added on top)."""
-        return self._tracer.start_as_current_span(name, attributes=attributes)
+        return self._tracer.start_as_current_span(name, attributes=attributes or None)
 
     def instrument_app(self, app: Any) -> Any:
         """Instrument a FastAPI/Starlette or Flask app made before ``instrument=[...]`` took effect
@@ -228,11 +228,11 @@ class Telemetry:
     # --- flush and shutdown -----------------------------------------------------------------
 
     def force_flush(self, timeout: float | None = None) -> bool:
-        """Export what is buffered, in the calling thread; True when every signal was delivered.
-        Returns at once when a collector refuses connections; otherwise each provider flushes within
-        ``timeout`` s (default: shutdown_timeout) as far as it can tell, and an export already under
-        way against a collector that never answers ends with the exporter's own timeout
-        (``OTEL_EXPORTER_OTLP_TIMEOUT``)."""
+        """Export what is buffered, returning within ``timeout`` s (default: shutdown_timeout) plus a
+        few milliseconds; True when every signal was delivered. What can be flushed is (the console
+        exporters, and spans and log records into the outage buffer while the collector is
+        unreachable); a collector that refuses connections is not waited on, and one that never
+        answers holds neither the caller past its bound nor a thread per call."""
         if not self.enabled:
             return True
         return self._pipeline.flush(timeout or self.settings.shutdown_timeout)
@@ -273,6 +273,7 @@ def init_telemetry(
     prices: Mapping[str, Mapping[str, Mapping[str, float]]] | str | None = None,
     openai_agents_trace_export: bool | None = None,
     outage_buffer: int | None = None,
+    outage_buffer_bytes: int | str | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
 ) -> Telemetry:
     """Set up traces, metrics and logs for this process and return the telemetry handle (a new
@@ -295,7 +296,8 @@ def init_telemetry(
     ``openai_agents_trace_export`` keeps the OpenAI Agents SDK's own export of its traces to OpenAI
     beside OpenTelemetry's (``instrument=["openai_agents"]`` turns it off otherwise).
     ``outage_buffer`` is how many spans and how many log records are kept while the collector is
-    unreachable (10 000 each by default, 0 for none), sent in order when it answers again;
+    unreachable (10 000 each by default, 0 for none), sent in order when it answers again, and
+    ``outage_buffer_bytes`` bounds them in encoded bytes too (32 MiB per signal; the spool as well);
     ``spool_dir`` keeps what is still unsent at exit for the next process started with it.
     """
     return configure(dict(locals()))
@@ -320,6 +322,9 @@ def configure(arguments: Mapping[str, Any], defaults: Mapping[str, Default] | No
         retired: tuple[Any, ...] = ()
         if _handle is not None and _handle._shutdown_done and _handle.enabled:
             retired, _handle = tuple(_handle._pipeline.built), None  # shut down: a new handle replaces it
+            warnings.warn("init_telemetry() after shutdown(): tracers, meters and loggers obtained before "
+                          "shutdown() record nothing (they belong to the providers shut down, see docs/sdk.md); "
+                          "get them again from the new handle or the OpenTelemetry API", RuntimeWarning, stacklevel=4)
         if _handle is not None:
             if _handle._launcher == "telemetry_capture":  # obslab.testing: the test chose the settings
                 return _handle

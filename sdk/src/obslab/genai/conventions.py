@@ -138,9 +138,13 @@ class LLMCostProcessor(SpanProcessor):
             description="Cache read, cache write and reasoning tokens of GenAI client calls "
                         "(part of gen_ai.client.token.usage input and output)")
 
-    @guarded("LLM cost")
     def on_end(self, span: ReadableSpan) -> None:
-        attributes = span.attributes or {}
+        attributes = span.attributes
+        if attributes and "gen_ai.operation.name" in attributes:  # the app's other spans pay no more than this
+            self._price(span, attributes)
+
+    @guarded("LLM cost")
+    def _price(self, span: ReadableSpan, attributes: Mapping[str, Any]) -> None:
         operation = attributes.get("gen_ai.operation.name")
         if operation not in _PRICED_OPERATIONS or not (span.name == operation or span.name.startswith(f"{operation} ")):
             return  # only spans named by the conventions: a client library's own span of the same call is not priced
