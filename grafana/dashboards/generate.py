@@ -384,15 +384,15 @@ DASHBOARDS = {
                    "The alerts of prometheus/rules/obslab-alerts.yml now firing or pending, from Prometheus' "
                    "rules (Alertmanager, its datasource, routes them and holds the silences)."),
         # Appended: the alerts' links above open panels by id.
-        timeseries("Tail sampling: traces held",
-                   f"Traces the collector's tail sampler holds in memory while it waits {_TAIL['decision_wait']} "
-                   "(decision_wait) for their spans, from the gauge "
-                   "otelcol_processor_tail_sampling_sampling_traces_on_memory; the red line is the most it holds "
-                   f"({_TAIL['num_traces']:,}, num_traces in otel-collector/config.yaml). Beyond it the oldest "
-                   "undecided trace is evicted and its spans lost: the traces evicted so (increase over 5 minutes), "
-                   "from otelcol_processor_tail_sampling_sampling_trace_dropped_too_early.", {
-                       "held": "sum(otelcol_processor_tail_sampling_sampling_traces_on_memory)",
-                       "evicted undecided (per 5 min)":
+        timeseries("Tail sampling: traces waiting",
+                   "Traces the collector's tail sampler holds in memory, not kept yet: each waits up to "
+                   f"{_TAIL['decision_wait']} (decision_wait) for an error or slow span that would keep it (a "
+                   "kept trace goes on at once), from the gauge otelcol_processor_tail_sampling_sampling_traces_on_memory; "
+                   f"the red line is the most it holds ({_TAIL['num_traces']:,}, num_traces in "
+                   "otel-collector/config.yaml). Beyond it the oldest waiting trace is dropped undecided: the traces "
+                   "dropped so (increase over 5 minutes), from otelcol_processor_tail_sampling_sampling_trace_dropped_too_early.", {
+                       "waiting": "sum(otelcol_processor_tail_sampling_sampling_traces_on_memory)",
+                       "dropped undecided (per 5 min)":
                            f"sum(increase(otelcol_processor_tail_sampling_sampling_trace_dropped_too_early{RATE}))"},
                    "short")
         .thresholds(board_builders.ThresholdsConfig().mode(models.ThresholdsMode.ABSOLUTE).steps([
@@ -410,8 +410,8 @@ DASHBOARDS = {
                    "count:traces/s"),
         timeseries("Collector memory",
                    "The collector's Go heap in use and its resident memory, from the gauges "
-                   "otelcol_process_runtime_heap_alloc_bytes and otelcol_process_memory_rss; most of what the "
-                   "tail sampler holds is heap. The memory_limiter refuses new data above 80 % of the "
+                   "otelcol_process_runtime_heap_alloc_bytes and otelcol_process_memory_rss (the tail sampler's "
+                   "waiting traces are heap). The memory_limiter refuses new data above 80 % of the "
                    "container's memory limit (1 GiB in the compose file).", {
                        "heap": "sum(otelcol_process_runtime_heap_alloc_bytes)",
                        "resident": "sum(otelcol_process_memory_rss)"}, "bytes", 24),
