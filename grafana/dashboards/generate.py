@@ -349,11 +349,13 @@ DASHBOARDS = {
         # panel says so in words rather than drawing a made-up zero.
         # One series per exporter, which names the signal (otlp_grpc/tempo: spans...).
         timeseries("Collector export failures (dropped after retries, per 5 minutes)",
-                   "Items each collector exporter dropped after its retries, in the 5 minutes before each point "
-                   "(increase over 5 minutes), from otelcol_exporter_send_failed_spans, "
-                   "otelcol_exporter_send_failed_log_records and otelcol_exporter_send_failed_metric_points.", {
+                   "Items each collector exporter dropped after its retries, or could not put in its queue (a "
+                   "full disk), in the 5 minutes before each point (increase over 5 minutes), from "
+                   "otelcol_exporter_send_failed_* and otelcol_exporter_enqueue_failed_* (spans, log_records, "
+                   "metric_points). A refused log record or metric point was refused to its sender, which "
+                   "retries; a refused span had passed the tail sampler and is lost.", {
                        "{{exporter}}": "sum by (exporter) (increase("
-                                       f'{{__name__=~"otelcol_exporter_send_failed_(spans|log_records|metric_points)"}}'
+                                       f'{{__name__=~"otelcol_exporter_(send|enqueue)_failed_(spans|log_records|metric_points)"}}'
                                        f"{RATE}))"},
                    "count:items", no_value="No export failure since the collector started"),
         timeseries("Exporter queue",
