@@ -1116,8 +1116,10 @@ def use_collector_config(lab: Lab, workdir: Path, label: str, config_text: str) 
     config = workdir / f"collector-{label}.yaml"
     config.write_text(config_text)
     overlay = workdir / f"compose-{label}.yml"
-    overlay.write_text(json.dumps({"services": {"otel-collector": {
-        "volumes": [f"{config}:/etc/otelcol-contrib/config.yaml:ro"]}}}))  # JSON is YAML; replaces that mount
+    service = {"volumes": [f"{config}:/etc/otelcol-contrib/config.yaml:ro"]}  # replaces that mount
+    if label == "before":  # the Go runtime's defaults, as before the compose file set GOGC and GOMEMLIMIT
+        service["environment"] = {"GOGC": "", "GOMEMLIMIT": ""}
+    overlay.write_text(json.dumps({"services": {"otel-collector": service}}))  # JSON is YAML
     files = [a for path in [*lab.mode.files, overlay] for a in ("-f", str(path))]
     result = subprocess.run(["docker", "compose", *files, "-p", lab.project, "--env-file", str(lab.env_file),
                              "up", "-d", "--no-deps", "--wait", "otel-collector"], capture_output=True, text=True,
