@@ -1149,10 +1149,13 @@ class Profiler(threading.Thread):
         self.out.write_bytes(result.stdout)
         top = subprocess.run(["go", "tool", "pprof", "-top", "-nodecount=12", str(self.out)], capture_output=True,
                              text=True, timeout=120, env={**os.environ, "GOTOOLCHAIN": "local"})
-        # rows: flat flat% sum% cum cum% function
-        self.top = [{"flat_pct": float(m.group(1)), "cum_pct": float(m.group(2)), "function": m.group(3)}
-                    for m in re.finditer(r"^\s*\S+\s+([\d.]+)%\s+[\d.]+%\s+\S+\s+([\d.]+)%\s+(.+)$",
-                                         top.stdout, re.M)]
+        self.top = pprof_top(top.stdout)
+
+
+def pprof_top(text: str) -> list[dict]:
+    """The rows of ``go tool pprof -top``: flat flat% sum% cum cum% function -> flat %, cum %, function."""
+    return [{"flat_pct": float(m.group(1)), "cum_pct": float(m.group(2)), "function": m.group(3).strip()}
+            for m in re.finditer(r"^\s*\S+\s+([\d.]+)%\s+[\d.]+%\s+\S+\s+([\d.]+)%\s+(.+)$", text, re.M)]
 
 
 def compare(args, workdir: Path) -> dict:
