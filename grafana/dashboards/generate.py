@@ -403,12 +403,12 @@ DASHBOARDS = {
         timeseries("Tail sampling: decisions",
                    "Traces kept per second by the tail sampler (5-minute rates), by the policy that kept them "
                    "(errors; slow: longer than SLOW_TRACE_MS; the-rest: SAMPLING_PERCENTAGE), from "
-                   "otelcol_processor_tail_sampling_count_traces_sampled, and traces dropped, from "
-                   "otelcol_processor_tail_sampling_global_count_traces_sampled.", {
+                   "otelcol_processor_tail_sampling_count_traces_sampled, and every decision, kept (sampled=true) "
+                   "or dropped (sampled=false), from otelcol_processor_tail_sampling_global_count_traces_sampled.", {
                        "kept by {{policy}}": "sum by (policy) (rate(otelcol_processor_tail_sampling_count_traces_sampled"
                                              f'{{sampled="true"}}{RATE}))',
-                       "dropped": "sum(rate(otelcol_processor_tail_sampling_global_count_traces_sampled"
-                                  f'{{sampled="false"}}{RATE}))'},
+                       "all, sampled={{sampled}}": "sum by (sampled) (rate("
+                                                   f"otelcol_processor_tail_sampling_global_count_traces_sampled{RATE}))"},
                    "count:traces/s"),
         timeseries("Collector memory",
                    "The collector's Go heap in use and its resident memory, from the gauges "
