@@ -2,6 +2,15 @@
 """The lab under load: throughput, loss, freshness, start time and memory, in one run.
 
 Run: .venv/bin/python benchmarks/bench_lab.py [--duration 20] [--use-running ENV_FILE] [--json]
+     .venv/bin/python benchmarks/bench_lab.py --compare REV [--duration 20]
+
+--compare REV: the collector's CPU per record, its config at git revision REV ("before") against the
+working tree's otel-collector/config.yaml ("after"), in one isolated lab on the same collector image:
+the collector is recreated with each config in turn and runs the traces and logs loads; per config and
+signal it prints records accepted and stored (nothing lost when equal), the collector's CPU seconds
+(its own otelcol_process_cpu_seconds, over the load and until its exporters had sent everything), CPU
+seconds per million records, records per collector CPU second, and the top functions of a CPU profile
+taken during the load from the pprof extension (:1777, read from inside the compose network).
 
 It measures what runs on this machine, chosen as the integration tests choose (tests/integration/conftest.py):
 - Tempo and Loki mode, where the official grafana/tempo and grafana/loki images are present: the collector's
@@ -93,6 +102,8 @@ TARGET_SPANS_PER_S = 40_000
 TARGET_LOGS_PER_S = 200_000
 TARGET_FRESHNESS_P99_S = 2.0
 TARGET_IDLE_BYTES = 1 * GIB
+TARGET_SPANS_PER_CPU_S = 150_000  # --compare: records per collector CPU second, with nothing lost
+TARGET_LOGS_PER_CPU_S = 500_000
 
 # What each signal is called in the collector's own metrics (otelcol_receiver_accepted_<item>...).
 ITEM = {"traces": "spans", "logs": "log_records", "metrics": "metric_points"}
@@ -1087,6 +1098,137 @@ def memory(monitor: Monitor, idle_until: float, end_from: float, services: list[
 # ---------------------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------------------
+# --compare: the collector's config at a git revision against the working tree's, CPU per record
+
+
+def _config_at(rev: str) -> str:
+    result = subprocess.run(["git", "-C", str(REPO), "show", f"{rev}:otel-collector/config.yaml"],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"--compare {rev}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def use_collector_config(lab: Lab, workdir: Path, label: str, config_text: str) -> None:
+    """Recreate the lab's collector with ``config_text`` mounted as its config (a compose overlay: same
+    image, volumes, ports and environment), and wait until it answers."""
+    config = workdir / f"collector-{label}.yaml"
+    config.write_text(config_text)
+    overlay = workdir / f"compose-{label}.yml"
+    service = {"volumes": [f"{config}:/etc/otelcol-contrib/config.yaml:ro"]}  # replaces that mount
+    if label == "before":  # the Go runtime's defaults, as before the compose file set GOGC and GOMEMLIMIT
+        service["environment"] = {"GOGC": "", "GOMEMLIMIT": ""}
+    overlay.write_text(json.dumps({"services": {"otel-collector": service}}))  # JSON is YAML
+    files = [a for path in [*lab.mode.files, overlay] for a in ("-f", str(path))]
+    result = subprocess.run(["docker", "compose", *files, "-p", lab.project, "--env-file", str(lab.env_file),
+                             "up", "-d", "--no-deps", "--wait", "otel-collector"], capture_output=True, text=True,
+                            timeout=300)
+    if result.returncode != 0:
+        raise RuntimeError(f"collector with the {label} config did not start:\n{result.stderr[-2000:]}")
+    wait_for(lambda: requests.get(lab.url("COLLECTOR_HEALTH_PORT"), timeout=1).ok, 60, "collector health")
+    time.sleep(5)  # past its start-up work
+
+
+class Profiler(threading.Thread):
+    """One CPU profile of the collector (pprof extension, :1777 inside the compose network, fetched
+    with wget from Prometheus' container), then ``go tool pprof -top`` of it: its top functions."""
+
+    def __init__(self, lab: Lab, seconds: int, out: Path) -> None:
+        super().__init__(daemon=True)
+        self.lab, self.seconds, self.out, self.top = lab, seconds, out, []
+
+    def run(self) -> None:
+        container = self.lab.containers()["prometheus"]
+        result = subprocess.run(["docker", "exec", container, "wget", "-q", "-O", "-",
+                                 f"http://otel-collector:1777/debug/pprof/profile?seconds={self.seconds}"],
+                                capture_output=True, timeout=self.seconds + 60)
+        if result.returncode != 0 or not result.stdout:
+            say(f"no profile: {result.stderr[-300:]!r}")
+            return
+        self.out.write_bytes(result.stdout)
+        top = subprocess.run(["go", "tool", "pprof", "-top", "-nodecount=12", str(self.out)], capture_output=True,
+                             text=True, timeout=120, env={**os.environ, "GOTOOLCHAIN": "local"})
+        self.top = pprof_top(top.stdout)
+
+
+def pprof_top(text: str) -> list[dict]:
+    """The rows of ``go tool pprof -top``: flat flat% sum% cum cum% function -> flat %, cum %, function."""
+    return [{"flat_pct": float(m.group(1)), "cum_pct": float(m.group(2)), "function": m.group(3).strip()}
+            for m in re.finditer(r"^\s*\S+\s+([\d.]+)%\s+[\d.]+%\s+\S+\s+([\d.]+)%\s+(.+)$", text, re.M)]
+
+
+def compare(args, workdir: Path) -> dict:
+    """Before (the config at ``args.compare``) and after (the working tree's), each on the traces and the
+    logs load, in one isolated lab; returns the rows of the comparison."""
+    version = image("otel-collector").rpartition(":")[2]
+    binary, tg_version = telemetrygen(version)
+    lab = args._lab = isolated_lab(workdir, lab_mode())
+    compose_up(lab)
+    configs = {"before": _config_at(args.compare), "after": (REPO / "otel-collector/config.yaml").read_text()}
+    run_id = uuid.uuid4().hex[:8]
+    rows = []
+    batch = ["--batch-size", str(args.batch_size)]
+    for label, text in configs.items():
+        use_collector_config(lab, workdir, label, text)
+        for signal_name, processes, extra in (
+                ("traces", [("traces", 2)], ["--child-spans", str(args.child_spans), *batch]),
+                ("logs", [(f"logs-w{i}", 1) for i in range(2)], batch)):
+            prefix = f"bench-{run_id}-{label}"
+            services = [(f"{prefix}-{signal_name}-{name}", workers) for name, workers in processes]
+
+            def start(signal_name=signal_name, services=services, extra=extra):
+                procs = [start_telemetrygen(binary, signal_name, lab, svc, args.duration, workers, run_id, extra)
+                         for svc, workers in services]
+                per_record = 1 + args.child_spans if signal_name == "traces" else 1
+                return lambda: {signal_name: sum(telemetrygen_generated(p, signal_name) for p in procs) * per_record}
+
+            cpu_before = metric_sum(collector_metrics(lab), "otelcol_process_cpu_seconds")
+            profiler = Profiler(lab, max(5, args.duration - 4), workdir / f"profile-{label}-{signal_name}.pb.gz")
+            profiler.start()
+            say(f"{label} config, {signal_name}: {args.duration} s of load, then counting")
+            phase = run_phase(Phase(signal_name, [signal_name]), lab, start, {}, None, f"{prefix}-{signal_name}",
+                              args.settle)
+            cpu_s = metric_sum(collector_metrics(lab), "otelcol_process_cpu_seconds") - cpu_before
+            profiler.join(timeout=120)
+            accepted, stored = phase.accepted[signal_name], phase.stored[signal_name]
+            rows.append({"config": label, "signal": signal_name, "generated": phase.generated.get(signal_name),
+                         "accepted": accepted, "stored": stored, "equal": accepted == stored,
+                         "load_s": phase.load_end - phase.start, "drain_s": phase.drained - phase.load_end,
+                         "cpu_s": cpu_s, "cpu_s_per_million": cpu_s / (accepted / 1e6) if accepted else None,
+                         "per_cpu_s": accepted / cpu_s if cpu_s else None, "top": profiler.top})
+            say(f"  accepted {accepted:,}, stored {stored:,}, collector CPU {cpu_s:.1f} s "
+                f"({rows[-1]['per_cpu_s'] or 0:,.0f} per CPU second)")
+    return {"compare": args.compare, "image": image("otel-collector"), "telemetrygen": tg_version,
+            "duration": args.duration, "mode": lab.mode.name, "rows": rows,
+            "others": other_load()}
+
+
+def other_load() -> str:
+    """What else ran on this machine at the end of the run: the load average and the busiest processes."""
+    top = subprocess.run(["ps", "-eo", "pcpu,comm", "--sort=-pcpu"], capture_output=True, text=True).stdout
+    busiest = ", ".join(" ".join(line.split()[::-1]) for line in top.splitlines()[1:6])
+    return f"load average {os.getloadavg()[0]:.2f} (1 min); busiest processes (CPU %): {busiest}"
+
+
+def print_compare(report: dict) -> None:
+    p = print
+    p(f"collector {report['image']}, mode {report['mode']}, telemetrygen v{report['telemetrygen']}, "
+      f"{report['duration']} s of load per signal; config before: otel-collector/config.yaml at {report['compare']}, "
+      "after: the working tree's")
+    p(f"\n{'config':7} {'signal':7} {'accepted':>11} {'stored':>11} {'equal':>6} {'CPU s':>7} "
+      f"{'CPU s/million':>14} {'per CPU s':>10}")
+    for r in report["rows"]:
+        p(f"{r['config']:7} {r['signal']:7} {fmt(r['accepted']):>11} {fmt(r['stored']):>11} "
+          f"{'yes' if r['equal'] else 'NO':>6} {r['cpu_s']:7.1f} {fmt(r['cpu_s_per_million'], 2):>14} "
+          f"{fmt(r['per_cpu_s']):>10}")
+    for r in report["rows"]:
+        p(f"\ntop functions, {r['config']} config, {r['signal']} (flat % of the profile's CPU samples, cum %):")
+        for f in r["top"][:10]:
+            p(f"  {f['flat_pct']:5.1f}% {f['cum_pct']:5.1f}%  {f['function']}")
+    p(f"\nelse on this machine at the end: {report['others']}")
+
+
 def bench(args, workdir: Path) -> dict:
     version = image("otel-collector").rpartition(":")[2]
     binary, tg_version = telemetrygen(version)
@@ -1180,6 +1322,8 @@ def main() -> int:
     parser.add_argument("--use-running", metavar="ENV_FILE", help="drive the running lab whose ports this .env names")
     parser.add_argument("--project", default="obslab", help="compose project of --use-running (default obslab)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
+    parser.add_argument("--compare", metavar="REV", help="the collector's config at git revision REV against the "
+                                                         "working tree's: CPU per record and profiles (see above)")
     parser.add_argument("--idle", type=float, default=10, help="seconds of idle memory sampling before the load")
     parser.add_argument("--settle", type=float, default=10,
                         help="seconds a backend count must stay unchanged before it is taken as final")
@@ -1210,7 +1354,7 @@ def main() -> int:
     args._lab = None
     with tempfile.TemporaryDirectory(prefix="obslab-bench-") as workdir:
         try:
-            report = bench(args, Path(workdir))
+            report = compare(args, Path(workdir)) if args.compare else bench(args, Path(workdir))
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             for child in CHILDREN:
@@ -1223,8 +1367,14 @@ def main() -> int:
                     say(f"down failed: {result.stderr[-1000:]}")
     if args.json:
         print(json.dumps(report, indent=2, default=str))
+    elif args.compare:
+        print_compare(report)
     else:
         print_report(report)
+    if args.compare:  # targets: per collector CPU second, with nothing lost
+        after = {r["signal"]: r for r in report["rows"] if r["config"] == "after"}
+        return 0 if all(r["equal"] for r in report["rows"]) and (after["traces"]["per_cpu_s"] or 0) >= \
+            TARGET_SPANS_PER_CPU_S and (after["logs"]["per_cpu_s"] or 0) >= TARGET_LOGS_PER_CPU_S else 1
     return 0 if all(v["pass"] for v in report["verdicts"]) else 1
 
 

@@ -12,10 +12,13 @@ for a test that runs each against a real Prometheus.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
+
+import yaml
 
 try:
     from grafana_foundation_sdk.builders import common as viz
@@ -30,6 +33,8 @@ except ModuleNotFoundError as error:  # pragma: no cover - a hint for whoever ru
                               'test extras (pip install -e "sdk[test]")', name=error.name) from error
 
 HERE = Path(__file__).resolve().parent
+# The collector config whose tail-sampling sizing Lab Health shows (the tests run a copy of this script elsewhere).
+COLLECTOR_CONFIG = Path(os.environ.get("OBSLAB_COLLECTOR_CONFIG", HERE.parent.parent / "otel-collector/config.yaml"))
 PROM = common.DataSourceRef(type_val="prometheus", uid="prometheus")
 LOKI = common.DataSourceRef(type_val="loki", uid="loki")
 TEMPO = common.DataSourceRef(type_val="tempo", uid="tempo")
@@ -139,6 +144,8 @@ def dashboard(uid: str, title: str, panels: list[Panel], tags: list[str], variab
 
 
 RATE = "[5m]"  # time series: per-second rates over 5-minute windows
+# The tail sampler's sizing, shown on Lab Health, read from the collector's config (one source of truth).
+_TAIL = yaml.safe_load(COLLECTOR_CONFIG.read_text())["processors"]["tail_sampling"]
 RANGE = "[$__range]"  # stat panels: the dashboard's selected time range
 # Selectors of the dashboards' variables, one per label naming scheme.
 APP = '{service_name=~"$service", deployment_environment=~"$environment"}'   # the SDK's OTLP metrics
@@ -347,11 +354,13 @@ DASHBOARDS = {
         # panel says so in words rather than drawing a made-up zero.
         # One series per exporter, which names the signal (otlp_grpc/tempo: spans...).
         timeseries("Collector export failures (dropped after retries, per 5 minutes)",
-                   "Items each collector exporter dropped after its retries, in the 5 minutes before each point "
-                   "(increase over 5 minutes), from otelcol_exporter_send_failed_spans, "
-                   "otelcol_exporter_send_failed_log_records and otelcol_exporter_send_failed_metric_points.", {
+                   "Items each collector exporter dropped after its retries, or could not put in its queue (a "
+                   "full disk), in the 5 minutes before each point (increase over 5 minutes), from "
+                   "otelcol_exporter_send_failed_* and otelcol_exporter_enqueue_failed_* (spans, log_records, "
+                   "metric_points). A refused log record or metric point was refused to its sender, which "
+                   "retries; a refused span had passed the tail sampler and is lost.", {
                        "{{exporter}}": "sum by (exporter) (increase("
-                                       f'{{__name__=~"otelcol_exporter_send_failed_(spans|log_records|metric_points)"}}'
+                                       f'{{__name__=~"otelcol_exporter_(send|enqueue)_failed_(spans|log_records|metric_points)"}}'
                                        f"{RATE}))"},
                    "count:items", no_value="No export failure since the collector started"),
         timeseries("Exporter queue",
@@ -381,6 +390,38 @@ DASHBOARDS = {
         alert_list("Firing alerts",
                    "The alerts of prometheus/rules/obslab-alerts.yml now firing or pending, from Prometheus' "
                    "rules (Alertmanager, its datasource, routes them and holds the silences)."),
+        # Appended: the alerts' links above open panels by id.
+        timeseries("Tail sampling: traces waiting",
+                   "Traces the collector's tail sampler holds in memory, not kept yet: each waits up to "
+                   f"{_TAIL['decision_wait']} (decision_wait) for an error or slow span that would keep it (a "
+                   "kept trace goes on at once), from the gauge otelcol_processor_tail_sampling_sampling_traces_on_memory; "
+                   f"the red line is the most it holds ({_TAIL['num_traces']:,}, num_traces in "
+                   "otel-collector/config.yaml). Beyond it the oldest waiting trace is dropped undecided: the traces "
+                   "dropped so (increase over 5 minutes), from otelcol_processor_tail_sampling_sampling_trace_dropped_too_early.", {
+                       "waiting": "sum(otelcol_processor_tail_sampling_sampling_traces_on_memory)",
+                       "dropped undecided (per 5 min)":
+                           f"sum(increase(otelcol_processor_tail_sampling_sampling_trace_dropped_too_early{RATE}))"},
+                   "short")
+        .thresholds(board_builders.ThresholdsConfig().mode(models.ThresholdsMode.ABSOLUTE).steps([
+            models.Threshold(value=None, color="green"), models.Threshold(value=_TAIL["num_traces"], color="red")]))
+        .thresholds_style(viz.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.LINE)),
+        timeseries("Tail sampling: decisions",
+                   "Traces kept per second by the tail sampler (5-minute rates), by the policy that kept them "
+                   "(errors; slow: longer than SLOW_TRACE_MS; the-rest: SAMPLING_PERCENTAGE), from "
+                   "otelcol_processor_tail_sampling_count_traces_sampled, and every decision, kept (sampled=true) "
+                   "or dropped (sampled=false), from otelcol_processor_tail_sampling_global_count_traces_sampled.", {
+                       "kept by {{policy}}": "sum by (policy) (rate(otelcol_processor_tail_sampling_count_traces_sampled"
+                                             f'{{sampled="true"}}{RATE}))',
+                       "all, sampled={{sampled}}": "sum by (sampled) (rate("
+                                                   f"otelcol_processor_tail_sampling_global_count_traces_sampled{RATE}))"},
+                   "count:traces/s"),
+        timeseries("Collector memory",
+                   "The collector's Go heap in use and its resident memory, from the gauges "
+                   "otelcol_process_runtime_heap_alloc_bytes and otelcol_process_memory_rss (the tail sampler's "
+                   "waiting traces are heap). The memory_limiter refuses new data above 80 % of the "
+                   "container's memory limit (1 GiB in the compose file).", {
+                       "heap": "sum(otelcol_process_runtime_heap_alloc_bytes)",
+                       "resident": "sum(otelcol_process_memory_rss)"}, "bytes", 24),
     ], ["lab"]),
 }
 

@@ -8,6 +8,7 @@ an SDK's exporter retries: what these tests count is what the lab loses after ac
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import threading
@@ -25,6 +26,9 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 COUNTER = "stream.records"  # stored by Prometheus as stream_records_total{job=<service>}
+# Every answer of the collector that was not a success, by HTTP status ("error" when none came): the
+# fault tests read how their fault showed to a sender. Counter updates are atomic under the GIL.
+REFUSALS: collections.Counter = collections.Counter()
 _HEADERS = {"Content-Type": "application/x-protobuf"}
 
 
@@ -72,10 +76,12 @@ def post(otlp_http: str, signal: str, message, retry_for: float = 0) -> bool:
     deadline = time.monotonic() + retry_for
     while True:
         try:
-            if requests.post(f"{otlp_http}/v1/{signal}", data=body, headers=_HEADERS, timeout=10).ok:
+            response = requests.post(f"{otlp_http}/v1/{signal}", data=body, headers=_HEADERS, timeout=10)
+            if response.ok:
                 return True
+            REFUSALS[response.status_code] += 1
         except requests.RequestException:
-            pass
+            REFUSALS["error"] += 1
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.2)

@@ -46,7 +46,7 @@ def test_compose_config_names_the_grafana_secrets_but_never_shows_them(tmp_path)
 def test_collector_config_passes_otelcol_validate():
     env = env_example()
     result = _run("docker", "run", "--rm", "-v", f"{REPO}/otel-collector/config.yaml:/etc/otelcol-contrib/config.yaml:ro",
-                  "-e", f"SAMPLING_PERCENTAGE={env['SAMPLING_PERCENTAGE']}",
+                  "-e", f"SAMPLING_PERCENTAGE={env['SAMPLING_PERCENTAGE']}", "-e", f"SLOW_TRACE_MS={env['SLOW_TRACE_MS']}",
                   "-e", f"DEFAULT_ENVIRONMENT={env['DEFAULT_ENVIRONMENT']}",
                   image("otel-collector"), "validate", "--config=/etc/otelcol-contrib/config.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -56,7 +56,7 @@ def test_collector_validate_rejects_a_broken_config(tmp_path):
     broken = tmp_path / "config.yaml"
     broken.write_text((REPO / "otel-collector/config.yaml").read_text().replace("exporters: [otlp_grpc/tempo]",
                                                                                  "exporters: [otlp_grpc/nowhere]"))
-    result = _run("docker", "run", "--rm", "-v", f"{broken}:/c.yaml:ro", "-e", "SAMPLING_PERCENTAGE=100",
+    result = _run("docker", "run", "--rm", "-v", f"{broken}:/c.yaml:ro", "-e", "SAMPLING_PERCENTAGE=100", "-e", "SLOW_TRACE_MS=1000",
                   "-e", "DEFAULT_ENVIRONMENT=dev", image("otel-collector"), "validate", "--config=/c.yaml")
     assert result.returncode != 0 and "nowhere" in result.stdout + result.stderr
 

@@ -210,7 +210,7 @@ def test_the_file_each_setting_selects_passes_otelcol_validate(tmp_path, endpoin
     command = json.loads(rendered.stdout)["services"]["otel-collector"]["command"]
     assert command[-1] == f"--config=/etc/otelcol-contrib/forward/{file}"
     result = subprocess.run(["docker", "run", "--rm", "-v", f"{REPO}/otel-collector:/etc/otelcol-contrib:ro",
-                             "-e", "SAMPLING_PERCENTAGE=100", "-e", "DEFAULT_ENVIRONMENT=dev",
+                             "-e", "SAMPLING_PERCENTAGE=100", "-e", "SLOW_TRACE_MS=1000", "-e", "DEFAULT_ENVIRONMENT=dev",
                              "-e", f"OBSLAB_FORWARD_OTLP_ENDPOINT={endpoint}",
                              "-e", 'OBSLAB_FORWARD_OTLP_HEADERS={"Authorization": "Bearer x"}',
                              image("otel-collector"), "validate", *command], capture_output=True, text=True, timeout=120)

@@ -22,17 +22,19 @@ def _set_env(lab, **values: str) -> None:
 
 
 def test_sampling_percentage_zero_drops_traces_but_not_logs_or_metrics(lab):
-    _set_env(lab, SAMPLING_PERCENTAGE="0")
+    """At 0 %, a trace without an error and not slow is dropped (the tail sampler keeps errors and slow
+    traces whatever the percentage: SLOW_TRACE_MS is raised here so that no demo request counts as slow)."""
+    _set_env(lab, SAMPLING_PERCENTAGE="0", SLOW_TRACE_MS="600000")
     lab.compose("up", "-d", "--wait", "otel-collector")
     try:
         service = f"sampled-{uuid.uuid4().hex[:8]}"
-        trace_id = lab.run_demo(service, requests_count=6)[0]["trace_id"]
+        trace_id = next(r["trace_id"] for r in lab.run_demo(service, requests_count=6) if r["ok"])
         assert eventually(lambda: lab.has_logs(service, trace_id=trace_id))
         assert eventually(lambda: lab.promql(f'agent_requests_total{{job="{service}"}}'))
-        time.sleep(5)  # logs and metrics arrived: the traces, sent together with them, would have too
+        time.sleep(15)  # logs and metrics arrived, and the tail sampler's decision_wait (10 s) has passed
         assert lab.stored_spans(trace_id) == []
     finally:
-        _set_env(lab, SAMPLING_PERCENTAGE="100")
+        _set_env(lab, SAMPLING_PERCENTAGE="100", SLOW_TRACE_MS="1000")
         lab.compose("up", "-d", "--wait", "otel-collector")
 
 

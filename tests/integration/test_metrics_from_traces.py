@@ -1,17 +1,22 @@
 """Metrics computed from traces: RED metrics (the collector's span_metrics connector, before its
 sampler) count every span exactly, and Tempo's service graph every edge, even when the collector
-samples; TraceQL metrics answer through Tempo's API, and Loki finds log patterns."""
+samples; the collector's tail sampler keeps every error trace and every slow trace whole and a
+binomial share of the rest; TraceQL metrics answer through Tempo's API, and Loki finds log patterns."""
 
 from __future__ import annotations
 
+import math
+import os
+import random
 import time
 import uuid
+from dataclasses import dataclass, field
 
 import pytest
 import requests
 from dotenv import set_key
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from conftest import eventually, settle
 from otlp_stream import resource_of, logs_request, post, spans_request
@@ -33,34 +38,91 @@ def _client_server_traces(client: str, server: str, count: int) -> ExportTraceSe
         ResourceSpans(resource=resource_of(server), scope_spans=[ScopeSpans(spans=handlers)])])
 
 
+@dataclass
+class TailCases:
+    """Generated traces of one service for the tail sampler: span ids per trace id, by expected fate."""
+
+    service: str
+    seed: int
+    errors: dict[str, set[str]] = field(default_factory=dict)   # a span with status ERROR: always kept
+    slow: dict[str, set[str]] = field(default_factory=dict)     # longer than SLOW_TRACE_MS: always kept
+    rest: dict[str, set[str]] = field(default_factory=dict)     # kept at SAMPLING_PERCENTAGE
+
+
+def _tail_cases(service: str, slow_ms: int, count: int, seed: int) -> tuple[TailCases, list[ExportTraceServiceRequest]]:
+    """``count`` traces of 1-5 spans each, cut at random around the rules: spans of random offsets and
+    lengths whose whole extent (earliest start to latest end) falls within 60 ms of SLOW_TRACE_MS either
+    side, or far below it, and an ERROR status on a random span of some. Classified as the collector
+    must: slow when the extent in whole milliseconds exceeds SLOW_TRACE_MS, error when any span has one."""
+    rng = random.Random(seed)
+    cases, now = TailCases(service, seed), time.time_ns()
+    spans_of_requests: list[list[Span]] = [[]]
+    for _ in range(count):
+        trace_id = rng.randbytes(16)
+        extent_ms = rng.choice([rng.uniform(1, slow_ms / 2), rng.uniform(slow_ms - 60, slow_ms + 60),
+                                slow_ms, slow_ms + 1, rng.uniform(slow_ms, slow_ms + 1)])
+        extent = int(extent_ms * 1_000_000)
+        start = now - extent - 10_000_000
+        n = rng.randint(1, 5)
+        # One span covers the start, one (maybe the same) the end; the others lie within.
+        bounds = [(0, extent)] if n == 1 else [(0, rng.randint(0, extent)), (rng.randint(0, extent), extent)]
+        bounds += [sorted((rng.randint(0, extent), rng.randint(0, extent))) for _ in range(n - len(bounds))]
+        error_at = rng.randrange(n) if rng.random() < 0.15 else None
+        spans = [Span(trace_id=trace_id, span_id=rng.randbytes(8), name=f"step {i}", kind=Span.SPAN_KIND_INTERNAL,
+                      start_time_unix_nano=start + a, end_time_unix_nano=start + b,
+                      status=Status(code=Status.STATUS_CODE_ERROR if i == error_at else Status.STATUS_CODE_UNSET))
+                 for i, (a, b) in enumerate(bounds)]
+        extent_seen = max(s.end_time_unix_nano for s in spans) - min(s.start_time_unix_nano for s in spans)
+        fate = (cases.errors if error_at is not None else
+                cases.slow if extent_seen // 1_000_000 > slow_ms else cases.rest)
+        fate[trace_id.hex()] = {s.span_id.hex() for s in spans}
+        if len(spans_of_requests[-1]) > 2000:
+            spans_of_requests.append([])
+        spans_of_requests[-1].extend(spans)  # every span of a trace in one request: all arrive together
+    requests_ = [ExportTraceServiceRequest(resource_spans=[ResourceSpans(
+        resource=resource_of(service), scope_spans=[ScopeSpans(spans=spans)])]) for spans in spans_of_requests]
+    return cases, requests_
+
+
 @pytest.fixture(scope="module")
-def sampled(lab) -> tuple[str, str, int, dict]:
-    """20,000 client -> server traces sent while the collector keeps 10 % of traces: (client, server,
-    count, the span metrics' count per service once settled). The collector is put back to 100 % only
-    then: its span_metrics connector holds the counts in memory until its next flush (15 s)."""
+def sampled(lab) -> tuple[str, str, int, dict, TailCases]:
+    """20,000 client -> server traces, and 3,000 generated traces around the tail sampler's rules (errors,
+    slow, neither), sent while the collector keeps 10 % of traces: (client, server, count, the span
+    metrics' count per service once settled, the generated cases). The collector is put back to 100 %
+    only then: its span_metrics connector holds the counts in memory until its next flush (15 s)."""
     set_key(lab.env_file, "SAMPLING_PERCENTAGE", "10", quote_mode="never")
     lab.compose("up", "-d", "--wait", "otel-collector")
     suffix = uuid.uuid4().hex[:8]
     client, server, traces = f"sampled-client-{suffix}", f"sampled-server-{suffix}", 20_000
     calls = {name: f'sum(traces_spanmetrics_calls_total{{service="{name}"}})' for name in (client, server)}
+    seed = int.from_bytes(os.urandom(4), "big")
+    cases, tail_requests = _tail_cases(f"tail-{suffix}", int(lab.env["SLOW_TRACE_MS"]), 3000, seed)
     try:
         for _ in range(traces // 1000):
             assert post(lab.otlp_http, "traces", _client_server_traces(client, server, 1000), retry_for=60)
+        for request in tail_requests:
+            assert post(lab.otlp_http, "traces", request, retry_for=60)
         counted = settle(lambda: {name: lab.value(query) for name, query in calls.items()},
                          lambda found: found == {client: traces, server: traces}, timeout=120)
     finally:
         set_key(lab.env_file, "SAMPLING_PERCENTAGE", "100", quote_mode="never")
         lab.compose("up", "-d", "--wait", "otel-collector")
-    return client, server, traces, counted
+    return client, server, traces, counted, cases
+
+
+def _binomial_bounds(n: int, p: float, sigmas: float = 5.0) -> tuple[float, float]:
+    """Counts a Binomial(n, p) draw stays within but for odds of about 1 in 3.5 million (5 sigma)."""
+    spread = sigmas * math.sqrt(n * p * (1 - p))
+    return n * p - spread, n * p + spread
 
 
 def test_request_rates_count_every_span_exactly_when_the_collector_keeps_10_percent(lab, sampled):
-    client, server, traces, counted = sampled
+    client, server, traces, counted, _ = sampled
     print(f"sampling 10 %: {traces} requests sent, span metrics count {counted}")
     assert counted == {client: traces, server: traces}
     # The latency series carry exemplars (trace_id). They are taken before the sampler, so at 10 % most
-    # point to traces that were not kept (the README says so); at 100 % they all lead to a trace
-    # (test_lab_end_to_end's exemplar test).
+    # of those of successful, fast requests point to traces that were not kept (docs/lab.md says so);
+    # at 100 % they all lead to a trace (test_lab_end_to_end's exemplar test).
     now = time.time()
     exemplars = requests.get(f"{lab.prometheus}/api/v1/query_exemplars", timeout=10, params={
         "query": f'traces_spanmetrics_duration_seconds_bucket{{service="{server}"}}', "start": now - 900,
@@ -71,7 +133,7 @@ def test_request_rates_count_every_span_exactly_when_the_collector_keeps_10_perc
 
 def test_the_sampler_keeps_about_10_percent_of_traces_each_whole(lab, sampled):
     """What reaches the trace backend: about a tenth of the traces, each with both its spans."""
-    client, server, traces, _ = sampled
+    client, server, traces, _, _ = sampled
     if lab.witness:
         def kept() -> dict[str, set]:
             by_trace: dict[str, set] = {}
@@ -94,13 +156,47 @@ def test_the_sampler_keeps_about_10_percent_of_traces_each_whole(lab, sampled):
     traces_kept = kept()
     share = len(traces_kept) / traces
     print(f"sampling 10 %: {len(traces_kept)} of {traces} traces kept ({share:.1%})")
-    assert 0.08 <= share <= 0.12  # binomial(20000, 0.1): 10 % +- 0.6 % at 3 sigma
+    low, high = _binomial_bounds(traces, 0.10)
+    assert low <= len(traces_kept) <= high  # binomial(20000, 0.1): 10 % +- 1.1 % at 5 sigma
     assert all(services == {client, server} for services in traces_kept.values())
+
+
+def test_the_tail_sampler_keeps_every_error_and_every_slow_trace_whole_and_a_tenth_of_the_rest(lab, sampled):
+    """The generated traces (errors on random spans; extents cut around SLOW_TRACE_MS to the
+    millisecond): every error trace and every slow trace arrives with all its spans, exactly; of the
+    others, each arrives whole or not at all, and as many as a Binomial(n, 10 %) draw gives."""
+    *_, cases = sampled
+
+    def stored() -> dict[str, set[str]]:
+        by_trace: dict[str, set[str]] = {}
+        if lab.witness:
+            for span in lab.witness.spans(cases.service):
+                by_trace.setdefault(span["traceId"], set()).add(span["spanId"])
+        else:
+            for trace_id in {**cases.errors, **cases.slow, **cases.rest}:
+                spans = lab.stored_spans(trace_id)
+                if spans:
+                    by_trace[trace_id] = {span["spanId"] for span in spans}
+        return by_trace
+
+    must_keep = {**cases.errors, **cases.slow}
+    found = settle(stored, lambda got: all(got.get(t) == s for t, s in must_keep.items()), timeout=120)
+    time.sleep(12)  # one more decision_wait: whatever was still held is decided
+    found = stored()
+    kept_rest = {t for t in cases.rest if t in found}
+    print(f"tail sampling (seed {cases.seed}): {len(cases.errors)} error traces, {len(cases.slow)} slow, "
+          f"{len(cases.rest)} others, of which {len(kept_rest)} kept")
+    missing = {t: s - found.get(t, set()) for t, s in must_keep.items() if found.get(t) != s}
+    assert not missing, f"error or slow traces not kept whole (seed {cases.seed}): {list(missing.items())[:5]}"
+    assert set(found) <= set(must_keep) | set(cases.rest)
+    assert all(found[t] == cases.rest[t] for t in kept_rest), "a sampled trace arrived in part"
+    low, high = _binomial_bounds(len(cases.rest), 0.10)
+    assert low <= len(kept_rest) <= high, (len(kept_rest), len(cases.rest), cases.seed)
 
 
 @pytest.mark.official_images("tempo")
 def test_service_graph_counts_every_edge_when_the_collector_keeps_10_percent(lab, sampled):
-    client, server, traces, _ = sampled
+    client, server, traces, _, _ = sampled
     edges = f'sum(traces_service_graph_request_total{{client="{client}", server="{server}"}})'
     eventually(lambda: lab.value(edges) > 0, timeout=120)
     time.sleep(30)  # settled: the counter stops moving once the metrics-generator has seen every kept span

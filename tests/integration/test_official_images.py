@@ -30,7 +30,7 @@ PROBE_TOOLS: dict[str, tuple[str, set[str], str]] = {
     "prom/prometheus": ("v3.16.0", {"/bin/prometheus", "/bin/promtool", "/bin/busybox", "/bin/sh", "/bin/wget"},
                         "prometheus/prometheus Dockerfile: FROM quay.io/prometheus/busybox, "
                         "COPY prometheus and promtool to /bin"),
-    "otel/opentelemetry-collector-contrib": ("0.162.0", {"/otelcol-contrib"},
+    "otel/opentelemetry-collector-contrib": ("0.165.0", {"/otelcol-contrib"},
                                              "opentelemetry-collector-releases distributions/otelcol-contrib "
                                              "Dockerfile: FROM scratch; collector-contrib issue 30798"),
 }

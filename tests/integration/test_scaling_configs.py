@@ -26,7 +26,7 @@ def test_the_mimir_overlay_passes_otelcol_validate():
     env = env_example()
     result = _run("docker", "run", "--rm", "-v", f"{REPO}/otel-collector/config.yaml:/c/config.yaml:ro",
                   "-v", f"{SCALING}/mimir/collector-metrics-to-mimir.yaml:/c/mimir.yaml:ro",
-                  "-e", f"SAMPLING_PERCENTAGE={env['SAMPLING_PERCENTAGE']}",
+                  "-e", f"SAMPLING_PERCENTAGE={env['SAMPLING_PERCENTAGE']}", "-e", f"SLOW_TRACE_MS={env['SLOW_TRACE_MS']}",
                   "-e", f"DEFAULT_ENVIRONMENT={env['DEFAULT_ENVIRONMENT']}",
                   "-e", "MIMIR_URL=https://mimir.example.com", "-e", "MIMIR_TENANT=obslab",
                   image("otel-collector"), "validate", "--config=/c/config.yaml", "--config=/c/mimir.yaml")
@@ -36,7 +36,7 @@ def test_the_mimir_overlay_passes_otelcol_validate():
 def test_the_mimir_overlay_sends_metrics_to_mimir_alone():
     printed = _run("docker", "run", "--rm", "-v", f"{REPO}/otel-collector/config.yaml:/c/config.yaml:ro",
                    "-v", f"{SCALING}/mimir/collector-metrics-to-mimir.yaml:/c/mimir.yaml:ro",
-                   "-e", "SAMPLING_PERCENTAGE=100", "-e", "DEFAULT_ENVIRONMENT=dev",
+                   "-e", "SAMPLING_PERCENTAGE=100", "-e", "SLOW_TRACE_MS=1000", "-e", "DEFAULT_ENVIRONMENT=dev",
                    "-e", "MIMIR_URL=https://mimir.example.com", "-e", "MIMIR_TENANT=obslab",
                    image("otel-collector"), "print-config", "--config=/c/config.yaml", "--config=/c/mimir.yaml")
     assert printed.returncode == 0, printed.stderr

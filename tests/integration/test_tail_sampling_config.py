@@ -1,10 +1,12 @@
-"""Tail sampling across gateways (scaling/tail-sampling/): the configs for the official collector-contrib
-image, whose load_balancing exporter and tail_sampling processor the lab's local stand-in lacks.
+"""Tail sampling across gateways (scaling/tail-sampling/): the gateways run the lab collector's own
+tail_sampling processor (in the stand-in, tested in the single collector by test_metrics_from_traces),
+behind an agent whose load_balancing exporter the lab's local stand-in lacks.
 
-The validation tests are marked ``official_images("otel-collector-contrib")``: they run wherever the
-collector image present lists those components (`otelcol-contrib components`) and are deselected,
+The agent's validation is marked ``official_images("otel-collector-contrib")``: it runs wherever the
+collector image present lists that component (`otelcol-contrib components`) and is deselected,
 counted in the summary's NOT RUN line, where it does not (tests/integration/conftest.py,
-COMPONENT_SETS). What runs everywhere: the compose override resolves onto files that exist.
+COMPONENT_SETS). What runs everywhere: the gateway's config validates, and the compose override
+resolves onto files that exist.
 """
 
 import subprocess
@@ -31,6 +33,7 @@ def _validate(*configs: str, tmp_path=None, replace: tuple[str, str] | None = No
         args.append(f"--config=/c/{index}.yaml")
     env = env_example()
     return subprocess.run(["docker", "run", "--rm", *mounts, "-e", f"SAMPLING_PERCENTAGE={env['SAMPLING_PERCENTAGE']}",
+                           "-e", f"SLOW_TRACE_MS={env['SLOW_TRACE_MS']}", "-e", "HOSTNAME=gateway-1",
                            "-e", f"DEFAULT_ENVIRONMENT={env['DEFAULT_ENVIRONMENT']}", image("otel-collector"),
                            "validate", *args], capture_output=True, text=True, timeout=120)
 
@@ -41,17 +44,36 @@ def test_the_tail_sampling_agent_config_passes_otelcol_validate():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@OFFICIAL
 def test_the_tail_sampling_gateway_config_passes_otelcol_validate():
     result = _validate("otel-collector/config.yaml", "otel-collector/gateway.yaml", "scaling/tail-sampling/gateway.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@OFFICIAL
-def test_otelcol_validate_checks_the_tail_sampling_policies(tmp_path):
-    result = _validate("otel-collector/config.yaml", "otel-collector/gateway.yaml", "scaling/tail-sampling/gateway.yaml",
-                       tmp_path=tmp_path, replace=("type: status_code", "type: no_such_policy"))
-    assert result.returncode != 0 and "no_such_policy" in result.stdout + result.stderr
+def test_the_collector_refuses_to_start_with_an_unknown_tail_sampling_policy(tmp_path):
+    """`validate` passes an unknown policy type (the processor checks its policies when it starts):
+    the collector itself stops at start with the policy named, rather than running without it."""
+    broken = tmp_path / "config.yaml"
+    broken.write_text((REPO / "otel-collector/config.yaml").read_text().replace("type: status_code",
+                                                                                 "type: no_such_policy"))
+    result = subprocess.run(["docker", "run", "--rm", "--tmpfs", "/var/lib/otelcol:uid=10001,gid=10001",
+                             "-v", f"{broken}:/c.yaml:ro", "-e", "SAMPLING_PERCENTAGE=10", "-e", "SLOW_TRACE_MS=1000",
+                             "-e", "DEFAULT_ENVIRONMENT=dev", image("otel-collector"), "--config=/c.yaml"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "unknown sampling policy type no_such_policy" in result.stdout + result.stderr
+
+
+def test_the_tail_sampling_gateway_runs_the_single_collectors_tail_sampler():
+    """One definition of the policies: the gateway's pipeline names config.yaml's tail_sampling."""
+    printed = subprocess.run(["docker", "run", "--rm", *[a for i, c in enumerate(
+        ("otel-collector/config.yaml", "otel-collector/gateway.yaml", "scaling/tail-sampling/gateway.yaml"))
+        for a in ("-v", f"{REPO / c}:/c/{i}.yaml:ro")], "-e", "SAMPLING_PERCENTAGE=10", "-e", "SLOW_TRACE_MS=1000",
+        "-e", "DEFAULT_ENVIRONMENT=dev", "-e", "HOSTNAME=gateway-1", image("otel-collector"), "print-config",
+        "--config=/c/0.yaml", "--config=/c/1.yaml", "--config=/c/2.yaml"], capture_output=True, text=True, timeout=120)
+    assert printed.returncode == 0, printed.stderr
+    config = yaml.safe_load(printed.stdout)
+    assert config["service"]["pipelines"]["traces"]["processors"] == [
+        "memory_limiter", "resource", "resource/gateway", "tail_sampling"]
+    assert config["processors"]["tail_sampling"]["decision_wait"] == "10s"
 
 
 def test_the_tail_sampling_compose_override_mounts_its_configs(tmp_path):

@@ -22,6 +22,9 @@ def test_example_env_with_a_password_has_no_problem(good):
 
 @pytest.mark.parametrize("name, value, fragment", [
     ("SAMPLING_PERCENTAGE", "150", "SAMPLING_PERCENTAGE='150': must be a number between 0 and 100"),
+    ("SLOW_TRACE_MS", "1.5s", "SLOW_TRACE_MS='1.5s': must be a whole number of milliseconds"),
+    ("SLOW_TRACE_MS", "0", "SLOW_TRACE_MS='0': must be a whole number of milliseconds, 1 or more"),
+    ("SLOW_TRACE_MS", "-5", "SLOW_TRACE_MS='-5'"),
     ("GRAFANA_PORT", "http", "GRAFANA_PORT='http': must be a port number"),
     ("OTLP_GRPC_PORT", "70000", "OTLP_GRPC_PORT='70000'"),
     ("LOKI_PORT", "3000", "LOKI_PORT='3000': the same port is given to another service"),
@@ -136,3 +139,15 @@ def test_forwarding_settings_that_work(good):
     assert problems(good) == [] and warnings(good) == []
     good["OBSLAB_FORWARD_OTLP_ENDPOINT"] = "http://otlp.example.com:4318"
     assert any("plain http" in w and "c2VjcmV0" not in w for w in warnings(good))
+
+
+@pytest.mark.parametrize("value", ["", "1", "250", "1000", "60000"])
+def test_slow_trace_ms_takes_whole_milliseconds_or_the_default(good, value):
+    good["SLOW_TRACE_MS"] = value
+    assert problems(good) == []
+
+
+def test_an_env_file_without_slow_trace_ms_still_passes(good):
+    """.env files made before the setting existed: the compose file's default (1000) applies."""
+    del good["SLOW_TRACE_MS"]
+    assert problems(good) == []

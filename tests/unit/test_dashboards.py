@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import subprocess
 import sys
@@ -12,7 +13,8 @@ DATASOURCE_UIDS = {"prometheus", "loki", "tempo"}
 def test_checked_in_dashboards_match_their_generator(tmp_path):
     copy = tmp_path / "generate.py"
     copy.write_text((DASHBOARDS / "generate.py").read_text())
-    subprocess.run([sys.executable, str(copy)], check=True)
+    subprocess.run([sys.executable, str(copy)], check=True, env={
+        **os.environ, "OBSLAB_COLLECTOR_CONFIG": str(DASHBOARDS.parent.parent / "otel-collector/config.yaml")})
     for generated in tmp_path.glob("*.json"):
         assert generated.read_text() == (DASHBOARDS / generated.name).read_text(), generated.name
 
@@ -148,7 +150,8 @@ def test_every_panel_has_a_description_naming_its_metric():
 # The unit of an OpenTelemetry metric, from the suffix its Prometheus name carries, or known here.
 UNIT_SUFFIXES = {"_seconds": "s", "_milliseconds": "ms", "_bytes": "bytes", "_percent": "percent"}
 KNOWN_UNITS = {"agent_llm_estimated_cost": "USD", "obslab_gen_ai_client_cost": "USD",  # unit {USD}
-               "obslab_gen_ai_client_cache_savings": "USD"}
+               "obslab_gen_ai_client_cache_savings": "USD",
+               "otelcol_process_memory_rss": "bytes"}  # the collector's own: unit By, exported without a suffix
 # Which Grafana units may show a quantity. "count:<noun>" is Grafana's custom count unit.
 GRAFANA_UNITS = {
     "count": {"short", "none", "locale"}, "count/s": {"reqps", "ops", "cps", "rowsps", "recps", "eps", "mps"},

@@ -43,6 +43,10 @@ def problems(env: dict[str, str]) -> list[str]:
             raise ValueError
     except ValueError:
         found.append(f"SAMPLING_PERCENTAGE={pct!r}: must be a number between 0 and 100")
+    slow = env.get("SLOW_TRACE_MS") or ""  # empty or absent: the compose file's default, 1000
+    if slow and not (slow.isdigit() and int(slow) >= 1):
+        found.append(f"SLOW_TRACE_MS={slow!r}: must be a whole number of milliseconds, 1 or more "
+                     "(the collector's tail sampling keeps every trace slower than it)")
     bind = env.get("OBSLAB_BIND_ADDRESS", "")
     try:
         loopback = ipaddress.ip_address(bind).is_loopback
