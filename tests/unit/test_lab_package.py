@@ -115,3 +115,21 @@ def test_where_the_engine_cannot_be_asked_the_doctor_reads_what_the_lab_command_
                                              "COMPOSE_PROJECT_NAME": "obslabunit", "COLLECTOR_HEALTH_PORT": "1"})
     assert "not running here (what obslab lab up recorded): tempo, loki, grafana" in result.stdout
     assert f"{'tempo':18} not running here" in result.stdout and result.returncode == 1  # no collector answers
+
+
+def test_the_doctor_run_in_an_apps_directory_reads_the_ports_of_the_lab_the_lab_command_started(tmp_path):
+    """`obslab doctor --service` runs where the app runs, whose own .env names no lab port: the doctor
+    still asks the lab `obslab lab up` started (its env file), not the default ports."""
+    home, app = tmp_path / "home", tmp_path / "app"
+    home.mkdir(), app.mkdir()
+    (app / ".env").write_text("OTEL_SERVICE_NAME=shop\nOTLP_ENDPOINT=127.0.0.1:24104\n")
+    env_file = tmp_path / "lab.env"
+    env_file.write_text((REPO / ".env.example").read_text().replace("PROMETHEUS_PORT=9090", "PROMETHEUS_PORT=1")
+                        .replace("OTLP_GRPC_PORT=4317", "OTLP_GRPC_PORT=24104"))
+    (home / "lab.json").write_text(json.dumps({"project": "obslabunit", "env_file": str(env_file),
+                                               "not_running": ["tempo", "loki", "grafana"]}))
+    result = subprocess.run([*OBSLAB, "doctor", "--service", "shop"], cwd=app, capture_output=True, text=True,
+                            timeout=60, env={"PATH": "/nonexistent", "OBSLAB_HOME": str(home),
+                                             "COMPOSE_PROJECT_NAME": "obslabunit"})
+    assert "Prometheus http://127.0.0.1:1 does not answer" in result.stdout, result.stdout
+    assert "not the lab's collector" not in result.stdout, result.stdout
