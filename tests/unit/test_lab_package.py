@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import zipfile
 
 import pytest
@@ -133,3 +134,17 @@ def test_the_doctor_run_in_an_apps_directory_reads_the_ports_of_the_lab_the_lab_
                                              "COMPOSE_PROJECT_NAME": "obslabunit"})
     assert "Prometheus http://127.0.0.1:1 does not answer" in result.stdout, result.stdout
     assert "not the lab's collector" not in result.stdout, result.stdout
+
+
+def test_the_doctor_without_flags_says_within_seconds_that_no_lab_runs(tmp_path):
+    """No container of the lab's project and no collector answering: one line naming `obslab lab up`, not a
+    minute of probes through every hop."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])  # nothing listens there once closed
+    started = time.monotonic()
+    result = subprocess.run([*OBSLAB, "doctor"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "OBSLAB_HOME": str(tmp_path), "COLLECTOR_HEALTH_PORT": port,
+                                 "COMPOSE_PROJECT_NAME": f"obslabnone{os.getpid()}"})
+    assert result.returncode == 1 and time.monotonic() - started < 10, result.stdout
+    assert "no lab runs" in result.stdout and "obslab lab up" in result.stdout and "FAILED" not in result.stdout

@@ -151,8 +151,7 @@ def detect_not_running(env: dict[str, str]) -> tuple[tuple[str, ...] | None, str
     from obslab.lab.command import read_record
 
     record = read_record()
-    project = os.environ.get("COMPOSE_PROJECT_NAME") or env.get("COMPOSE_PROJECT_NAME") or record.get("project") \
-        or engine.DEFAULT_PROJECT
+    project = _project(env)
     running = engine.running_services(project)
     if running:
         return tuple(hop for service, hop in _LAB_SERVICES.items() if service not in running), \
@@ -160,6 +159,15 @@ def detect_not_running(env: dict[str, str]) -> tuple[tuple[str, ...] | None, str
     if running is None and record.get("project") == project and "not_running" in record:
         return tuple(_LAB_SERVICES.get(name, name) for name in record["not_running"]), "what obslab lab up recorded"
     return None, ""
+
+
+def _project(env: dict[str, str]) -> str:
+    """The lab's compose project: ``COMPOSE_PROJECT_NAME``, else the one ``obslab lab up`` recorded, else ``obslab``."""
+    from obslab.lab import engine
+    from obslab.lab.command import read_record
+
+    return (os.environ.get("COMPOSE_PROJECT_NAME") or env.get("COMPOSE_PROJECT_NAME") or read_record().get("project")
+            or engine.DEFAULT_PROJECT)
 
 
 def _urls(env: dict[str, str]) -> dict[str, str]:
@@ -175,8 +183,10 @@ def run_doctor(timeout: float = 60.0, not_running: tuple[str, ...] | None = None
     process exit code (0 when every hop that runs here sees the probe). ``not_running`` None: found
     out from the engine, or what ``obslab lab up`` recorded."""
     env = _lab_env()
+    no_lab_seen = False  # the engine was asked and runs no container of the lab's project
     if not_running is None:
         found, source = detect_not_running(env)
+        no_lab_seen = found is None
         if found is not None and "collector" in found:
             print(f"obslab doctor: the lab's collector is not running ({source}): obslab lab up")
             return 1
@@ -184,6 +194,11 @@ def run_doctor(timeout: float = 60.0, not_running: tuple[str, ...] | None = None
         if found:
             print(f"not running here ({source}): {', '.join(found)}")
     url = _urls(env)
+    if no_lab_seen and service is None and _get_json(url["collector"]) is None:
+        # No container of the lab's project, and no collector answers: no lab runs (60 s of probes would say no more).
+        print(f"obslab doctor: no lab runs: no container of compose project {_project(env)} is seen and the "
+              f"collector's health check {url['collector']} does not answer: obslab lab up")
+        return 1
     if service is not None:
         from obslab.doctor_service import app_environment, diagnose_service
 
