@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 
 import pytest
@@ -197,3 +198,26 @@ def test_the_documented_example_test_passes_in_memory():
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "4 passed" in result.stdout
+
+
+def test_the_deterministic_mode_fixes_the_times_an_instrumentation_stamps_itself():
+    """Flask's instrumentation passes its server span's start time from its own clock: whole spans of a
+    request still compare equal from one run to the next."""
+    from flask import Flask
+
+    from obslab import init_telemetry
+
+    def run() -> list[dict]:
+        capture = TelemetryCapture().configure(deterministic=True)
+        try:
+            app = init_telemetry().instrument_app(Flask("shop"))
+            app.add_url_rule("/buy/<item>", "buy", lambda item: {"ok": item})
+            app.test_client().get("/buy/pen")
+            time.sleep(0.01)
+            return capture.as_dicts()
+        finally:
+            capture.close()
+
+    first, second = run(), run()
+    assert first == second and first
+    assert {d["start_time"] for d in first} == {d["end_time"] for d in first} == {FIXED_TIME_NS}
