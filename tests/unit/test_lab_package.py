@@ -148,3 +148,26 @@ def test_the_doctor_without_flags_says_within_seconds_that_no_lab_runs(tmp_path)
                                  "COMPOSE_PROJECT_NAME": f"obslabnone{os.getpid()}"})
     assert result.returncode == 1 and time.monotonic() - started < 10, result.stdout
     assert "no lab runs" in result.stdout and "obslab lab up" in result.stdout and "FAILED" not in result.stdout
+
+
+def test_up_with_another_env_file_refuses_to_recreate_the_running_lab_and_names_its_env_file(tmp_path):
+    """A lab started by tools/lab.sh (the clone's .env) runs; `obslab lab up` (the per-user .env) would
+    recreate it under other ports and passwords without a word: it names the running lab's env file instead."""
+    project = f"obslabunit{os.getpid()}"
+    clone_env = tmp_path / "clone.env"
+    clone_env.write_text("GRAFANA_PORT=3000\n")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "lab.json").write_text(json.dumps({"project": project, "env_file": str(clone_env)}))
+    prometheus = engine.compose_images(REPO / "docker-compose.observability.yml")["prometheus"]
+    container = subprocess.run(["docker", "run", "-d", "--rm", "--network", "none", "--label",
+                                f"com.docker.compose.project={project}", "--label",
+                                "com.docker.compose.service=otel-collector", "--entrypoint", "/bin/sleep", prometheus,
+                                "60"], capture_output=True, text=True, timeout=60).stdout.strip()
+    try:
+        # (a bad value too: where the running lab went unnoticed, `up` stops at the .env check, never starting one)
+        result = lab(tmp_path, "up", COMPOSE_PROJECT_NAME=project, SAMPLING_PERCENTAGE="bad")
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"runs with {clone_env}" in result.stderr and f"obslab lab up --env-file {clone_env}" in result.stderr
+    assert not (tmp_path / "home" / ".env").exists()  # nothing made, nothing started

@@ -111,8 +111,24 @@ def _print_urls(values: dict[str, str], services: list[str], variables: dict[str
             print(f"  {_URLS[variable][0]:17} {scheme}{_host(values)}:{values[variable]}{login}")
 
 
+def _running_with_another_env_file(env_file: Path) -> str | None:
+    """The env file of this project's running lab, where ``obslab lab up`` recorded another one than ``env_file``
+    (``tools/lab.sh`` passes a clone's ``.env``); None otherwise."""
+    record = read_record()
+    recorded = record.get("env_file")
+    if record.get("project") != engine.project_name() or not recorded or Path(recorded) == env_file.resolve():
+        return None
+    return recorded if engine.running_services(engine.project_name()) else None
+
+
 def up(env_file: Path) -> int:
     """Check the env file and the ports, start what this machine has, wait until it is ready."""
+    other = _running_with_another_env_file(env_file)
+    if other:
+        print(f"[lab] the lab of compose project {engine.project_name()} runs with {other}: `up` with {env_file} "
+              f"would recreate it with other settings. Use it (obslab lab up --env-file {other}), or stop it first "
+              "(obslab lab down)", file=sys.stderr)
+        return 1
     lab_env.ensure_env_file(env_file, lab_dir() / ENV_EXAMPLE)
     values = lab_values(env_file)
     for warning in lab_env.warnings(values):
