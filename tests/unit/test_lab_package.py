@@ -171,3 +171,22 @@ def test_up_with_another_env_file_refuses_to_recreate_the_running_lab_and_names_
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"runs with {clone_env}" in result.stderr and f"obslab lab up --env-file {clone_env}" in result.stderr
     assert not (tmp_path / "home" / ".env").exists()  # nothing made, nothing started
+
+
+def test_up_refuses_a_network_another_labs_project_made_and_names_obslab_network(tmp_path):
+    """Two labs (two compose projects) on one network name would both answer to otel-collector and prometheus
+    there, each collector sending to either Prometheus: the second `up` names the owner and OBSLAB_NETWORK."""
+    network, owner = f"obslabunitnet{os.getpid()}", f"obslabunitother{os.getpid()}"
+    subprocess.run(["docker", "network", "create", "--label", f"com.docker.compose.project={owner}", network],
+                   capture_output=True, check=True, timeout=60)
+    try:
+        with socket.socket() as busy:  # where the network went unnoticed, `up` stops at this port, never starting
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            result = lab(tmp_path, "up", OBSLAB_NETWORK=network, OTLP_GRPC_PORT=str(busy.getsockname()[1]),
+                         COMPOSE_PROJECT_NAME=f"obslabunit{os.getpid()}")
+    finally:
+        subprocess.run(["docker", "network", "rm", network], capture_output=True, timeout=60)
+    assert result.returncode == 1
+    assert f"the Docker network {network} is the lab network of compose project {owner}" in result.stderr, result.stderr
+    assert "Set OBSLAB_NETWORK to another name" in result.stderr

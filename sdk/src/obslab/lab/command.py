@@ -150,6 +150,13 @@ def up(env_file: Path) -> int:
         print(f"[lab] the collector's image {missing['otel-collector']} is absent: docker pull it, or build it "
               "with tools/images/build_images.py in a clone of the repository", file=sys.stderr)
         return 1
+    network = os.environ.get("OBSLAB_NETWORK") or values.get("OBSLAB_NETWORK") or "obslab"
+    owner = engine.network_project(network)
+    if owner and owner != compose.project:
+        print(f"[lab] the Docker network {network} is the lab network of compose project {owner}: a second lab on "
+              f"it would answer to the same names (otel-collector, prometheus...) as that one. Set OBSLAB_NETWORK to "
+              f"another name in {env_file}, or use that lab (COMPOSE_PROJECT_NAME={owner})", file=sys.stderr)
+        return 1
     variables = engine.port_variables(compose.compose_file)
     running = engine.running_services(compose.project) or set()
     to_check = [name for name, service in variables.items() if service in services and service not in running]

@@ -89,6 +89,18 @@ def running_services(project: str) -> set[str] | None:
     return set(result.stdout.split()) if result.returncode == 0 else None
 
 
+def network_project(network: str) -> str | None:
+    """The compose project that made Docker network ``network`` (its label); None where there is no such
+    network, it was made outside compose, or the engine cannot be asked."""
+    try:
+        result = subprocess.run(["docker", "network", "inspect", network, "--format",
+                                 '{{index .Labels "com.docker.compose.project"}}'], capture_output=True, text=True,
+                                timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (result.stdout.strip() or None) if result.returncode == 0 else None
+
+
 def busy_ports(env: dict[str, str], variables: list[str]) -> list[tuple[str, str]]:
     """Of the port ``variables``, the ones whose port something listens on already, at the lab's bind
     address: (variable, port)."""
