@@ -178,6 +178,12 @@ def up(env_file: Path) -> int:
     if result.returncode != 0:
         print(f"[lab] docker compose up failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}", file=sys.stderr)
         return 1
+    # The one-shot alerting-config renders the alert rules and Alertmanager's config again at every `up` (.env's
+    # objectives, budget, webhook), but compose leaves running Prometheus and Alertmanager as they are: both
+    # reload their files on SIGHUP.
+    reload = [name for name in ("prometheus", "alertmanager") if name in services]
+    if reload:
+        compose.run("kill", "-s", "SIGHUP", *reload)
     late = _wait_ready(values, services, variables)
     if late:
         print(f"[lab] {late}", file=sys.stderr)
