@@ -136,3 +136,12 @@ def test_forwarding_settings_that_work(good):
     assert problems(good) == [] and warnings(good) == []
     good["OBSLAB_FORWARD_OTLP_ENDPOINT"] = "http://otlp.example.com:4318"
     assert any("plain http" in w and "c2VjcmV0" not in w for w in warnings(good))
+
+
+@pytest.mark.parametrize("name", ["GRAFANA_ADMIN_PASSWORD", "GRAFANA_SECRET_KEY", "OBSLAB_ALERT_WEBHOOK_URL"])
+def test_a_secret_with_a_dollar_is_refused_because_compose_would_expand_it(good, name):
+    """docker compose expands $NAME in an env file's values (`ab$cd#x` reaches Grafana as `ab#x`) where the
+    checks, the doctor's login and the user read the text as written: a $ is refused, its value not shown."""
+    value = "https://hooks.example.com/a$cd-T0KEN" if name.endswith("URL") else "pa$sw0rd-long-enough-for-any-check-x"
+    found = [p for p in problems({**good, name: value}) if p.startswith(name)]
+    assert found and "$" in found[0] and "docker compose" in found[0] and value not in found[0]

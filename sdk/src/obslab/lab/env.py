@@ -62,6 +62,10 @@ def problems(env: dict[str, str]) -> list[str]:
     if not env.get("GRAFANA_ADMIN_PASSWORD"):
         found.append("GRAFANA_ADMIN_PASSWORD is empty: set a password")
     found += _secret_key_problems(env.get("GRAFANA_SECRET_KEY", ""))
+    for name in ("GRAFANA_ADMIN_PASSWORD", "GRAFANA_SECRET_KEY", "OBSLAB_ALERT_WEBHOOK_URL"):
+        if "$" in env.get(name, ""):  # compose reads `ab$cd` as `ab` + the value of $cd: not what is checked here
+            found.append(f"{name} (value not shown) contains $, which docker compose expands as a variable in an "
+                         "env file (Grafana or Alertmanager would get other text): choose one without $")
     return found + forwarding_problems(env)
 
 
