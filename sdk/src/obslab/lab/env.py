@@ -160,6 +160,7 @@ def ensure_env_file(path: Path, example: Path) -> bool:
     if path.exists():
         if not dotenv_values(path).get("GRAFANA_SECRET_KEY"):
             path.write_text(_with_secret_key(path.read_text()))
+            path.chmod(0o600)  # now holds a secret, however it was made (cp .env.example .env: 0644)
             print(f"{path}: GRAFANA_SECRET_KEY generated (Grafana encrypts datasource secrets with it)")
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
