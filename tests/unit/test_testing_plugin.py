@@ -33,10 +33,13 @@ def test_the_plugin_is_registered_and_inert_unless_a_fixture_is_used(tmp_path):
     result = run_pytest(tmp_path, """
         import logging
         import sys
-        from opentelemetry import trace
 
         def test_plain():
+            from opentelemetry import trace
+
             assert "obslab.testing.capture" not in sys.modules and "obslab.testing.lab" not in sys.modules
+            # nor the SDK, nor OpenTelemetry's: a session using no fixture pays nothing for the plugin
+            assert "obslab.telemetry" not in sys.modules and "opentelemetry.sdk" not in sys.modules
             assert type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider"
             assert not [h for h in logging.getLogger().handlers if "obslab" in type(h).__module__]
     """)
