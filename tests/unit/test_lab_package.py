@@ -70,8 +70,9 @@ def test_the_first_run_makes_the_env_file_with_a_password_and_names_a_busy_port(
     assert result.returncode == 1
     env_file = tmp_path / "home" / ".env"
     assert f"created {env_file} from .env.example" in result.stdout
+    # the port came from the environment, which wins over the file: editing the file would change nothing
     assert f"[lab] port {port} (OTLP_GRPC_PORT) is already in use on 127.0.0.1: stop what listens there, " \
-           f"or set OTLP_GRPC_PORT to a free port in {env_file}" in result.stderr
+           f"or set OTLP_GRPC_PORT to a free port in the environment (it wins over {env_file})" in result.stderr
     values = read_env(env_file)
     assert len(values["GRAFANA_ADMIN_PASSWORD"]) >= 20 and oct(env_file.stat().st_mode & 0o777) == "0o600"
     assert engine.running_services("obslabunit") == set()  # nothing started

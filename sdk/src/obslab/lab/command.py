@@ -162,8 +162,9 @@ def up(env_file: Path) -> int:
     to_check = [name for name, service in variables.items() if service in services and service not in running]
     busy = engine.busy_ports(values, to_check)
     for name, port in busy:
+        where = (f"in the environment (it wins over {env_file})" if os.environ.get(name) == port else f"in {env_file}")
         print(f"[lab] port {port} ({name}) is already in use on {values.get('OBSLAB_BIND_ADDRESS') or '127.0.0.1'}: "
-              f"stop what listens there, or set {name} to a free port in {env_file}", file=sys.stderr)
+              f"stop what listens there, or set {name} to a free port {where}", file=sys.stderr)
     if busy:
         return 1
     shown = {name: image for name, image in missing.items() if name not in once}
