@@ -58,7 +58,7 @@ def lab(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.endswith("_PORT")}
     return subprocess.run([*OBSLAB, "lab", *args], cwd=work, capture_output=True, text=True, timeout=120,
                           env={**clean, "OBSLAB_HOME": str(tmp_path / "home"), "COMPOSE_PROJECT_NAME": "obslabunit",
-                               **env})
+                               "OBSLAB_NETWORK": "obslabunit-net", **env})  # not a lab's running on this machine
 
 
 def test_the_first_run_makes_the_env_file_with_a_password_and_names_a_busy_port(tmp_path):
@@ -191,3 +191,23 @@ def test_up_refuses_a_network_another_labs_project_made_and_names_obslab_network
     assert result.returncode == 1
     assert f"the Docker network {network} is the lab network of compose project {owner}" in result.stderr, result.stderr
     assert "Set OBSLAB_NETWORK to another name" in result.stderr
+
+
+def test_a_lab_bound_to_ipv6_loopback_is_reached_at_bracketed_urls_and_the_doctor_does_not_crash(tmp_path):
+    """OBSLAB_BIND_ADDRESS=::1 passes the checks (loopback): the URLs printed and asked are http://[::1]:port,
+    and the doctor's probe endpoint is one the SDK accepts (it raised a ValueError traceback)."""
+    from obslab.doctor import _urls
+    from obslab.testing.lab import ObslabLab, isolated_values
+
+    values = isolated_values(OBSLAB_BIND_ADDRESS="::1")
+    assert _urls(values)["prometheus"] == f"http://[::1]:{values['PROMETHEUS_PORT']}"
+    lab = ObslabLab(tmp_path / ".env", values, "obslabunit")
+    assert lab.otlp == f"[::1]:{values['OTLP_GRPC_PORT']}" and lab.loki == f"http://[::1]:{values['LOKI_PORT']}"
+    env_file = tmp_path / "lab.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    (tmp_path / "lab.json").write_text(json.dumps({"project": "obslabunit", "env_file": str(env_file)}))
+    result = subprocess.run([*OBSLAB, "doctor", "--not-running", "tempo,loki,grafana", "--timeout", "1"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60,
+                            env={"PATH": os.environ["PATH"], "OBSLAB_HOME": str(tmp_path)})
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert f"collector health check http://[::1]:{values['COLLECTOR_HEALTH_PORT']} does not answer" in result.stdout

@@ -171,8 +171,9 @@ def _project(env: dict[str, str]) -> str:
 
 
 def _urls(env: dict[str, str]) -> dict[str, str]:
-    host = env.get("OBSLAB_BIND_ADDRESS", "127.0.0.1")
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    from obslab.lab.engine import url_host
+
+    host = url_host(env.get("OBSLAB_BIND_ADDRESS"))
     return {name: f"http://{host}:{env[port]}" for name, port in (
         ("collector", "COLLECTOR_HEALTH_PORT"), ("tempo", "TEMPO_PORT"), ("loki", "LOKI_PORT"),
         ("prometheus", "PROMETHEUS_PORT"), ("grafana", "GRAFANA_PORT"), ("alertmanager", "ALERTMANAGER_PORT"))}

@@ -74,8 +74,7 @@ def not_running_line(missing: dict[str, str]) -> str:
 
 
 def _host(values: dict[str, str]) -> str:
-    address = values.get("OBSLAB_BIND_ADDRESS") or "127.0.0.1"
-    return "127.0.0.1" if address in ("0.0.0.0", "::") else address
+    return engine.url_host(values.get("OBSLAB_BIND_ADDRESS"))
 
 
 def _answers(url: str) -> bool:

@@ -19,6 +19,14 @@ DEFAULT_PROJECT = "obslab"
 _PORT_VARIABLE = re.compile(r"\$\{(\w+_PORT)\b")
 
 
+def url_host(address: str | None) -> str:
+    """The host to reach the lab bound to ``address`` (OBSLAB_BIND_ADDRESS) at, as a URL or ``host:port``
+    writes it: loopback for every interface (0.0.0.0, ::, unset), an IPv6 address in brackets."""
+    if not address or address in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{address}]" if ":" in address else address
+
+
 def project_name() -> str:
     """The lab's compose project: ``COMPOSE_PROJECT_NAME`` (compose's own variable), else ``obslab``."""
     return os.environ.get("COMPOSE_PROJECT_NAME") or DEFAULT_PROJECT

@@ -120,8 +120,7 @@ class ObslabLab:
         self.env_file, self.env, self.project = env_file, env, project
         self.not_running = set(not_running)  # backends this lab lacks, with no witness in their place
         self.compose_files = compose_files or [lab_dir() / COMPOSE_FILE, *engine.engine_files(lab_dir())]
-        host = env.get("OBSLAB_BIND_ADDRESS") or "127.0.0.1"
-        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        host = engine.url_host(env.get("OBSLAB_BIND_ADDRESS"))
         self.tempo = f"http://{host}:{env['TEMPO_PORT']}"
         self.loki = f"http://{host}:{env['LOKI_PORT']}"
         self.prometheus = f"http://{host}:{env['PROMETHEUS_PORT']}"
