@@ -135,6 +135,11 @@ def test_the_doctor_run_in_an_apps_directory_reads_the_ports_of_the_lab_the_lab_
                                              "COMPOSE_PROJECT_NAME": "obslabunit"})
     assert "Prometheus http://127.0.0.1:1 does not answer" in result.stdout, result.stdout
     assert "not the lab's collector" not in result.stdout, result.stdout
+    (app / ".env").write_text("PROMETHEUS_PORT=2\n")  # a .env naming the lab's ports (a clone's) is the lab's
+    result = subprocess.run([*OBSLAB, "doctor", "--service", "shop"], cwd=app, capture_output=True, text=True,
+                            timeout=60, env={"PATH": "/nonexistent", "OBSLAB_HOME": str(home),
+                                             "COMPOSE_PROJECT_NAME": "obslabunit"})
+    assert "Prometheus http://127.0.0.1:2 does not answer" in result.stdout, result.stdout
 
 
 def test_the_doctor_without_flags_says_within_seconds_that_no_lab_runs(tmp_path):

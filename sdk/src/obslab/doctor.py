@@ -110,13 +110,17 @@ def firing_alerts(alertmanager: str, not_running: tuple[str, ...] = ()) -> list[
 
 
 def _lab_env() -> dict[str, str]:
-    """The lab's ports and login: the env file ``obslab lab up`` used, else the ``.env`` of this directory
-    (or above); the environment wins. (An app's own ``.env``, where ``--service`` runs, names no lab port:
-    it must not hide the lab's.)"""
+    """The lab's ports and login: the ``.env`` of this directory (or above) where it names the lab's ports (a
+    clone's), else the env file ``obslab lab up`` used; the environment wins. (An app's own ``.env``, where
+    ``--service`` runs, names no lab port: it must not hide the lab's.)"""
     from obslab.lab.command import read_record
 
+    here = find_dotenv(usecwd=True)
     recorded = read_record().get("env_file", "")
-    path = recorded if recorded and os.path.isfile(recorded) else find_dotenv(usecwd=True)
+    if here and _DEFAULT_PORTS.keys() & dotenv_values(here).keys() or not (recorded and os.path.isfile(recorded)):
+        path = here
+    else:
+        path = recorded
     values = {**_DEFAULT_PORTS, **{k: v for k, v in (dotenv_values(path) if path else {}).items() if v}}
     names = [*values, "OBSLAB_BIND_ADDRESS", "GRAFANA_ADMIN_USER", "GRAFANA_ADMIN_PASSWORD"]
     values.update({k: os.environ[k] for k in names if os.environ.get(k)})
