@@ -7,9 +7,13 @@ image's /run.sh that reports what it was given)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import subprocess
+import sys
+import time
+import urllib.request
 import uuid
 
 import pytest
@@ -252,3 +256,36 @@ def test_grafana_refuses_to_start_with_an_empty_password_or_key(grafana_on_a_pre
     assert inspected["State"]["ExitCode"] == 1
     assert any(f"obslab: {empty} is empty in .env" in line for line in lines), "\n".join(lines)
     assert not [line for line in lines if line.startswith('{"uid"')]  # /run.sh never ran
+
+
+def test_a_webhook_set_at_the_next_obslab_lab_up_reaches_the_running_alertmanagers_route(tmp_path):
+    """The one-shot renders Alertmanager's config again at each `up`, and the running Alertmanager (and
+    Prometheus, for the rules) take it: a webhook set in .env then routes the alerts to it."""
+    project = f"obslabreload{uuid.uuid4().hex[:8]}"
+    env_file = tmp_path / ".env"
+    values = isolated_env(env_file)
+    env = {**{k: v for k, v in os.environ.items() if not k.endswith("_PORT")}, "OBSLAB_HOME": str(tmp_path),
+           "COMPOSE_PROJECT_NAME": project}
+
+    def up() -> None:
+        result = subprocess.run([sys.executable, "-m", "obslab.cli", "lab", "up", "--env-file", str(env_file)],
+                                capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    def route() -> str:
+        url = f"http://127.0.0.1:{values['ALERTMANAGER_PORT']}/api/v2/status"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return yaml.safe_load(json.loads(response.read())["config"]["original"])["route"]["receiver"]
+
+    try:
+        up()
+        assert route() == "lab"  # no webhook: alerts shown, sent nowhere
+        isolated_env(env_file, **{**values, "OBSLAB_ALERT_WEBHOOK_URL": "https://hooks.example.com/T0KEN"})
+        up()
+        deadline = time.monotonic() + 10
+        while route() != "webhook" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert route() == "webhook"
+    finally:
+        subprocess.run([sys.executable, "-m", "obslab.cli", "lab", "down", "--volumes", "--env-file", str(env_file)],
+                       capture_output=True, env=env, timeout=300)

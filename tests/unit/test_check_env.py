@@ -151,3 +151,22 @@ def test_an_env_file_without_slow_trace_ms_still_passes(good):
     """.env files made before the setting existed: the compose file's default (1000) applies."""
     del good["SLOW_TRACE_MS"]
     assert problems(good) == []
+
+
+@pytest.mark.parametrize("name", ["GRAFANA_ADMIN_PASSWORD", "GRAFANA_SECRET_KEY", "OBSLAB_ALERT_WEBHOOK_URL"])
+def test_a_secret_with_a_dollar_is_refused_because_compose_would_expand_it(good, name):
+    """docker compose expands $NAME in an env file's values (`ab$cd#x` reaches Grafana as `ab#x`) where the
+    checks, the doctor's login and the user read the text as written: a $ is refused, its value not shown."""
+    value = "https://hooks.example.com/a$cd-T0KEN" if name.endswith("URL") else "pa$sw0rd-long-enough-for-any-check-x"
+    found = [p for p in problems({**good, name: value}) if p.startswith(name)]
+    assert found and "$" in found[0] and "docker compose" in found[0] and value not in found[0]
+
+
+def test_a_secret_key_written_into_a_copied_env_leaves_it_readable_by_its_owner_alone(tmp_path, good):
+    """`cp .env.example .env` makes a 0644 file; the key generated into it (beside the password) must not be
+    readable by every user of the machine."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in good.items() if k != "GRAFANA_SECRET_KEY"))
+    env_file.chmod(0o644)
+    assert _check(env_file).returncode == 0
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"

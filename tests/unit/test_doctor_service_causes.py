@@ -90,3 +90,34 @@ def test_the_apps_dotenv_is_read_under_the_process_environment(tmp_path, monkeyp
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
     env = app_environment(str(tmp_path))
     assert env["OTEL_LOGS_EXPORTER"] == "none" and env["OTEL_TRACES_EXPORTER"] == "otlp"
+
+
+def test_a_service_whose_span_metrics_series_reads_zero_yet_is_reported_as_accepted():
+    """Prometheus' first sample of a new span-metrics series can read 0 (its start): the series exists only
+    because the collector counted a span of the service, so the doctor says it was accepted."""
+    import http.server
+    import json
+    import threading
+
+    from obslab.doctor_service import diagnose_service
+
+    class Prometheus(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            spans = "traces_spanmetrics_calls_total" in self.path
+            result = [{"metric": {"service": "MyApp"}, "value": [0, "0"]}] if spans else []
+            body = json.dumps({"status": "success", "data": {"result": result}}).encode()
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Prometheus)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        urls = {"prometheus": f"http://127.0.0.1:{server.server_port}"}
+        lines = diagnose_service("MyApp", urls, ("tempo", "loki"), {}, LAB)
+    finally:
+        server.shutdown()
+    assert lines[0].startswith("spans:   ok, the collector accepted spans of MyApp"), lines

@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 
 import pytest
@@ -32,10 +33,13 @@ def test_the_plugin_is_registered_and_inert_unless_a_fixture_is_used(tmp_path):
     result = run_pytest(tmp_path, """
         import logging
         import sys
-        from opentelemetry import trace
 
         def test_plain():
+            from opentelemetry import trace
+
             assert "obslab.testing.capture" not in sys.modules and "obslab.testing.lab" not in sys.modules
+            # nor the SDK, nor OpenTelemetry's: a session using no fixture pays nothing for the plugin
+            assert "obslab.telemetry" not in sys.modules and "opentelemetry.sdk" not in sys.modules
             assert type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider"
             assert not [h for h in logging.getLogger().handlers if "obslab" in type(h).__module__]
     """)
@@ -197,3 +201,59 @@ def test_the_documented_example_test_passes_in_memory():
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "4 passed" in result.stdout
+
+
+def test_the_deterministic_mode_fixes_the_times_an_instrumentation_stamps_itself():
+    """Flask's instrumentation passes its server span's start time from its own clock: whole spans of a
+    request still compare equal from one run to the next."""
+    from flask import Flask
+
+    from obslab import init_telemetry
+
+    def run() -> list[dict]:
+        capture = TelemetryCapture().configure(deterministic=True)
+        try:
+            app = init_telemetry().instrument_app(Flask("shop"))
+            app.add_url_rule("/buy/<item>", "buy", lambda item: {"ok": item})
+            app.test_client().get("/buy/pen")
+            time.sleep(0.01)
+            return capture.as_dicts()
+        finally:
+            capture.close()
+
+    first, second = run(), run()
+    assert first == second and first
+    assert {d["start_time"] for d in first} == {d["end_time"] for d in first} == {FIXED_TIME_NS}
+
+
+def test_obslab_lab_on_a_running_lab_without_tempo_or_loki_says_so_at_once(tmp_path, monkeypatch):
+    """A lab `obslab lab up` started where Tempo's and Loki's images are absent has no witness: its spans
+    and logs cannot be read, which the helpers say at once instead of polling a closed port for a minute."""
+    import json
+    import os
+
+    from obslab.lab import engine
+    from obslab.testing.lab import ObslabLab, isolated_values, running_config, running_lab
+
+    project = f"obslabunitrun{os.getpid()}"
+    env_file = tmp_path / "lab.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in isolated_values().items()))
+    (tmp_path / "lab.json").write_text(json.dumps({"project": project, "env_file": str(env_file)}))
+    monkeypatch.setenv("OBSLAB_HOME", str(tmp_path))
+    prometheus = engine.compose_images(REPO / "docker-compose.observability.yml")["prometheus"]
+    container = subprocess.run(["docker", "run", "-d", "--rm", "--network", "none", "--label",
+                                f"com.docker.compose.project={project}", "--label",
+                                "com.docker.compose.service=otel-collector", "--entrypoint", "/bin/sleep", prometheus,
+                                "60"], capture_output=True, text=True, timeout=60).stdout.strip()
+    try:
+        config = running_config()
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True, timeout=60)
+    assert config is not None and config.project == project and not config.start
+    with running_lab(config) as lab:
+        assert isinstance(lab, ObslabLab)
+        for read in (lambda: lab.spans("shop", timeout=20), lambda: lab.logs("shop", timeout=20)):
+            started = time.monotonic()
+            with pytest.raises(RuntimeError, match="does not run in the lab of compose project .* no ingest witness"):
+                read()
+            assert time.monotonic() - started < 2

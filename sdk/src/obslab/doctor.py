@@ -110,11 +110,17 @@ def firing_alerts(alertmanager: str, not_running: tuple[str, ...] = ()) -> list[
 
 
 def _lab_env() -> dict[str, str]:
-    """The lab's ports and login: the ``.env`` of this directory (or above), else the one ``obslab lab
-    up`` used; the environment wins."""
+    """The lab's ports and login: the ``.env`` of this directory (or above) where it names the lab's ports (a
+    clone's), else the env file ``obslab lab up`` used; the environment wins. (An app's own ``.env``, where
+    ``--service`` runs, names no lab port: it must not hide the lab's.)"""
     from obslab.lab.command import read_record
 
-    path = find_dotenv(usecwd=True) or read_record().get("env_file", "")
+    here = find_dotenv(usecwd=True)
+    recorded = read_record().get("env_file", "")
+    if here and _DEFAULT_PORTS.keys() & dotenv_values(here).keys() or not (recorded and os.path.isfile(recorded)):
+        path = here
+    else:
+        path = recorded
     values = {**_DEFAULT_PORTS, **{k: v for k, v in (dotenv_values(path) if path else {}).items() if v}}
     names = [*values, "OBSLAB_BIND_ADDRESS", "GRAFANA_ADMIN_USER", "GRAFANA_ADMIN_PASSWORD"]
     values.update({k: os.environ[k] for k in names if os.environ.get(k)})
@@ -149,8 +155,7 @@ def detect_not_running(env: dict[str, str]) -> tuple[tuple[str, ...] | None, str
     from obslab.lab.command import read_record
 
     record = read_record()
-    project = os.environ.get("COMPOSE_PROJECT_NAME") or env.get("COMPOSE_PROJECT_NAME") or record.get("project") \
-        or engine.DEFAULT_PROJECT
+    project = _project(env)
     running = engine.running_services(project)
     if running:
         return tuple(hop for service, hop in _LAB_SERVICES.items() if service not in running), \
@@ -160,9 +165,19 @@ def detect_not_running(env: dict[str, str]) -> tuple[tuple[str, ...] | None, str
     return None, ""
 
 
+def _project(env: dict[str, str]) -> str:
+    """The lab's compose project: ``COMPOSE_PROJECT_NAME``, else the one ``obslab lab up`` recorded, else ``obslab``."""
+    from obslab.lab import engine
+    from obslab.lab.command import read_record
+
+    return (os.environ.get("COMPOSE_PROJECT_NAME") or env.get("COMPOSE_PROJECT_NAME") or read_record().get("project")
+            or engine.DEFAULT_PROJECT)
+
+
 def _urls(env: dict[str, str]) -> dict[str, str]:
-    host = env.get("OBSLAB_BIND_ADDRESS", "127.0.0.1")
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    from obslab.lab.engine import url_host
+
+    host = url_host(env.get("OBSLAB_BIND_ADDRESS"))
     return {name: f"http://{host}:{env[port]}" for name, port in (
         ("collector", "COLLECTOR_HEALTH_PORT"), ("tempo", "TEMPO_PORT"), ("loki", "LOKI_PORT"),
         ("prometheus", "PROMETHEUS_PORT"), ("grafana", "GRAFANA_PORT"), ("alertmanager", "ALERTMANAGER_PORT"))}
@@ -173,8 +188,10 @@ def run_doctor(timeout: float = 60.0, not_running: tuple[str, ...] | None = None
     process exit code (0 when every hop that runs here sees the probe). ``not_running`` None: found
     out from the engine, or what ``obslab lab up`` recorded."""
     env = _lab_env()
+    no_lab_seen = False  # the engine was asked and runs no container of the lab's project
     if not_running is None:
         found, source = detect_not_running(env)
+        no_lab_seen = found is None
         if found is not None and "collector" in found:
             print(f"obslab doctor: the lab's collector is not running ({source}): obslab lab up")
             return 1
@@ -182,6 +199,11 @@ def run_doctor(timeout: float = 60.0, not_running: tuple[str, ...] | None = None
         if found:
             print(f"not running here ({source}): {', '.join(found)}")
     url = _urls(env)
+    if no_lab_seen and service is None and _get_json(url["collector"]) is None:
+        # No container of the lab's project, and no collector answers: no lab runs (60 s of probes would say no more).
+        print(f"obslab doctor: no lab runs: no container of compose project {_project(env)} is seen and the "
+              f"collector's health check {url['collector']} does not answer: obslab lab up")
+        return 1
     if service is not None:
         from obslab.doctor_service import app_environment, diagnose_service
 

@@ -172,11 +172,10 @@ def diagnose_service(service: str, urls: Mapping[str, str], not_running: tuple[s
         lines.append(f"spans:   Prometheus {urls['prometheus']} does not answer: is the lab up? (obslab lab status)")
     else:
         counts, others = seen
-        exact = counts.get(service)
         other_case = sorted(name for name in counts if name != service)
-        if exact:
-            lines.append(f"spans:   ok, the collector accepted spans of {service} ({exact:.0f} in the span metrics, "
-                         f"service label)")
+        if service in counts:  # a series exists once a span was counted (its first sample may still read 0)
+            lines.append(f"spans:   ok, the collector accepted spans of {service} ({counts[service]:.0f} in the span "
+                         f"metrics, service label)")
         elif other_case:
             lines.append(f"spans:   none from {service}, but from {', '.join(other_case)}: the service name differs "
                          f"by case; use the same spelling everywhere (OTEL_SERVICE_NAME)")

@@ -74,8 +74,7 @@ def not_running_line(missing: dict[str, str]) -> str:
 
 
 def _host(values: dict[str, str]) -> str:
-    address = values.get("OBSLAB_BIND_ADDRESS") or "127.0.0.1"
-    return "127.0.0.1" if address in ("0.0.0.0", "::") else address
+    return engine.url_host(values.get("OBSLAB_BIND_ADDRESS"))
 
 
 def _answers(url: str) -> bool:
@@ -111,8 +110,24 @@ def _print_urls(values: dict[str, str], services: list[str], variables: dict[str
             print(f"  {_URLS[variable][0]:17} {scheme}{_host(values)}:{values[variable]}{login}")
 
 
+def _running_with_another_env_file(env_file: Path) -> str | None:
+    """The env file of this project's running lab, where ``obslab lab up`` recorded another one than ``env_file``
+    (``tools/lab.sh`` passes a clone's ``.env``); None otherwise."""
+    record = read_record()
+    recorded = record.get("env_file")
+    if record.get("project") != engine.project_name() or not recorded or Path(recorded) == env_file.resolve():
+        return None
+    return recorded if engine.running_services(engine.project_name()) else None
+
+
 def up(env_file: Path) -> int:
     """Check the env file and the ports, start what this machine has, wait until it is ready."""
+    other = _running_with_another_env_file(env_file)
+    if other:
+        print(f"[lab] the lab of compose project {engine.project_name()} runs with {other}: `up` with {env_file} "
+              f"would recreate it with other settings. Use it (obslab lab up --env-file {other}), or stop it first "
+              "(obslab lab down)", file=sys.stderr)
+        return 1
     lab_env.ensure_env_file(env_file, lab_dir() / ENV_EXAMPLE)
     values = lab_values(env_file)
     for warning in lab_env.warnings(values):
@@ -134,13 +149,21 @@ def up(env_file: Path) -> int:
         print(f"[lab] the collector's image {missing['otel-collector']} is absent: docker pull it, or build it "
               "with tools/images/build_images.py in a clone of the repository", file=sys.stderr)
         return 1
+    network = os.environ.get("OBSLAB_NETWORK") or values.get("OBSLAB_NETWORK") or "obslab"
+    owner = engine.network_project(network)
+    if owner and owner != compose.project:
+        print(f"[lab] the Docker network {network} is the lab network of compose project {owner}: a second lab on "
+              f"it would answer to the same names (otel-collector, prometheus...) as that one. Set OBSLAB_NETWORK to "
+              f"another name in {env_file}, or use that lab (COMPOSE_PROJECT_NAME={owner})", file=sys.stderr)
+        return 1
     variables = engine.port_variables(compose.compose_file)
     running = engine.running_services(compose.project) or set()
     to_check = [name for name, service in variables.items() if service in services and service not in running]
     busy = engine.busy_ports(values, to_check)
     for name, port in busy:
+        where = (f"in the environment (it wins over {env_file})" if os.environ.get(name) == port else f"in {env_file}")
         print(f"[lab] port {port} ({name}) is already in use on {values.get('OBSLAB_BIND_ADDRESS') or '127.0.0.1'}: "
-              f"stop what listens there, or set {name} to a free port in {env_file}", file=sys.stderr)
+              f"stop what listens there, or set {name} to a free port {where}", file=sys.stderr)
     if busy:
         return 1
     shown = {name: image for name, image in missing.items() if name not in once}
@@ -155,6 +178,12 @@ def up(env_file: Path) -> int:
     if result.returncode != 0:
         print(f"[lab] docker compose up failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}", file=sys.stderr)
         return 1
+    # The one-shot alerting-config renders the alert rules and Alertmanager's config again at every `up` (.env's
+    # objectives, budget, webhook), but compose leaves running Prometheus and Alertmanager as they are: both
+    # reload their files on SIGHUP.
+    reload = [name for name in ("prometheus", "alertmanager") if name in services]
+    if reload:
+        compose.run("kill", "-s", "SIGHUP", *reload)
     late = _wait_ready(values, services, variables)
     if late:
         print(f"[lab] {late}", file=sys.stderr)

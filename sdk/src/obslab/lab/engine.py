@@ -19,6 +19,14 @@ DEFAULT_PROJECT = "obslab"
 _PORT_VARIABLE = re.compile(r"\$\{(\w+_PORT)\b")
 
 
+def url_host(address: str | None) -> str:
+    """The host to reach the lab bound to ``address`` (OBSLAB_BIND_ADDRESS) at, as a URL or ``host:port``
+    writes it: loopback for every interface (0.0.0.0, ::, unset), an IPv6 address in brackets."""
+    if not address or address in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{address}]" if ":" in address else address
+
+
 def project_name() -> str:
     """The lab's compose project: ``COMPOSE_PROJECT_NAME`` (compose's own variable), else ``obslab``."""
     return os.environ.get("COMPOSE_PROJECT_NAME") or DEFAULT_PROJECT
@@ -87,6 +95,18 @@ def running_services(project: str) -> set[str] | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return set(result.stdout.split()) if result.returncode == 0 else None
+
+
+def network_project(network: str) -> str | None:
+    """The compose project that made Docker network ``network`` (its label); None where there is no such
+    network, it was made outside compose, or the engine cannot be asked."""
+    try:
+        result = subprocess.run(["docker", "network", "inspect", network, "--format",
+                                 '{{index .Labels "com.docker.compose.project"}}'], capture_output=True, text=True,
+                                timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (result.stdout.strip() or None) if result.returncode == 0 else None
 
 
 def busy_ports(env: dict[str, str], variables: list[str]) -> list[tuple[str, str]]:

@@ -66,6 +66,10 @@ def problems(env: dict[str, str]) -> list[str]:
     if not env.get("GRAFANA_ADMIN_PASSWORD"):
         found.append("GRAFANA_ADMIN_PASSWORD is empty: set a password")
     found += _secret_key_problems(env.get("GRAFANA_SECRET_KEY", ""))
+    for name in ("GRAFANA_ADMIN_PASSWORD", "GRAFANA_SECRET_KEY", "OBSLAB_ALERT_WEBHOOK_URL"):
+        if "$" in env.get(name, ""):  # compose reads `ab$cd` as `ab` + the value of $cd: not what is checked here
+            found.append(f"{name} (value not shown) contains $, which docker compose expands as a variable in an "
+                         "env file (Grafana or Alertmanager would get other text): choose one without $")
     return found + forwarding_problems(env)
 
 
@@ -160,6 +164,7 @@ def ensure_env_file(path: Path, example: Path) -> bool:
     if path.exists():
         if not dotenv_values(path).get("GRAFANA_SECRET_KEY"):
             path.write_text(_with_secret_key(path.read_text()))
+            path.chmod(0o600)  # now holds a secret, however it was made (cp .env.example .env: 0644)
             print(f"{path}: GRAFANA_SECRET_KEY generated (Grafana encrypts datasource secrets with it)")
         return False
     path.parent.mkdir(parents=True, exist_ok=True)

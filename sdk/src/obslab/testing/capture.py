@@ -206,7 +206,15 @@ class TelemetryCapture:
         return [branch(span) for span in roots]
 
     def as_dict(self, span: ReadableSpan) -> dict[str, Any]:
-        """A span as plain values (ids in hex), to compare whole spans with an expected value."""
+        """A span as plain values (ids in hex), to compare whole spans with an expected value; in the
+        deterministic mode its timestamps are :data:`FIXED_TIME_NS`, also those an instrumentation
+        stamped from its own clock (Flask's server span passes its start time)."""
+        if self.deterministic:
+            return {**self._as_dict(span), "start_time": FIXED_TIME_NS, "end_time": FIXED_TIME_NS,
+                    "events": [{**event, "timestamp": FIXED_TIME_NS} for event in self._as_dict(span)["events"]]}
+        return self._as_dict(span)
+
+    def _as_dict(self, span: ReadableSpan) -> dict[str, Any]:
         return {
             "name": span.name, "kind": span.kind.name,
             "trace_id": _hex(span.context.trace_id, 32), "span_id": _hex(span.context.span_id, 16),

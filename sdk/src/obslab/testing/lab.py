@@ -46,6 +46,7 @@ class LabConfig:
     services: list[str] = field(default_factory=list)
     start: bool = True
     witnessed: bool = False  # the ingest witness stands in for Tempo and Loki
+    not_running: tuple[str, ...] = ()  # of a running lab: Tempo or Loki where their images are absent, with no witness
 
 
 def missing_backends(compose_file: Path) -> dict[str, str]:
@@ -102,7 +103,8 @@ def running_config() -> LabConfig | None:
     env_file = Path(record.get("env_file") or user_dir() / ".env")
     witnessed = "ingest-witness" in running and bool(read_env(env_file).get("WITNESS_DIR"))
     return LabConfig(env_file, project, [lab_dir() / COMPOSE_FILE, *engine.engine_files(lab_dir())], start=False,
-                     witnessed=witnessed)
+                     witnessed=witnessed,
+                     not_running=() if witnessed else tuple(name for name in ("tempo", "loki") if name not in running))
 
 
 def _get_json(url: str, timeout: float = 5.0) -> Any:
@@ -114,11 +116,11 @@ class ObslabLab:
     """Endpoints of one running lab and query helpers; the ``wait`` ones poll until data arrives."""
 
     def __init__(self, env_file: Path, env: dict[str, str], project: str, compose_files: list[Path] | None = None,
-                 witnessed: bool = False) -> None:
+                 witnessed: bool = False, not_running: tuple[str, ...] = ()) -> None:
         self.env_file, self.env, self.project = env_file, env, project
+        self.not_running = set(not_running)  # backends this lab lacks, with no witness in their place
         self.compose_files = compose_files or [lab_dir() / COMPOSE_FILE, *engine.engine_files(lab_dir())]
-        host = env.get("OBSLAB_BIND_ADDRESS") or "127.0.0.1"
-        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        host = engine.url_host(env.get("OBSLAB_BIND_ADDRESS"))
         self.tempo = f"http://{host}:{env['TEMPO_PORT']}"
         self.loki = f"http://{host}:{env['LOKI_PORT']}"
         self.prometheus = f"http://{host}:{env['PROMETHEUS_PORT']}"
@@ -199,6 +201,8 @@ class ObslabLab:
         def found() -> list[dict]:
             return [span for span in self._service_spans(service) if name is None or span["name"] == name]
 
+        self._backend_runs("tempo", "spans")
+
         return wait(found, lambda spans: len(spans) >= count, timeout,
                     f"{count} spans{f' named {name}' if name else ''} of {service}")
 
@@ -230,6 +234,7 @@ class ObslabLab:
     def log_records(self, service: str, count: int = 1, timeout: float = 60.0) -> list[dict]:
         """The log records of ``service`` the log backend received (Loki where it runs, the witness
         otherwise), once there are at least ``count``: body, trace_id, span_id, severity."""
+        self._backend_runs("loki", "log records")
         return wait(lambda: self._log_records(service), lambda records: len(records) >= count, timeout,
                     f"{count} log records of {service}")
 
@@ -245,6 +250,16 @@ class ObslabLab:
                        for r in self._log_records(service))
         query = f'{{service_name="{service}"}}' + (f' | trace_id="{trace_id}"' if trace_id else "")
         return bool(self.loki_query(query + (f" |= {json.dumps(text)}" if text else "")))
+
+
+    def _backend_runs(self, backend: str, what: str) -> None:
+        """Raise at once, naming the way out, where ``backend`` does not run in this lab and no witness stands in
+        (instead of polling a port nothing listens on until the timeout)."""
+        if backend in self.not_running:
+            raise RuntimeError(f"{backend} does not run in the lab of compose project {self.project} (its image is "
+                               f"absent) and no ingest witness stands in for it: its {what} cannot be read. Stop that "
+                               "lab (obslab lab down) and obslab_lab starts one of its own with the witness, or "
+                               "override obslab_lab_config with obslab.testing.lab.isolated_config(...)")
 
 
 def _flatten(trace: dict) -> list[dict]:
@@ -277,7 +292,7 @@ def running_lab(config: LabConfig) -> Iterator[ObslabLab]:
     """The lab of ``config``: started (pytest-docker's compose up --wait, then the readiness of what
     compose cannot wait on) and removed afterwards, or the running one."""
     env = read_env(config.env_file) if config.start else lab_values(config.env_file)
-    lab = ObslabLab(config.env_file, env, config.project, config.compose_files, config.witnessed)
+    lab = ObslabLab(config.env_file, env, config.project, config.compose_files, config.witnessed, config.not_running)
     if not config.start:
         yield lab
         return
