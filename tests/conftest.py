@@ -6,6 +6,13 @@ import logging
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The property tests prove what holds for every generated case, not how fast it runs: on a busy 2-core
+# machine Hypothesis's timing checks (a 200 ms deadline per example, "data generation too slow") fail
+# for load alone, so they are off; the number of examples stays Hypothesis's default.
+settings.register_profile("obslab", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("obslab")
 
 from obslab import telemetry as telemetry_module
 from obslab.config import Settings
