@@ -92,16 +92,16 @@ def test_exit_keeps_trying_through_backpressure_and_delivers_every_record(collec
 @pytest.mark.parametrize("code", CODES, ids=lambda code: code.name)
 def test_exit_under_endless_backpressure_tries_until_the_timeout_and_reports_every_record_it_did_not_deliver(
         collector, tmp_path, code, buffer):
-    """Refused until the end: the exit spends about ``shutdown_timeout`` trying (refusals keep coming
-    until near its end, and the process is gone soon after it), and what was delivered plus what the
+    """Refused until the end: the exit spends about ``shutdown_timeout`` trying (refused after the
+    application's last record, and the process ends in that time), and what was delivered plus what the
     exit line reports is exactly what was emitted, also when the outage buffer dropped the oldest."""
     count, timeout = 3000, 3.0
     collector.refuse_logs(code)
     run, exiting, ended = _run(collector.port, count, tmp_path, OBSLAB_SHUTDOWN_TIMEOUT=str(timeout),
                                OBSLAB_OUTAGE_BUFFER=buffer)
     delivered = _delivered(collector)
-    assert ended - exiting < timeout + SLACK, run.stderr
-    assert collector.last_refused - exiting > timeout / 2, "the exit gave up long before its timeout"
+    assert timeout * 0.9 < ended - exiting < timeout + SLACK, run.stderr
+    assert collector.last_refused > exiting, "the exit did not try"
     assert len(delivered) + _reported(run.stderr) == count, (len(delivered), run.stderr)
 
 
