@@ -11,6 +11,7 @@ collector is put back as the lab runs it after each test that changes it.
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import subprocess
 import sys
 import time
@@ -173,8 +174,8 @@ def test_a_backend_that_accepts_slowly_pushes_back_to_the_sdk_which_reports_it_a
     """Loki's endpoint (the witness) takes data at 256 kbit/s for 20 s (a rate limit on its inner hop),
     behind a collector whose Loki queue holds 4 requests: the queue fills, the collector refuses with
     "sending queue is full", and the application's SDK says on stderr that it keeps the records until the
-    collector answers. Every record the collector accepted is stored, exactly. (What the SDK delivers in
-    the end is printed, not asserted: docs/outages.md says what it lost in this test.)"""
+    collector answers. Every record the collector accepted is stored, exactly, and every record the SDK
+    did not deliver is counted in its exit line: stored + reported == emitted."""
     service, count = f"slow-{uuid.uuid4().hex[:8]}", 20_000
     _collector_with(lab, "docker-compose.slow-backend.yml")
     # tbf (token bucket): the kernel's netem may be absent. The burst holds one packet of lo's 64 KiB MTU.
@@ -198,11 +199,15 @@ def test_a_backend_that_accepts_slowly_pushes_back_to_the_sdk_which_reports_it_a
         _in_netns(lab, "ingest-witness", "tc", "qdisc", "del", "dev", "lo", "root")  # gone already: harmless
         _collector_with(lab)
     said = [line for line in stderr.splitlines() if line.startswith("obslab")]
+    unsent = [re.search(r"not delivered: [^;]*?(\d+) log records", line) for line in said]
+    reported = sum(int(match.group(1)) for match in unsent if match)
     print(f"{service}: {count} log records emitted while Loki's endpoint was slow; the collector refused "
-          f"{refused:.0f} (sending queue full) and accepted {accepted:.0f}; {stored} stored; the SDK said {said}")
+          f"{refused:.0f} (sending queue full) and accepted {accepted:.0f}; {stored} stored; the SDK reported "
+          f"{reported} not delivered; it said {said}")
     assert app.returncode == 0, stderr[-2000:]
     assert refused > 0
     assert any("sending queue is full" in line for line in said), said
     assert any("keeping up to 100000 log records (OBSLAB_OUTAGE_BUFFER) until the collector answers" in line
                for line in said), said
     assert stored == accepted
+    assert stored + reported == count, said

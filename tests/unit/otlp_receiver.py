@@ -4,6 +4,7 @@ exporters (and the exit-time benchmark)."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -26,6 +27,11 @@ class OTLPReceiver:
         self.metrics: list[str] = []
         self.log_records: list[dict] = []  # body, severity, attributes, trace id, resource of each log record
         self.requests: dict[str, list] = {"traces": [], "metrics": [], "logs": []}  # every request, as received
+        self.refusal: grpc.StatusCode | None = None  # backpressure: log exports refused with this code...
+        self.refuse_for = 0.0  # ...for this many seconds after the first one (inf: until stopped)
+        self.refused = 0  # log exports refused
+        self.last_refused = 0.0  # when the last one was (time.time())
+        self._refusing_since: float | None = None
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(self), self._server)
         metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(self), self._server)
@@ -38,6 +44,24 @@ class OTLPReceiver:
 
     def stop(self) -> None:
         self._server.stop(0)
+
+    def refuse_logs(self, code: grpc.StatusCode, seconds: float = float("inf")) -> "OTLPReceiver":
+        """Refuse log exports with ``code`` (a collector's "sending queue is full" backpressure) for
+        ``seconds`` after the first one arrives, then accept them."""
+        self.refusal, self.refuse_for = code, seconds
+        return self
+
+    def _refuses(self) -> bool:
+        with self._lock:
+            if self.refusal is None:
+                return False
+            now = time.monotonic()
+            self._refusing_since = now if self._refusing_since is None else self._refusing_since
+            if now - self._refusing_since < self.refuse_for:
+                self.refused += 1
+                self.last_refused = time.time()
+                return True
+            return False
 
 
 class _Traces(trace_service_pb2_grpc.TraceServiceServicer):
@@ -69,6 +93,8 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
         self.receiver = receiver
 
     def Export(self, request, context):  # noqa: N802
+        if self.receiver._refuses():
+            context.abort(self.receiver.refusal, "sending queue is full")
         with self.receiver._lock:
             self.receiver.requests["logs"].append(request)
             self.receiver.logs.extend(record.body.string_value for rl in request.resource_logs

@@ -41,6 +41,9 @@ MAX_BACKOFF = 30.0  # seconds between attempts at a batch the reachable collecto
 # a collector starting up, or refusing data under memory pressure, is waited for; only a batch it keeps
 # refusing for longer than that is dropped.
 REJECTED_AFTER = 8
+# At exit, attempts at the refused queue at most this many seconds apart (the time left is short), and
+# no batch is dropped as rejected: what the deadline leaves is spooled or counted instead.
+EXIT_PAUSE = 1.0
 
 _RESULTS = {"traces": SpanExportResult, "logs": LogRecordExportResult}
 NOUNS = {"traces": "spans", "logs": "log records"}  # what a record of each signal is called in messages
@@ -123,6 +126,7 @@ class OutageBuffer:
         self.rejected = 0  # records of batches the reachable collector kept refusing
         self.spooled = 0  # records written to the spool at exit
         self.lost = 0  # records unsent at exit, with no spool to keep them
+        self.queue_dropped = 0  # records the SDK's batch processor in front dropped on its full queue
         self._addresses = {address}
         self._result = _RESULTS[signal]
         self._spool = _spool.Spool(spool_dir, signal, capacity, max_bytes) if spool_dir else None
@@ -160,6 +164,7 @@ class OutageBuffer:
         self._work = threading.Event()
         self._stop = threading.Event()
         self._nudge = threading.Event()  # ends a pause between attempts (force_flush, shutdown)
+        self._halt = threading.Event()  # ends the exit's attempts (a second shutdown call)
         self._thread: threading.Thread | None = None
 
     @property
@@ -210,18 +215,20 @@ class OutageBuffer:
         return not self._items
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        """Send what is waiting if the collector answers (within ``exit_timeout`` and
-        ``timeout_millis``), then spool or count what is left. Called again while the first call
+        """Send what is waiting if the collector answers, through its refusals (within ``exit_timeout``
+        and ``timeout_millis``), then spool or count what is left. Called again while the first call
         still sends, it stops that at once."""
         first = self._state == "open"
         if first:
             self._state = "closing"
+        else:
+            self._halt.set()  # ends the first call's pause between attempts
         self._stop.set()
         self._work.set()
         self._nudge.set()
         if first and self._items and not unreachable(self._addresses, timeout=min(0.2, self.exit_timeout / 4)):
             self._down = False
-            self._drain(time.monotonic() + min(timeout_millis / 1000, self.exit_timeout))
+            self._drain_until(time.monotonic() + min(timeout_millis / 1000, self.exit_timeout))
         with self._lock:
             self._state = "closed"
             left, self._items, self._records, self._bytes = list(self._items), deque(), 0, 0
@@ -230,6 +237,19 @@ class OutageBuffer:
         if not self._exporter_shut:
             self._exporter_shut = True
             self.exporter.shutdown()  # interrupts a retry back-off still running in the exporter
+
+    def _drain_until(self, deadline: float) -> None:
+        """Send the queue at exit, through refusals (a collector pushing back): attempt after attempt,
+        at most :data:`EXIT_PAUSE` apart, until it is empty, the collector stops accepting connections,
+        ``deadline`` passes or a second shutdown call halts it."""
+        while self._items and self._state == "closing":
+            delay = self._drain(deadline)
+            left = deadline - time.monotonic()
+            if not delay or left <= 0 or (self._down and unreachable(self._addresses, timeout=min(0.2, left))):
+                return
+            self._down = False
+            if self._halt.wait(min(delay, left, EXIT_PAUSE)):
+                return
 
     # --- the queue ------------------------------------------------------------------------
 
@@ -357,7 +377,7 @@ class OutageBuffer:
             delay = PROBE_INTERVAL
         else:
             self._failures += 1
-            if self._failures >= REJECTED_AFTER:  # the collector answers but keeps refusing it
+            if self._failures >= REJECTED_AFTER and self._state == "open":  # it answers but keeps refusing it
                 self._failures = 0
                 self.rejected += len(item)
                 if isinstance(item, _Encoded) and item.claim is not None:
@@ -435,6 +455,23 @@ class OutageBuffer:
                               f"(the oldest, beyond OBSLAB_OUTAGE_BUFFER={self.capacity}"
                               f"{'' if self.max_bytes == DEFAULT_MAX_BYTES else f' or OBSLAB_OUTAGE_BUFFER_BYTES={self.max_bytes}'}"
                               "); the rest were kept in order")
+
+
+class QueueDrops:
+    """The metrics object of an SDK batch processor, which also counts the records the processor drops
+    on its full queue (before they reach ``buffer``) into ``buffer.queue_dropped``, for the exit's report."""
+
+    def __init__(self, metrics: Any, buffer: OutageBuffer) -> None:
+        self._metrics, self._buffer, self._lock = metrics, buffer, threading.Lock()
+
+    def drop_items(self, count: int, error_type: str = "queue_full") -> None:
+        if error_type == "queue_full":
+            with self._lock:
+                self._buffer.queue_dropped += count
+        self._metrics.drop_items(count, error_type)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._metrics, name)
 
 
 def observe_drops(buffers: Sequence[OutageBuffer]) -> Callable[[Any], list[Any]]:

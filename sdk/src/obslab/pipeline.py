@@ -15,7 +15,7 @@ from opentelemetry.trace import NoOpTracerProvider
 
 from obslab import _diagnostics, _export
 from obslab._flusher import Flusher
-from obslab._outage import NOUNS, OutageBuffer, observe_drops
+from obslab._outage import NOUNS, REJECTED_AFTER, OutageBuffer, QueueDrops, observe_drops
 from obslab.config import Settings
 from obslab.instrumentation import own_names
 from obslab.genai import ContentRedactor, LLMCostProcessor, content_capture_mode
@@ -54,6 +54,7 @@ class Pipeline:
         self.network_exporters: list[Any] = []  # the OTLP exporters (or their outage buffers)
         self.collectors: set[tuple[str, int]] = set()  # where they send
         self.built: list[Any] = [None, None, None]  # the providers this pipeline made
+        self._batch_queues: list[tuple[Any, OutageBuffer]] = []  # the SDK's batch processors, each with its buffer
         self._stop_prometheus: Callable[[], None] | None = None
         self._flushers = [Flusher(f"obslab-flush-{signal}") for signal in ("traces", "metrics", "logs")]
         tracer_provider, meter_provider, logger_provider = adopted or (None, None, None)
@@ -111,6 +112,27 @@ class Pipeline:
         for provider in built:
             if provider is not None:
                 setattr(provider, OURS, True)
+        self._batch_queues = self._watch_batch_queues()
+
+    def _watch_batch_queues(self) -> list[tuple[Any, OutageBuffer]]:
+        """The SDK's batch processors in front of the outage buffers, each with its buffer; the records
+        they drop on a full queue are counted there (for the exit's report)."""
+        watched = []
+        for signal, provider, processors in (
+                ("traces", self.built[0], "_active_span_processor._span_processors"),
+                ("logs", self.built[2], "_multi_log_record_processor._log_record_processors")):
+            buffers = [buffer for buffer in self.outage_buffers() if buffer.signal == signal]
+            if provider is None or not buffers:
+                continue
+            found: Any = provider
+            for name in processors.split("."):
+                found = getattr(found, name, ())
+            for processor in found:
+                batch = getattr(processor, "_batch_processor", None)
+                if batch is not None and hasattr(batch, "_metrics") and hasattr(batch, "_queue"):
+                    batch._metrics = QueueDrops(batch._metrics, buffers[0])
+                    watched.append((batch, buffers[0]))
+        return watched
 
     def _remember(self, exporters: list[Any], given: Any) -> None:
         """Keep the OTLP exporters and where they send (unless a test gave its own)."""
@@ -166,9 +188,9 @@ class Pipeline:
             done = False
         finally:
             watchdog.cancel()
+            watchdog.join()  # fired, it spools what it stopped: counted before the report, done before the exit
         done = done and not interrupted.is_set()
-        if down or not done:
-            self._report_unsent(down)
+        self._report_unsent(down)
         self._stop_endpoint()
         self.quiet.restore()
         for flusher in self._flushers:
@@ -233,20 +255,36 @@ class Pipeline:
         for provider, owned in zip(self.providers, self.owned):
             if owned:  # adopted providers were flushed above; their owner shuts them down
                 provider.shutdown()
+        for batch, buffer in self._batch_queues:  # what a processor still held past its own timeout
+            buffer.lost += len(batch._queue)
         return delivered
 
     def _report_unsent(self, down: list[str]) -> None:
-        """One stderr line on what could not be delivered at exit, and where it went."""
+        """One stderr line at exit on every span and log record not delivered since the start: written
+        to the spool, or counted per signal (unsent at exit, dropped beyond the outage buffer, refused)."""
         buffers = self.outage_buffers()
         spooled = ", ".join(f"{b.spooled} {NOUNS[b.signal]}" for b in buffers if b.spooled)
-        lost = ", ".join(f"{b.lost} {NOUNS[b.signal]}" for b in buffers if b.lost)
-        where = f"collector {', '.join(down)} unreachable" if down else "collector too slow"
-        if spooled:
-            message = f"{where}: {spooled} written to {self.settings.spool_dir}, sent by the next start"
-            message += f"; {lost} dropped" if lost else ""
-        elif lost:
-            message = f"{where}: unsent telemetry dropped ({lost}; OBSLAB_SPOOL_DIR keeps it for the next start)"
-        else:
-            message = f"{where}: unsent telemetry dropped"
-        if down or lost or spooled:
-            _diagnostics.notice("shutdown", message)
+        missing = ", ".join(_not_delivered(b) for b in buffers if b.lost + b.dropped + b.rejected + b.queue_dropped)
+        where = f"collector {', '.join(down)} unreachable" if down else "collector too slow or refusing"
+        parts = [f"{spooled} written to {self.settings.spool_dir}, sent by the next start"] if spooled else []
+        if missing:
+            keeps = "" if self.settings.spool_dir else " (OBSLAB_SPOOL_DIR keeps what is unsent at exit)"
+            parts.append(f"not delivered: {missing}{keeps}")
+        if parts:
+            _diagnostics.warn(f"shutdown: {where}: {'; '.join(parts)}")
+        elif down:
+            _diagnostics.notice("shutdown", f"{where}: unsent telemetry dropped")
+
+
+def _not_delivered(buffer: OutageBuffer) -> str:
+    """``N spans (x unsent at exit, y dropped beyond ..., z refused ...)`` for one outage buffer."""
+    why = [f"{buffer.lost} unsent at exit"] if buffer.lost else []
+    if buffer.dropped:
+        why.append(f"{buffer.dropped} dropped beyond OBSLAB_OUTAGE_BUFFER={buffer.capacity}")
+    if buffer.rejected:
+        why.append(f"{buffer.rejected} refused {1 + REJECTED_AFTER} times")
+    if buffer.queue_dropped:
+        variable = "OTEL_BSP_MAX_QUEUE_SIZE" if buffer.signal == "traces" else "OTEL_BLRP_MAX_QUEUE_SIZE"
+        why.append(f"{buffer.queue_dropped} dropped on the full batch queue ({variable})")
+    total = buffer.lost + buffer.dropped + buffer.rejected + buffer.queue_dropped
+    return f"{total} {NOUNS[buffer.signal]} ({', '.join(why)})"

@@ -1,0 +1,127 @@
+"""At exit under collector backpressure (a collector refusing with "sending queue is full" as
+RESOURCE_EXHAUSTED, or UNAVAILABLE while it accepts connections), the SDK keeps trying up to
+``shutdown_timeout``, and every log record an application emitted is delivered, spooled (and
+delivered by the next start), or counted in the one stderr line of the exit: never lost silently,
+also when the outage buffer overflowed before the exit.
+
+The application is a subprocess that logs N records and returns (the exit handler shuts obslab
+down); the collector is an in-process gRPC OTLP server (:mod:`otlp_receiver`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from lab import free_port
+from otlp_receiver import OTLPReceiver
+
+SDK = Path(__file__).resolve().parents[2] / "sdk" / "src"
+CODES = [grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE]
+SLACK = 2.0  # seconds past shutdown_timeout for the interpreter's own exit on a busy 2-core machine
+
+# Logs N records ("record <i>"), prints when it is done emitting (the exit starts), and returns.
+_APP = """
+import logging, sys, time
+from obslab import init_telemetry
+init_telemetry(service_name="exit-backpressure", otlp_endpoint=sys.argv[1])
+log = logging.getLogger("app")
+for i in range(int(sys.argv[2])):
+    log.warning("record %d", i)
+print(time.time(), flush=True)
+"""
+
+
+def _run(port: int, count: int, tmp_path: Path, **settings: str) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run the application; its output, when it began to exit and when it had exited (time.time())."""
+    env = {**os.environ, "PYTHONPATH": str(SDK), "OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none",
+           **settings}
+    run = subprocess.run([sys.executable, "-c", _APP, f"http://127.0.0.1:{port}", str(count)], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=120)
+    ended = time.time()
+    assert run.returncode == 0, run.stderr[-2000:]
+    run.stderr = "\n".join(line for line in run.stderr.splitlines() if line.startswith("obslab"))  # not the console's
+    return run, float(run.stdout.split()[-1]), ended
+
+
+def _reported(stderr: str) -> int:
+    """The log records the exit line says were not delivered (0 when there is no such line)."""
+    lines = [line for line in stderr.splitlines() if "not delivered" in line]
+    assert len(lines) <= 1, lines
+    if not lines:
+        return 0
+    match = re.search(r"not delivered: (?:[^;]*?)(\d+) log records", lines[0])
+    assert match, lines[0]
+    return int(match.group(1))
+
+
+def _delivered(receiver: OTLPReceiver) -> list[str]:
+    with receiver._lock:
+        return list(receiver.logs)
+
+
+@pytest.fixture
+def collector():
+    receiver = OTLPReceiver(free_port()).start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.mark.parametrize("code", CODES, ids=lambda code: code.name)
+def test_exit_keeps_trying_through_backpressure_and_delivers_every_record(collector, tmp_path, code):
+    """Refused for 3 s after the first export, most of it after the application finished: the exit
+    retries and every record arrives, once, with no report of a loss (as many records as the SDK's
+    batch queue holds: it drops beyond, which the other tests count)."""
+    count = 2000
+    collector.refuse_logs(code, 3.0)
+    run, _, _ = _run(collector.port, count, tmp_path, OBSLAB_SHUTDOWN_TIMEOUT="20")
+    delivered = _delivered(collector)
+    assert collector.refused > 0
+    assert sorted(delivered) == sorted(f"record {i}" for i in range(count)), (len(delivered), run.stderr)
+    assert _reported(run.stderr) == 0, run.stderr
+
+
+@pytest.mark.parametrize("buffer", ["10000", "500"], ids=["buffer-holds-all", "buffer-overflows"])
+@pytest.mark.parametrize("code", CODES, ids=lambda code: code.name)
+def test_exit_under_endless_backpressure_tries_until_the_timeout_and_reports_every_record_it_did_not_deliver(
+        collector, tmp_path, code, buffer):
+    """Refused until the end: the exit spends about ``shutdown_timeout`` trying (refused after the
+    application's last record, and the process ends in that time), and what was delivered plus what the
+    exit line reports is exactly what was emitted, also when the outage buffer dropped the oldest."""
+    count, timeout = 3000, 3.0
+    collector.refuse_logs(code)
+    run, exiting, ended = _run(collector.port, count, tmp_path, OBSLAB_SHUTDOWN_TIMEOUT=str(timeout),
+                               OBSLAB_OUTAGE_BUFFER=buffer)
+    delivered = _delivered(collector)
+    assert timeout * 0.9 < ended - exiting < timeout + SLACK, run.stderr
+    assert collector.last_refused > exiting, "the exit did not try"
+    assert len(delivered) + _reported(run.stderr) == count, (len(delivered), run.stderr)
+
+
+@pytest.mark.parametrize("code", CODES, ids=lambda code: code.name)
+def test_exit_under_endless_backpressure_spools_what_it_did_not_deliver_and_the_next_start_delivers_it(
+        collector, tmp_path, code):
+    """With a spool directory, what the refusing collector did not take is written there, and the next
+    start (the collector accepting again) delivers exactly that, each record once; what never reached
+    the spool (dropped on the SDK's full batch queue) is in the exit line: together, every record."""
+    count = 3000
+    spool = tmp_path / "spool"
+    collector.refuse_logs(code)
+    first, _, _ = _run(collector.port, count, tmp_path, OBSLAB_SHUTDOWN_TIMEOUT="2", OBSLAB_SPOOL_DIR=str(spool))
+    spooled = re.search(r"(\d+) log records written to", first.stderr)
+    assert spooled, first.stderr
+    collector.refusal = None
+    second, _, _ = _run(collector.port, 0, tmp_path, OBSLAB_SHUTDOWN_TIMEOUT="10", OBSLAB_SPOOL_DIR=str(spool))
+    delivered = _delivered(collector)
+    assert len(delivered) == len(set(delivered)) == int(spooled.group(1)), (len(delivered), first.stderr,
+                                                                             second.stderr)
+    assert len(delivered) + _reported(first.stderr) == count, first.stderr
+    assert _reported(second.stderr) == 0, second.stderr
+    assert not list(spool.glob("*.pb"))
