@@ -34,8 +34,10 @@ EXPORTER_STATE = {"_endpoint", "_client", "_headers", "_stub", "_timeout"}
 # What an SDK batch processor holds and drops: its queue (records still unsent at exit) and its inner
 # processor, whose self-metrics object is where "queue full" drops are counted; obslab counts both in the
 # exit report so that nothing is lost silently (pipeline.py). No public accessor exists for them; without
-# them (another SDK release) the count degrades to what the outage buffer saw.
-BATCH_PROCESSOR_STATE = {"_batch_processor", "_queue"}
+# them (another SDK release) the count degrades to what the outage buffer saw. The providers' lists of
+# processors are where those batch processors are found.
+BATCH_PROCESSOR_STATE = {"_batch_processor", "_queue", "_active_span_processor", "_span_processors",
+                         "_multi_log_record_processor", "_log_record_processors"}
 # The API's set-once guards of the global providers, reset (obslab._globals) only to replace providers
 # obslab itself built and shut down, when init_telemetry() is called again after shutdown().
 GLOBAL_GUARDS = ("opentelemetry.metrics._internal", "opentelemetry._logs._internal")

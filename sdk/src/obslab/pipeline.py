@@ -118,16 +118,14 @@ class Pipeline:
         """The SDK's batch processors in front of the outage buffers, each with its buffer; the records
         they drop on a full queue are counted there (for the exit's report)."""
         watched = []
-        for signal, provider, processors in (
-                ("traces", self.built[0], "_active_span_processor._span_processors"),
-                ("logs", self.built[2], "_multi_log_record_processor._log_record_processors")):
+        traces, logs = self.built[0], self.built[2]
+        for signal, processors in (
+                ("traces", getattr(getattr(traces, "_active_span_processor", None), "_span_processors", ())),
+                ("logs", getattr(getattr(logs, "_multi_log_record_processor", None), "_log_record_processors", ()))):
             buffers = [buffer for buffer in self.outage_buffers() if buffer.signal == signal]
-            if provider is None or not buffers:
+            if not buffers:
                 continue
-            found: Any = provider
-            for name in processors.split("."):
-                found = getattr(found, name, ())
-            for processor in found:
+            for processor in processors:
                 batch = getattr(processor, "_batch_processor", None)
                 if batch is not None and hasattr(batch, "_metrics") and hasattr(batch, "_queue"):
                     batch._metrics = QueueDrops(batch._metrics, buffers[0])
