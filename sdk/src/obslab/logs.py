@@ -42,7 +42,7 @@ _STDLIB_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "ascti
 # Added to records by formatters and by the upstream logging instrumentation: not user data.
 _ADDED_FIELDS = frozenset({"message", "asctime", "trace_id", "span_id", "data",
                            "otelTraceID", "otelSpanID", "otelServiceName", "otelTraceSampled"})
-_PLAIN = (str, bool, int, float)
+_PLAIN = (str, bytes, bool, int, float)  # exported as they are (bytes as OTLP bytes, as upstream's handler)
 # Libraries an export runs through: their records while the SDK exports are about that export.
 _EXPORT_PATH_LOGGERS = ("opentelemetry", "grpc", "urllib3", "requests", "http.client", "httpx", "httpcore", "obslab")
 
