@@ -121,3 +121,23 @@ def test_uvicorn_cli_app_stopped_by_sigterm_exports_its_requests(receiver, tmp_p
     assert code == -signal.SIGTERM
     assert _wait_for(lambda: "price_lookup" in [name for name, _ in receiver.spans]), receiver.spans
     assert "quote served" in receiver.logs
+
+
+def test_sigterm_flushes_the_current_handle_after_a_shutdown_from_another_thread(receiver, tmp_path):
+    script = tmp_path / "cycles.py"
+    script.write_text(textwrap.dedent("""
+        import os, signal, threading, time
+        from obslab import init_telemetry
+        first = init_telemetry(service_name="first")
+        worker = threading.Thread(target=first.shutdown)  # only the main thread can give a signal handler back
+        worker.start()
+        worker.join()
+        second = init_telemetry(service_name="second")
+        with second.span("work-of-the-second-handle"):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+    """))
+    result = subprocess.run([sys.executable, str(script)], env=_env(receiver), cwd=tmp_path, timeout=60)
+    assert result.returncode == -signal.SIGTERM
+    assert _wait_for(lambda: "work-of-the-second-handle" in [name for name, _ in receiver.spans]), receiver.spans

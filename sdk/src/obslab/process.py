@@ -24,6 +24,9 @@ from obslab.pipeline import OURS, Pipeline, Providers
 from obslab.system import register_system_metrics
 
 
+_EXIT_HOOK = "_obslab_exit_hook"  # marks obslab's SIGTERM handler
+
+
 class ProcessState:
     """Installs ``pipeline`` in the process (``install``) and takes it all back (``uninstall``).
     ``on_exit`` is what the exit hook calls; ``retired`` are providers of a shut-down handle that
@@ -118,9 +121,11 @@ class ProcessState:
         """Run the exit hook on SIGTERM where the process leaves SIGTERM to its default, which ends it
         without ``atexit`` (``docker stop``, Kubernetes, and uvicorn, which re-raises the SIGTERM it
         caught once its graceful shutdown is done). The process then ends as SIGTERM ends it. An
-        application's own SIGTERM handler is left alone; only the main thread can set one."""
+        application's own SIGTERM handler is left alone; only the main thread can set one (so a handle
+        shut down in another thread leaves its handler, which the next handle replaces)."""
+        current = signal.getsignal(signal.SIGTERM)
         if threading.current_thread() is not threading.main_thread() \
-                or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+                or (current is not signal.SIG_DFL and not getattr(current, _EXIT_HOOK, False)):
             return
 
         def on_sigterm(signum: int, frame: Any) -> None:
@@ -132,6 +137,7 @@ class ProcessState:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.raise_signal(signal.SIGTERM)
 
+        setattr(on_sigterm, _EXIT_HOOK, True)
         signal.signal(signal.SIGTERM, on_sigterm)
 
         def give_back() -> None:
