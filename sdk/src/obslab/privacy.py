@@ -107,6 +107,7 @@ _CARD_ISSUERS = (
     (re.compile(r"62"), (16, 17, 18, 19)),  # UnionPay
 )
 
+_MAX_DEPTH = 32  # levels of nested log values inspected; deeper ones are masked whole
 _KEY_CACHE_LIMIT = 4096  # attribute keys whose kind is remembered; past it the cache starts again
 Batch = TypeVar("Batch")
 
@@ -121,11 +122,11 @@ class Redactor:
         self._secret = secret.encode() if secret else None
         self._kinds: dict[str, str] = {}
 
-    def attributes(self, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    def attributes(self, attributes: Mapping[str, Any] | None, _depth: int = 0) -> dict[str, Any]:
         """A masked copy of ``attributes``."""
-        return {key: self.value(key, value) for key, value in (attributes or {}).items()}
+        return {key: self.value(key, value, _depth) for key, value in (attributes or {}).items()}
 
-    def value(self, key: str, value: Any) -> Any:
+    def value(self, key: str, value: Any, _depth: int = 0) -> Any:
         """The value to export for ``key``."""
         kind = self._kinds.get(key)
         if kind is None:
@@ -136,7 +137,7 @@ class Redactor:
             return self.user_id(value)
         if kind == "statement" and isinstance(value, str):
             return self.text(_SQL_LITERAL.sub("?", value))
-        return self.scrub(value)
+        return self.scrub(value, _depth)
 
     def _kind(self, key: str) -> str:
         """What ``key`` names: a ``secret``, a ``user`` id, a database ``statement``, or ``data``
@@ -155,21 +156,24 @@ class Redactor:
             return MASK
         return "hmac-sha256:" + hmac.new(self._secret, str(value).encode(), hashlib.sha256).hexdigest()
 
-    def scrub(self, value: Any) -> Any:
+    def scrub(self, value: Any, _depth: int = 0) -> Any:
         """``value`` with secret-looking parts masked (strings, bytes, lists and dicts, recursively; a
-        JSON object or array in a string as the structure it holds)."""
+        JSON object or array in a string as the structure it holds); what is nested deeper than
+        ``_MAX_DEPTH`` levels is masked whole, never inspected by a recursion that could exhaust the stack."""
         if isinstance(value, str):
             if value[:1] in ("{", "[") and value[-1:] in ("}", "]"):
-                value = self._json(value)  # a log record's nested ``extra`` values are exported as JSON
+                value = self._json(value, _depth)  # a log record's nested ``extra`` values are exported as JSON
             return self.text(value)
         if isinstance(value, bytes):  # a valid attribute value, exported as it is: masked as UTF-8 text
             decoded = value.decode("utf-8", "replace")
             masked = self.text(decoded)
             return value if masked == decoded else masked.encode()
+        if isinstance(value, (Mapping, list, tuple)) and _depth >= _MAX_DEPTH:
+            return MASK
         if isinstance(value, Mapping):
-            return self.attributes(value)
+            return self.attributes(value, _depth + 1)
         if isinstance(value, (list, tuple)):
-            return type(value)(self.scrub(v) for v in value)
+            return type(value)(self.scrub(v, _depth + 1) for v in value)
         return value
 
     @staticmethod
@@ -188,14 +192,14 @@ class Redactor:
             text = _KEY_VALUE.sub(_mask_value, text)
         return _CARD.sub(lambda m: MASK if _is_card_number(m.group()) else m.group(), text)
 
-    def _json(self, text: str) -> str:
+    def _json(self, text: str, depth: int) -> str:
         """``text`` with the values of a JSON document masked by their keys and as text (its escapes,
         ``\\n`` before a secret, no longer hide it); ``text`` itself when it is no JSON or nothing changed."""
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # no JSON, or one nested past the decoder's own limit
             return text
-        masked = self.scrub(document)
+        masked = self.scrub(document, depth)
         return text if masked == document else json.dumps(masked)
 
     def span(self, span: ReadableSpan, limits: SpanLimits | None = None,
