@@ -175,7 +175,20 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, default=str)
+        try:
+            return json.dumps(entry, default=str)
+        except (RecursionError, ValueError):  # a value nested past the encoder's limit, or circular
+            return json.dumps({key: _printable(value) for key, value in entry.items()}, default=str)
+
+
+def _printable(value: Any) -> Any:
+    """``value``, or a note saying it cannot be printed as JSON (logging re-raises a RecursionError
+    into the logging call)."""
+    try:
+        json.dumps(value, default=str)
+    except (RecursionError, ValueError):
+        return f"<{type(value).__name__} not printable as JSON: nested too deeply or circular>"
+    return value
 
 
 def console_handler(settings: Settings, stream: Any = None, redactor: Redactor | None = None) -> logging.Handler:
