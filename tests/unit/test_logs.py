@@ -223,3 +223,18 @@ def test_a_json_console_line_with_an_unencodable_extra_value_is_printed_without_
         logger.propagate = True
     line = json.loads(stream.getvalue())
     assert line["message"] == "order failed" and line["order_id"] == "o-1" and "not printable" in line["payload"]
+
+
+@pytest.mark.parametrize("shape", ["nested", "circular"])
+def test_an_unencodable_extra_value_does_not_lose_the_exported_record(recorded, shape):
+    value: dict = {}
+    if shape == "circular":
+        value["self"] = value
+    else:
+        inner = value
+        for _ in range(5000):
+            inner["k"] = {}
+            inner = inner["k"]
+    logging.getLogger("app").warning("order failed", extra={"payload": value, "order_id": "o-1"})
+    (record,) = [r for r in recorded.logs() if r.body == "order failed"]
+    assert record.attributes["order_id"] == "o-1" and "not printable" in record.attributes["payload"]

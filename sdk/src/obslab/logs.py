@@ -108,7 +108,10 @@ def _attribute_value(value: Any) -> Any:
         return value
     if isinstance(value, (list, tuple)) and all(isinstance(v, _PLAIN) for v in value):
         return list(value)
-    return json.dumps(value, default=str)
+    try:
+        return json.dumps(value, default=str)
+    except (RecursionError, ValueError):  # nested past the encoder's limit, or circular
+        return _not_printable(value)
 
 
 _PLAIN_FORMATTER = logging.Formatter()
@@ -182,13 +185,17 @@ class JsonFormatter(logging.Formatter):
 
 
 def _printable(value: Any) -> Any:
-    """``value``, or a note saying it cannot be printed as JSON (logging re-raises a RecursionError
+    """``value``, or a note saying it cannot be encoded as JSON (logging re-raises a RecursionError
     into the logging call)."""
     try:
         json.dumps(value, default=str)
     except (RecursionError, ValueError):
-        return f"<{type(value).__name__} not printable as JSON: nested too deeply or circular>"
+        return _not_printable(value)
     return value
+
+
+def _not_printable(value: Any) -> str:
+    return f"<{type(value).__name__} not printable as JSON: nested too deeply or circular>"
 
 
 def console_handler(settings: Settings, stream: Any = None, redactor: Redactor | None = None) -> logging.Handler:
