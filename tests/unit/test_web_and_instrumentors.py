@@ -99,3 +99,15 @@ def test_explicit_instrumentor_whose_library_version_is_unsupported_is_refused(r
     monkeypatch.setattr(instrumentation, "get_dependency_conflicts", lambda deps: "sqlalchemy 9 is not supported")
     with pytest.raises(ValueError, match="instrument='sqlalchemy': sqlalchemy 9 is not supported"):
         instrumentation.instrument(["sqlalchemy"], recorded.handle._tracer_provider, None)
+
+
+@pytest.mark.parametrize("names", [("fastapi",), ("auto",)])
+def test_a_fastapi_app_made_after_init_with_instrument_serves_traced_requests(recording, uninstrumented, names):
+    from obslab.config import Settings
+
+    recorded = recording(Settings(service_name="web", instrument=names))  # with a logger provider, as init_telemetry
+    app = fastapi.FastAPI()  # the instrumented class: it must build
+    app.get("/items/{item}")(lambda item: {"item": item})
+    response = TestClient(app).get("/items/7")
+    assert response.json() == {"item": "7"}
+    assert server_span(recorded, response.headers["X-Trace-ID"]).name == "GET /items/{item}"
