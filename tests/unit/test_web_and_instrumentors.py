@@ -111,3 +111,23 @@ def test_a_fastapi_app_made_after_init_with_instrument_serves_traced_requests(re
     response = TestClient(app).get("/items/7")
     assert response.json() == {"item": "7"}
     assert server_span(recorded, response.headers["X-Trace-ID"]).name == "GET /items/{item}"
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "flask"])
+def test_instrument_app_accepts_an_app_already_instrumented_by_instrument(recording, uninstrumented, framework):
+    from obslab.config import Settings
+
+    recorded = recording(Settings(service_name="web", instrument=(framework,)))
+    if framework == "fastapi":
+        app = recorded.handle.instrument_app(fastapi.FastAPI())  # an _InstrumentedFastAPI: a FastAPI app still
+        app.get("/ping")(lambda: "pong")
+        response = TestClient(app).get("/ping")
+    else:
+        import flask
+
+        app = recorded.handle.instrument_app(flask.Flask("shop"))
+        app.route("/ping")(lambda: "pong")
+        response = app.test_client().get("/ping")
+    trace_id = response.headers["X-Trace-ID"]
+    assert len([s for s in recorded.spans() if s.kind.name == "SERVER"]) == 1  # instrumented once
+    assert server_span(recorded, trace_id)

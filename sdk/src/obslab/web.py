@@ -51,7 +51,9 @@ def instrument_app(app: Any, tracer_provider: Any = None, meter_provider: Any = 
     """Instrument one FastAPI/Starlette or Flask app created before ``instrument=[...]`` took
     effect; its responses then carry ``X-Trace-ID``, and ``flush`` runs when a server ends a
     FastAPI/Starlette app's lifespan. Returns the app."""
-    kind = type(app).__module__.split(".")[0]
+    # the classes it is made of: instrument=["fastapi"] or ["flask"] makes apps of an instrumented subclass
+    kinds = [cls.__module__.split(".")[0] for cls in type(app).__mro__]
+    kind = next((k for k in kinds if k in ("fastapi", "starlette", "flask")), kinds[0])
     try:
         if kind in ("fastapi", "starlette"):
             from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
