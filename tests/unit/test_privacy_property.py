@@ -99,7 +99,8 @@ def secret_text(draw):
         text, secrets = draw(card())
     elif shape == "email":
         local = draw(core).lower()
-        text, secrets = f"{local}@{draw(st.sampled_from(['example.com', 'mail.example.co.uk']))}", [local]
+        at = draw(st.sampled_from(["@", "%40"]))  # %40: percent-encoded, as in a query string (http.url)
+        text, secrets = f"{local}{at}{draw(st.sampled_from(['example.com', 'mail.example.co.uk']))}", [local]
     elif shape == "key_value":
         key = draw(st.sampled_from(["password", "api_key", "token", "client-secret", "DB_PASSWORD", "access_key"]))
         form = draw(st.sampled_from(["{k}={v}", '"{k}": "{v}"', "{k}='{v}'", "{k}: {v}", "?{k}={v}&a=1"]))

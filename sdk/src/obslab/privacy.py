@@ -75,8 +75,10 @@ _VALUE_PATTERNS = (
     (re.compile(_START + r"(?:sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
                 r"|AKIA[0-9A-Z]{16}|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})"), MASK,
      ("sk-", "gh", "akia", "xox", "aiza")),
-    # E-mail addresses; not the ``REDACTED@host`` left by the URL rule below.
-    (re.compile(r"(?<![A-Za-z0-9._%+-])(?!REDACTED@)[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK, ("@",)),
+    # E-mail addresses, ``@`` also percent-encoded (a query string); not the ``REDACTED@host`` left by
+    # the URL rule below.
+    (re.compile(r"(?<![A-Za-z0-9._%+-])(?!REDACTED@)[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK,
+     ("@", "%40")),
 )
 _KEY_VALUE_HINTS = ("pass", "pwd", "secret", "token", "key", "authorization", "credential")
 # The HTTP semantic conventions' rule for ``url.full``, applied to every URL in every text: credentials
