@@ -268,3 +268,15 @@ def test_deeply_nested_log_values_are_logged_without_raising_and_masked(private,
         assert PASSWORD not in printed and not [e for e in exported if PASSWORD in e]
 
     logs_without_raising()
+
+
+@pytest.mark.parametrize("value", [f"token='{PASSWORD}' \"end".encode(), {f"password='{PASSWORD}' \"x\""}])
+def test_a_quoted_secret_in_a_nested_log_value_is_masked_once_escaped_as_text(private, value):
+    # nested values are exported as JSON text, bytes and sets inside as their repr: with both kinds of
+    # quotes in it, a repr escapes its own quote (token=\'...\')
+    handle, _, logs, _, console = private()
+    logging.getLogger("app").warning("nested", extra={"data": {"deep": {"list": [{"detail": value}]}}})
+    handle.force_flush(5)
+    exported = [json.dumps(dict(r.log_record.attributes), default=str) for r in logs.get_finished_logs()]
+    assert exported and not [e for e in exported if PASSWORD in e], exported
+    assert PASSWORD not in console.getvalue()

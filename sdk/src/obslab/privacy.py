@@ -56,10 +56,11 @@ _USER_KEY = re.compile(r"(^|_)(user|enduser|customer|account|client)_?id$")
 # repr text (``"ctx\\n4111..."``), whose letter would otherwise hide the boundary.
 _START = r"(?:\b|(?<=\\[nrt]))"
 # A secret-naming key (``password``, ``OPENAI_API_KEY``, ``"token"``...) followed by ``=`` or ``:`` and
-# its value, quoted or not, as in query strings, JSON, Python reprs, env files and headers.
+# its value, quoted or not (quotes escaped too, as a repr or JSON text escapes them), as in query strings,
+# JSON, Python reprs, env files and headers.
 _SECRET_WORDS = (r"password|passwd|pwd|secret|token|api[_-]?key|apikey|authorization|access[_-]?key"
                  r"|private[_-]?key|credentials?")
-_KEY_VALUE = re.compile(rf"(?i){_START}([\w.-]*?(?:{_SECRET_WORDS})(?:[_.-]?(?:key|value|string|hash))?)([\"']?\s*[=:]\s*[\"']?)([^\s,;&\"'}}]+)")
+_KEY_VALUE = re.compile(rf"(?i){_START}([\w.-]*?(?:{_SECRET_WORDS})(?:[_.-]?(?:key|value|string|hash))?)(\\?[\"']?\s*[=:]\s*\\?[\"']?)((?:[^\s,;&\\\"'}}]|\\(?![\"']))+)")
 # Each pattern with the lowercase fragments one of which its match must contain: a text holding none
 # of them is not searched (most attribute values are short plain words).
 _VALUE_PATTERNS = (
