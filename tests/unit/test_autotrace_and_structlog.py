@@ -78,3 +78,22 @@ def test_structlog_events_carry_trace_ids_and_are_exported_as_otlp_logs(recorded
         assert record.attributes["order_id"] == "o-9" and record.attributes["amount"] == 12.5
     finally:
         structlog.reset_defaults()
+
+
+def test_structlog_lines_printed_by_configure_structlog_are_masked_with_privacy_on(recording, capsys):
+    from obslab.config import Settings
+    from obslab.structlog_bridge import configure_structlog
+
+    recorded = recording(Settings(service_name="unit-test", privacy=True))
+    for json_output in (True, False):
+        configure_structlog(json_output=json_output)
+        try:
+            structlog.get_logger().warning("login with password=hunter2secret", password="Qpassword77",
+                                           nested={"token": "Qnestedtoken7"}, dsn="redis://u:Qdsnpass7@cache:6379")
+        finally:
+            structlog.reset_defaults()
+        printed = capsys.readouterr().out
+        assert "login with password=[REDACTED]" in printed and "cache:6379" in printed, printed
+        assert not [s for s in ("hunter2secret", "Qpassword77", "Qnestedtoken7", "Qdsnpass7") if s in printed], printed
+    exported = repr([(r.body, dict(r.attributes)) for r in recorded.logs()])
+    assert "Qpassword77" not in exported and "Qdsnpass7" not in exported and "hunter2secret" not in exported

@@ -194,3 +194,47 @@ def test_unconfigured_root_logger_is_opened_to_log_level_and_put_back_at_shutdow
     assert root.level == logging.INFO and len(root.handlers) == 2  # OTLP and console
     telemetry.shutdown(0.5)
     assert root.level == logging.WARNING and root.handlers == []
+
+
+@pytest.mark.parametrize("shape", ["nested", "circular"])
+def test_a_json_console_line_with_an_unencodable_extra_value_is_printed_without_raising(shape):
+    import io
+
+    from obslab.config import Settings
+    from obslab.logs import console_handler
+
+    value: dict = {}
+    if shape == "circular":
+        value["self"] = value
+    else:
+        inner = value
+        for _ in range(5000):
+            inner["k"] = {}
+            inner = inner["k"]
+    stream = io.StringIO()
+    logger = logging.getLogger("app.json-console")
+    handler = console_handler(Settings(service_name="svc", json_logs=True), stream=stream)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("order failed", extra={"payload": value, "order_id": "o-1"})  # logging re-raises RecursionError
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    line = json.loads(stream.getvalue())
+    assert line["message"] == "order failed" and line["order_id"] == "o-1" and "not printable" in line["payload"]
+
+
+@pytest.mark.parametrize("shape", ["nested", "circular"])
+def test_an_unencodable_extra_value_does_not_lose_the_exported_record(recorded, shape):
+    value: dict = {}
+    if shape == "circular":
+        value["self"] = value
+    else:
+        inner = value
+        for _ in range(5000):
+            inner["k"] = {}
+            inner = inner["k"]
+    logging.getLogger("app").warning("order failed", extra={"payload": value, "order_id": "o-1"})
+    (record,) = [r for r in recorded.logs() if r.body == "order failed"]
+    assert record.attributes["order_id"] == "o-1" and "not printable" in record.attributes["payload"]

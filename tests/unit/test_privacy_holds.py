@@ -9,6 +9,7 @@ import json
 import logging
 
 import pytest
+from hypothesis import Phase, example, given, settings, strategies as st
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link
@@ -236,3 +237,46 @@ def test_masked_log_records_keep_their_dropped_count_and_the_length_limit(privat
     assert len(attributes) == 3 and record.dropped_attributes > 0
     assert all(len(v) <= 6 for v in attributes.values() if isinstance(v, str)), attributes
     assert "al" not in attributes.values()
+
+
+def _nested(shape, depth):
+    inner = {"token": PASSWORD, "note": f"redis://:{PASSWORD}@cache:6379"}
+    if shape == "json":  # a text holding a JSON document, as a log record's nested extra values are exported
+        return "[" * depth + json.dumps(inner) + "]" * depth
+    value = inner
+    for _ in range(depth):
+        value = {"k": value} if shape in ("data", "extra") else [value]
+    return value
+
+
+@pytest.mark.parametrize("json_logs", [False, True])
+def test_deeply_nested_log_values_are_logged_without_raising_and_masked(private, json_logs):
+    handle, _, logs, _, console = private(json_logs=json_logs)
+    log = logging.getLogger("app")
+
+    @settings(max_examples=20, deadline=None, phases=[Phase.explicit, Phase.generate])
+    @example(depth=3000, shape="json")
+    @example(depth=3000, shape="data")
+    @given(depth=st.integers(1, 4000), shape=st.sampled_from(["data", "extra", "list", "json"]))
+    def logs_without_raising(depth, shape):
+        value = _nested(shape, depth)
+        log.warning("deep value", extra={"data": {"v": value}} if shape == "data" else {"v": value})
+        handle.force_flush(5)
+        printed = console.getvalue()
+        assert printed.rstrip().splitlines()[-1] and "deep value" in printed
+        exported = [repr(dict(r.log_record.attributes)) for r in logs.get_finished_logs()]
+        assert PASSWORD not in printed and not [e for e in exported if PASSWORD in e]
+
+    logs_without_raising()
+
+
+@pytest.mark.parametrize("value", [f"token='{PASSWORD}' \"end".encode(), {f"password='{PASSWORD}' \"x\""}])
+def test_a_quoted_secret_in_a_nested_log_value_is_masked_once_escaped_as_text(private, value):
+    # nested values are exported as JSON text, bytes and sets inside as their repr: with both kinds of
+    # quotes in it, a repr escapes its own quote (token=\'...\')
+    handle, _, logs, _, console = private()
+    logging.getLogger("app").warning("nested", extra={"data": {"deep": {"list": [{"detail": value}]}}})
+    handle.force_flush(5)
+    exported = [json.dumps(dict(r.log_record.attributes), default=str) for r in logs.get_finished_logs()]
+    assert exported and not [e for e in exported if PASSWORD in e], exported
+    assert PASSWORD not in console.getvalue()

@@ -74,7 +74,7 @@ def card(draw):
 @st.composite
 def secret_text(draw):
     """Free text holding one secret: (text, the strings that must never be exported)."""
-    shape = draw(st.sampled_from(["bearer", "jwt", "url", "signed", "card", "email", "key_value", "api_key"]))
+    shape = draw(st.sampled_from(["bearer", "jwt", "url", "signed", "query", "card", "email", "key_value", "api_key"]))
     secret = draw(core)
     if shape == "bearer":
         text, secrets = f"{draw(st.sampled_from(['Bearer', 'bearer', 'Basic', 'Token', 'ApiKey', 'SSWS']))} {secret}", [secret]
@@ -91,11 +91,16 @@ def secret_text(draw):
     elif shape == "signed":
         key = draw(st.sampled_from(SIGNED_URL_KEYS))
         text, secrets = f"https://bucket.example.com/o.bin?v=2&{key}={secret}&z=3", [secret]
+    elif shape == "query":  # the query alone (url.query) or a URL without scheme and host (http.target)
+        key = draw(st.sampled_from(SIGNED_URL_KEYS))
+        form = draw(st.sampled_from(["{k}={v}&v=2", "v=2&{k}={v}", "/o.bin?{k}={v}&z=3", "/o.bin?v=2;{k}={v}"]))
+        return form.format(k=key, v=secret), [secret]  # a whole attribute value, as url.query is
     elif shape == "card":
         text, secrets = draw(card())
     elif shape == "email":
         local = draw(core).lower()
-        text, secrets = f"{local}@{draw(st.sampled_from(['example.com', 'mail.example.co.uk']))}", [local]
+        at = draw(st.sampled_from(["@", "%40"]))  # %40: percent-encoded, as in a query string (http.url)
+        text, secrets = f"{local}{at}{draw(st.sampled_from(['example.com', 'mail.example.co.uk']))}", [local]
     elif shape == "key_value":
         key = draw(st.sampled_from(["password", "api_key", "token", "client-secret", "DB_PASSWORD", "access_key"]))
         form = draw(st.sampled_from(["{k}={v}", '"{k}": "{v}"', "{k}='{v}'", "{k}: {v}", "?{k}={v}&a=1"]))
@@ -114,8 +119,9 @@ def secret_attribute(draw):
         value = draw(core)
         return draw(SECRET_KEYS), value, [value]
     text, secrets = draw(secret_text())
-    value = draw(st.sampled_from([text, [text, "x"]]))
-    return draw(st.sampled_from(["note", "url.full", "db.connection_string", "messaging.url", "detail"])), value, secrets
+    value = draw(st.sampled_from([text, [text, "x"], text.encode()]))  # bytes: a valid attribute value
+    keys = ["note", "url.full", "url.query", "http.target", "db.connection_string", "messaging.url", "detail"]
+    return draw(st.sampled_from(keys)), value, secrets
 
 
 class Secrets:
@@ -170,6 +176,8 @@ def _every_field_of_every_signal(handle, secrets: Secrets) -> None:
             span.set_status(Status(StatusCode.ERROR, secrets.text()))
             logging.getLogger("app").warning(secrets.text(), extra={"data": secrets.attributes()})
             logging.getLogger("app").error("failed %s", secrets.text(), extra=secrets.attributes())
+            logging.getLogger("app").warning("nested", extra={"payload": {"inner": [secrets.text()]},
+                                                              "data": {"deep": {"list": [secrets.attributes()]}}})
             try:
                 raise ConnectionError(secrets.text())
             except ConnectionError:

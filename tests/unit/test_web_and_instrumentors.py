@@ -12,8 +12,8 @@ from obslab import instrumentation
 @pytest.fixture
 def uninstrumented():
     yield
-    for name in ("fastapi", "flask", "requests", "httpx", "sqlalchemy"):
-        instrumentor = instrumentation.installed_instrumentors()[name].load()()
+    for entry_point in instrumentation.installed_instrumentors().values():  # "auto" turns on every one
+        instrumentor = entry_point.load()()
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
 
@@ -99,3 +99,35 @@ def test_explicit_instrumentor_whose_library_version_is_unsupported_is_refused(r
     monkeypatch.setattr(instrumentation, "get_dependency_conflicts", lambda deps: "sqlalchemy 9 is not supported")
     with pytest.raises(ValueError, match="instrument='sqlalchemy': sqlalchemy 9 is not supported"):
         instrumentation.instrument(["sqlalchemy"], recorded.handle._tracer_provider, None)
+
+
+@pytest.mark.parametrize("names", [("fastapi",), ("auto",)])
+def test_a_fastapi_app_made_after_init_with_instrument_serves_traced_requests(recording, uninstrumented, names):
+    from obslab.config import Settings
+
+    recorded = recording(Settings(service_name="web", instrument=names))  # with a logger provider, as init_telemetry
+    app = fastapi.FastAPI()  # the instrumented class: it must build
+    app.get("/items/{item}")(lambda item: {"item": item})
+    response = TestClient(app).get("/items/7")
+    assert response.json() == {"item": "7"}
+    assert server_span(recorded, response.headers["X-Trace-ID"]).name == "GET /items/{item}"
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "flask"])
+def test_instrument_app_accepts_an_app_already_instrumented_by_instrument(recording, uninstrumented, framework):
+    from obslab.config import Settings
+
+    recorded = recording(Settings(service_name="web", instrument=(framework,)))
+    if framework == "fastapi":
+        app = recorded.handle.instrument_app(fastapi.FastAPI())  # an _InstrumentedFastAPI: a FastAPI app still
+        app.get("/ping")(lambda: "pong")
+        response = TestClient(app).get("/ping")
+    else:
+        import flask
+
+        app = recorded.handle.instrument_app(flask.Flask("shop"))
+        app.route("/ping")(lambda: "pong")
+        response = app.test_client().get("/ping")
+    trace_id = response.headers["X-Trace-ID"]
+    assert len([s for s in recorded.spans() if s.kind.name == "SERVER"]) == 1  # instrumented once
+    assert server_span(recorded, trace_id)

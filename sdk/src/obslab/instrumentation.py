@@ -48,6 +48,12 @@ def check_names(names: Iterable[str], installed: dict[str, Any] | None = None) -
         raise ValueError(f"instrument={name!r}: unknown instrumentor; expected 'auto' or one of {', '.join(known)}")
 
 
+# The instrumentors that emit log events (the GenAI ones' messages) and so take a logger provider;
+# others may refuse one: FastAPI's hands its arguments to every app made later, whose
+# instrument_app() raises TypeError on it.
+_EMIT_EVENTS = frozenset({"openai", "anthropic", "openai_agents"})
+
+
 def instrument(names: Iterable[str], tracer_provider: Any, meter_provider: Any, logger_provider: Any = None,
                options: dict[str, dict[str, Any]] | None = None) -> list[Any]:
     """Instrument each named library; returns the upstream instrumentors turned on (to undo them).
@@ -75,7 +81,7 @@ def instrument(names: Iterable[str], tracer_provider: Any, meter_provider: Any, 
     try:
         for name, instrumentor in chosen:
             providers = {"tracer_provider": tracer_provider, "meter_provider": meter_provider}
-            if logger_provider is not None:
+            if logger_provider is not None and name in _EMIT_EVENTS:
                 providers["logger_provider"] = logger_provider
             instrumentor.instrument(**providers, **(options or {}).get(name, {}))
             done.append(instrumentor)

@@ -44,7 +44,7 @@ _INIT_FIELDS = len(vars(logging.LogRecord("", 0, "", 0, "", (), None)))  # how m
 # Added to records by formatters and by the upstream logging instrumentation: not user data.
 _ADDED_FIELDS = frozenset({"message", "asctime", "trace_id", "span_id", "data",
                            "otelTraceID", "otelSpanID", "otelServiceName", "otelTraceSampled"})
-_PLAIN = (str, bool, int, float)
+_PLAIN = (str, bytes, bool, int, float)  # exported as they are (bytes as OTLP bytes, as upstream's handler)
 _PLAIN_TYPES = frozenset(_PLAIN)
 # Libraries an export runs through: their records while the SDK exports are about that export.
 _EXPORT_PATH_LOGGERS = ("opentelemetry", "grpc", "urllib3", "requests", "http.client", "httpx", "httpcore", "obslab")
@@ -133,7 +133,10 @@ def _attribute_value(value: Any) -> Any:
         return value
     if isinstance(value, (list, tuple)) and all(isinstance(v, _PLAIN) for v in value):
         return list(value)
-    return json.dumps(value, default=str)
+    try:
+        return json.dumps(value, default=str)
+    except (RecursionError, ValueError):  # nested past the encoder's limit, or circular
+        return _not_printable(value)
 
 
 _PLAIN_FORMATTER = logging.Formatter()
@@ -200,7 +203,24 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, default=str)
+        try:
+            return json.dumps(entry, default=str)
+        except (RecursionError, ValueError):  # a value nested past the encoder's limit, or circular
+            return json.dumps({key: _printable(value) for key, value in entry.items()}, default=str)
+
+
+def _printable(value: Any) -> Any:
+    """``value``, or a note saying it cannot be encoded as JSON (logging re-raises a RecursionError
+    into the logging call)."""
+    try:
+        json.dumps(value, default=str)
+    except (RecursionError, ValueError):
+        return _not_printable(value)
+    return value
+
+
+def _not_printable(value: Any) -> str:
+    return f"<{type(value).__name__} not printable as JSON: nested too deeply or circular>"
 
 
 def console_handler(settings: Settings, stream: Any = None, redactor: Redactor | None = None) -> logging.Handler:

@@ -31,6 +31,7 @@ import dataclasses
 import functools
 import hashlib
 import hmac
+import json
 import re
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
@@ -51,28 +52,34 @@ SENSITIVE_KEYS = (
     "access_key", "client_secret", "ssn", "credit_card", "card_number",
 )
 _USER_KEY = re.compile(r"(^|_)(user|enduser|customer|account|client)_?id$")
+# Where a secret may start: a word boundary, or after the ``\n``, ``\t``, ``\r`` escapes of a JSON or
+# repr text (``"ctx\\n4111..."``), whose letter would otherwise hide the boundary.
+_START = r"(?:\b|(?<=\\[nrt]))"
 # A secret-naming key (``password``, ``OPENAI_API_KEY``, ``"token"``...) followed by ``=`` or ``:`` and
-# its value, quoted or not, as in query strings, JSON, Python reprs, env files and headers.
+# its value, quoted or not (quotes escaped too, as a repr or JSON text escapes them), as in query strings,
+# JSON, Python reprs, env files and headers.
 _SECRET_WORDS = (r"password|passwd|pwd|secret|token|api[_-]?key|apikey|authorization|access[_-]?key"
                  r"|private[_-]?key|credentials?")
-_KEY_VALUE = re.compile(rf"(?i)\b([\w.-]*?(?:{_SECRET_WORDS})(?:[_.-]?(?:key|value|string|hash))?)([\"']?\s*[=:]\s*[\"']?)([^\s,;&\"'}}]+)")
+_KEY_VALUE = re.compile(rf"(?i){_START}([\w.-]*?(?:{_SECRET_WORDS})(?:[_.-]?(?:key|value|string|hash))?)(\\?[\"']?\s*[=:]\s*\\?[\"']?)((?:[^\s,;&\\\"'}}]|\\(?![\"']))+)")
 # Each pattern with the lowercase fragments one of which its match must contain: a text holding none
 # of them is not searched (most attribute values are short plain words).
 _VALUE_PATTERNS = (
     # Every HTTP authorization scheme carries credentials, not only Bearer.
-    (re.compile(r"(?i)\b(bearer|basic|digest|negotiate|ntlm)\s+[A-Za-z0-9\-._~+/]{6,}=*"),
+    (re.compile(_START + r"(?i:(bearer|basic|digest|negotiate|ntlm)\s+[A-Za-z0-9\-._~+/]{6,}=*)"),
      lambda m: f"{m.group(1)} {MASK}", ("bearer", "basic", "digest", "negotiate", "ntlm")),
     # An Authorization header of any other scheme (Token, ApiKey, SSWS...): its credentials.
-    (re.compile(r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED\]|[^\s\"',;]+\s+\[REDACTED\])"
-                r"(?:([A-Za-z][A-Za-z0-9._~+/-]*)\s+)?[^\s\"',;]+"),
+    (re.compile(_START + r"(?i:((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(?!\[REDACTED\]|[^\s\"',;]+\s+\[REDACTED\])"
+                r"(?:([A-Za-z][A-Za-z0-9._~+/-]*)\s+)?[^\s\"',;]+)"),
      lambda m: f"{m.group(1)}{m.group(2) + ' ' if m.group(2) else ''}{MASK}", ("authorization",)),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), MASK, ("eyj",)),
+    (re.compile(_START + r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), MASK, ("eyj",)),
     # Provider API keys by their prefixes: OpenAI/Anthropic (sk-...), GitHub, AWS, Slack, Google.
-    (re.compile(r"\b(?:sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
+    (re.compile(_START + r"(?:sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}"
                 r"|AKIA[0-9A-Z]{16}|xox[abposr]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})"), MASK,
      ("sk-", "gh", "akia", "xox", "aiza")),
-    # E-mail addresses; not the ``REDACTED@host`` left by the URL rule below.
-    (re.compile(r"(?<![A-Za-z0-9._%+-])(?!REDACTED@)[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK, ("@",)),
+    # E-mail addresses, ``@`` also percent-encoded (a query string); not the ``REDACTED@host`` left by
+    # the URL rule below.
+    (re.compile(r"(?<![A-Za-z0-9._%+-])(?!REDACTED@)[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), MASK,
+     ("@", "%40")),
 )
 _KEY_VALUE_HINTS = ("pass", "pwd", "secret", "token", "key", "authorization", "credential")
 # The HTTP semantic conventions' rule for ``url.full``, applied to every URL in every text: credentials
@@ -84,10 +91,13 @@ SIGNED_URL_KEYS = ("AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature",  # 
                    "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "X-Goog-Credential")
 _URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)(?:([^\s/?#@\"'<>]*)@)?([^\s\"'<>]*)")
 _SIGNED_PARAM = re.compile(rf"([?&;](?:{'|'.join(map(re.escape, SIGNED_URL_KEYS))})=)[^&;#\s\"'<>]*")
+# The same keys in a query without its URL (``url.query``, ``http.target``, a log line): the
+# conventions redact ``url.query`` as ``url.full``.
+_QUERY_PARAM = re.compile(rf"((?:(?<![\w.-])|(?<=\\[nrt]))(?:{'|'.join(map(re.escape, SIGNED_URL_KEYS))})=)[^&;#\s\"'<>]*")
 # Database statements: every quoted literal may be a password or personal data.
 _STATEMENT_KEYS = frozenset({"db_statement", "db_query_text"})
 _SQL_LITERAL = re.compile(r"'(?:[^']|'')*'")
-_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+_CARD = re.compile(_START + r"(?:\d[ -]?){12,18}\d\b")
 # Issuer prefixes and lengths of payment cards: a Luhn-valid number must also start and be as long
 # as a card, so long numeric ids (nanosecond timestamps, snowflake ids) are left alone.
 _CARD_ISSUERS = (
@@ -100,6 +110,7 @@ _CARD_ISSUERS = (
     (re.compile(r"62"), (16, 17, 18, 19)),  # UnionPay
 )
 
+_MAX_DEPTH = 32  # levels of nested log values inspected; deeper ones are masked whole
 _KEY_CACHE_LIMIT = 4096  # attribute keys whose kind is remembered; past it the cache starts again
 Batch = TypeVar("Batch")
 
@@ -114,11 +125,11 @@ class Redactor:
         self._secret = secret.encode() if secret else None
         self._kinds: dict[str, str] = {}
 
-    def attributes(self, attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    def attributes(self, attributes: Mapping[str, Any] | None, _depth: int = 0) -> dict[str, Any]:
         """A masked copy of ``attributes``."""
-        return {key: self.value(key, value) for key, value in (attributes or {}).items()}
+        return {key: self.value(key, value, _depth) for key, value in (attributes or {}).items()}
 
-    def value(self, key: str, value: Any) -> Any:
+    def value(self, key: str, value: Any, _depth: int = 0) -> Any:
         """The value to export for ``key``."""
         kind = self._kinds.get(key)
         if kind is None:
@@ -129,7 +140,7 @@ class Redactor:
             return self.user_id(value)
         if kind == "statement" and isinstance(value, str):
             return self.text(_SQL_LITERAL.sub("?", value))
-        return self.scrub(value)
+        return self.scrub(value, _depth)
 
     def _kind(self, key: str) -> str:
         """What ``key`` names: a ``secret``, a ``user`` id, a database ``statement``, or ``data``
@@ -148,14 +159,24 @@ class Redactor:
             return MASK
         return "hmac-sha256:" + hmac.new(self._secret, str(value).encode(), hashlib.sha256).hexdigest()
 
-    def scrub(self, value: Any) -> Any:
-        """``value`` with secret-looking parts masked (strings, lists and dicts, recursively)."""
+    def scrub(self, value: Any, _depth: int = 0) -> Any:
+        """``value`` with secret-looking parts masked (strings, bytes, lists and dicts, recursively; a
+        JSON object or array in a string as the structure it holds); what is nested deeper than
+        ``_MAX_DEPTH`` levels is masked whole, never inspected by a recursion that could exhaust the stack."""
         if isinstance(value, str):
+            if value[:1] in ("{", "[") and value[-1:] in ("}", "]"):
+                value = self._json(value, _depth)  # a log record's nested ``extra`` values are exported as JSON
             return self.text(value)
+        if isinstance(value, bytes):  # a valid attribute value, exported as it is: masked as UTF-8 text
+            decoded = value.decode("utf-8", "replace")
+            masked = self.text(decoded)
+            return value if masked == decoded else masked.encode()
+        if isinstance(value, (Mapping, list, tuple)) and _depth >= _MAX_DEPTH:
+            return MASK
         if isinstance(value, Mapping):
-            return self.attributes(value)
+            return self.attributes(value, _depth + 1)
         if isinstance(value, (list, tuple)):
-            return type(value)(self.scrub(v) for v in value)
+            return type(value)(self.scrub(v, _depth + 1) for v in value)
         return value
 
     @staticmethod
@@ -164,6 +185,8 @@ class Redactor:
         tokens, JWTs, card numbers, e-mail addresses and ``key=secret`` masked."""
         if "://" in text:
             text = _URL.sub(_mask_url, text)
+        if "=" in text:
+            text = _QUERY_PARAM.sub(rf"\g<1>{URL_MASK}", text)
         lowered = text.lower()
         for pattern, replacement, hints in _VALUE_PATTERNS:
             if any(hint in lowered for hint in hints):
@@ -171,6 +194,16 @@ class Redactor:
         if ("=" in text or ":" in text) and any(hint in lowered for hint in _KEY_VALUE_HINTS):
             text = _KEY_VALUE.sub(_mask_value, text)
         return _CARD.sub(lambda m: MASK if _is_card_number(m.group()) else m.group(), text)
+
+    def _json(self, text: str, depth: int) -> str:
+        """``text`` with the values of a JSON document masked by their keys and as text (its escapes,
+        ``\\n`` before a secret, no longer hide it); ``text`` itself when it is no JSON or nothing changed."""
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError):  # no JSON, or one nested past the decoder's own limit
+            return text
+        masked = self.scrub(document, depth)
+        return text if masked == document else json.dumps(masked)
 
     def span(self, span: ReadableSpan, limits: SpanLimits | None = None,
              extra: Mapping[str, Any] | None = None) -> ReadableSpan:

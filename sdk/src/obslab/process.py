@@ -1,6 +1,6 @@
 """What a handle changes in the application's process: the global providers and propagators, library
 instrumentation, system metrics, the ``X-Trace-ID`` hook, the logging bridge, the SDK loggers'
-quieting and the exit hook. One undo stack: a refused start and ``shutdown()`` give everything back,
+quieting and the exit hook (also run on a SIGTERM the process leaves to its default). One undo stack: a refused start and ``shutdown()`` give everything back,
 newest first.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import logging
+import signal
+import threading
 from typing import Any, Callable
 
 
@@ -20,6 +22,9 @@ from obslab.genai import content_capture_mode
 from obslab.logs import LoggingBridge, OTLPHandler, console_handler, find_installed_bridge
 from obslab.pipeline import OURS, Pipeline, Providers
 from obslab.system import register_system_metrics
+
+
+_EXIT_HOOK = "_obslab_exit_hook"  # marks obslab's SIGTERM handler
 
 
 class ProcessState:
@@ -69,6 +74,7 @@ class ProcessState:
             self._set_global_providers()
             atexit.register(self._on_exit)
             self.undo.append(lambda: atexit.unregister(self._on_exit))
+            self._exit_hook_on_sigterm()
         except BaseException:
             self.uninstall()
             pipeline.quiet.restore()
@@ -110,6 +116,35 @@ class ProcessState:
         bridge.install()
         self._bridge = bridge
         self.undo.append(bridge.uninstall)
+
+    def _exit_hook_on_sigterm(self) -> None:
+        """Run the exit hook on SIGTERM where the process leaves SIGTERM to its default, which ends it
+        without ``atexit`` (``docker stop``, Kubernetes, and uvicorn, which re-raises the SIGTERM it
+        caught once its graceful shutdown is done). The process then ends as SIGTERM ends it. An
+        application's own SIGTERM handler is left alone; only the main thread can set one (so a handle
+        shut down in another thread leaves its handler, which the next handle replaces)."""
+        current = signal.getsignal(signal.SIGTERM)
+        if threading.current_thread() is not threading.main_thread() \
+                or (current is not signal.SIG_DFL and not getattr(current, _EXIT_HOOK, False)):
+            return
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            try:
+                self._on_exit()
+            except Exception as error:
+                _diagnostics.report("exit flush on SIGTERM", error)
+            finally:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.raise_signal(signal.SIGTERM)
+
+        setattr(on_sigterm, _EXIT_HOOK, True)
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+        def give_back() -> None:
+            if signal.getsignal(signal.SIGTERM) is on_sigterm and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+        self.undo.append(give_back)
 
     def _set_global_providers(self) -> None:
         for signal, provider, owned in zip(SIGNALS, self.pipeline.providers, self.pipeline.owned):

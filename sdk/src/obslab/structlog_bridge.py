@@ -5,8 +5,9 @@
     structlog.configure(processors=[add_trace_context, structlog.processors.add_log_level,
                                     OTLPLogProcessor(), structlog.processors.JSONRenderer()])
 
-or simply ``configure_structlog()`` for that chain. Both processors hand the event dict on
-whatever happens: telemetry trouble is reported, never raised into the logging call.
+or simply ``configure_structlog()`` for that chain (with ``mask_secrets`` before the renderer, so that
+with privacy on the printed line is masked as the exported record is). The processors hand the event
+dict on whatever happens: telemetry trouble is reported, never raised into the logging call.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from opentelemetry import _logs, context, trace
 from opentelemetry._logs import SeverityNumber
 
 from obslab._diagnostics import report
+from obslab.privacy import MASK
 from obslab.telemetry import get_telemetry
 
 _SEVERITY = {
@@ -26,6 +28,7 @@ _SEVERITY = {
     "critical": SeverityNumber.FATAL, "fatal": SeverityNumber.FATAL,
 }
 _NOT_ATTRIBUTES = ("event", "level", "timestamp", "trace_id", "span_id")
+_OWN_FIELDS = _NOT_ATTRIBUTES[1:]  # set by the processors, not by the application: printed as they are
 
 
 def add_trace_context(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -61,8 +64,25 @@ class OTLPLogProcessor:
         return event_dict
 
 
+def mask_secrets(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: with privacy on (the handle's), the event dict masked as a log record is,
+    for the renderers after it (what they print leaves the process too); the event dict itself
+    otherwise. An event that cannot be masked is printed as ``[REDACTED]``."""
+    redactor = get_telemetry()._redactor
+    if redactor is None:
+        return event_dict
+    try:
+        return {key: value if key in _OWN_FIELDS else
+                redactor.scrub(value) if key == "event" else redactor.value(str(key), value)
+                for key, value in event_dict.items()}
+    except Exception as error:
+        report("structlog mask_secrets", error)
+        return {"event": MASK}
+
+
 def configure_structlog(json_output: bool = True) -> None:
-    """Configure structlog with trace ids, OTLP export and JSON (or console) rendering."""
+    """Configure structlog with trace ids, OTLP export and JSON (or console) rendering, masked with
+    privacy on."""
     import structlog
 
     structlog.configure(processors=[
@@ -71,6 +91,7 @@ def configure_structlog(json_output: bool = True) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_trace_context,
         OTLPLogProcessor(),
+        mask_secrets,
         structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(),
     ])
 

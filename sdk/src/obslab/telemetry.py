@@ -170,8 +170,9 @@ class Telemetry:
 
     def instrument_app(self, app: Any) -> Any:
         """Instrument a FastAPI/Starlette or Flask app made before ``instrument=[...]`` took effect
-        (its responses then carry ``X-Trace-ID``); returns the app."""
-        return web.instrument_app(app, self._tracer_provider, self._meter_provider)
+        (its responses then carry ``X-Trace-ID``, and a server's shutdown of the app flushes the
+        telemetry); returns the app."""
+        return web.instrument_app(app, self._tracer_provider, self._meter_provider, flush=self.force_flush)
 
     def get_trace_context(self) -> dict[str, str]:
         """``{"trace_id", "span_id"}`` of the current span in hex; empty strings outside a span."""
