@@ -148,16 +148,23 @@ def test_the_remote_stopped_60s_loses_nothing_and_never_holds_back_the_local_bac
     assert remote_stored == expected
 
 
-def test_the_credentials_show_only_in_the_environment_the_user_gave(forwarding):
+def test_the_credentials_show_nowhere_docker_inspect_or_the_logs_can_read(forwarding):
     container = forwarding.container("otel-collector")
     logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True, timeout=60)
     assert logs.returncode == 0 and "Everything is ready" in logs.stdout + logs.stderr
     assert SECRET not in logs.stdout + logs.stderr
     inspect = json.loads(subprocess.run(["docker", "inspect", container], capture_output=True, text=True,
                                         timeout=60, check=True).stdout)[0]
-    env = inspect["Config"].pop("Env")
-    assert [line for line in env if SECRET in line] == [f"OBSLAB_FORWARD_OTLP_HEADERS={json.dumps({'Authorization': SECRET})}"]
-    assert SECRET not in json.dumps(inspect)  # not in the command, labels, mounts...
+    assert SECRET not in json.dumps(inspect)  # not in the environment, command, labels, mounts...
+    one_shot = forwarding.compose("ps", "-aq", "collector-data-owner").stdout.strip()  # exited: -a
+    owner = json.loads(subprocess.run(["docker", "inspect", one_shot],
+                                      capture_output=True, text=True, timeout=60, check=True).stdout)[0]
+    assert SECRET not in json.dumps(owner)  # the one-shot that writes them gets them as a secret file
+    written = subprocess.run(["docker", "run", "--rm", "-v", f"{forwarding.project}_collector-data:/v:ro",
+                              "--entrypoint", "/bin/busybox", image("prometheus"),
+                              "stat", "-c", "%a %u", "/v/forward-headers.yaml"],
+                             capture_output=True, text=True, timeout=60)
+    assert written.stdout.split() == ["400", "10001"], written.stdout + written.stderr  # the collector's alone
     printed = subprocess.run(["docker", "exec", container, "/otelcol-contrib", "print-config",
                               "--config=/etc/otelcol-contrib/config.yaml",
                               "--config=/etc/otelcol-contrib/forward/remote-only-false.yaml"],
@@ -209,10 +216,13 @@ def test_the_file_each_setting_selects_passes_otelcol_validate(tmp_path, endpoin
     assert rendered.returncode == 0, rendered.stderr
     command = json.loads(rendered.stdout)["services"]["otel-collector"]["command"]
     assert command[-1] == f"--config=/etc/otelcol-contrib/forward/{file}"
+    headers = tmp_path / "forward-headers.yaml"  # as collector-data-owner writes it on the collector's volume
+    headers.write_text('{"Authorization": "Bearer x"}')
+    headers.chmod(0o644)
     result = subprocess.run(["docker", "run", "--rm", "-v", f"{REPO}/otel-collector:/etc/otelcol-contrib:ro",
+                             "-v", f"{headers}:/var/lib/otelcol/forward-headers.yaml:ro",
                              "-e", "SAMPLING_PERCENTAGE=100", "-e", "SLOW_TRACE_MS=1000", "-e", "DEFAULT_ENVIRONMENT=dev",
                              "-e", f"OBSLAB_FORWARD_OTLP_ENDPOINT={endpoint}",
-                             "-e", 'OBSLAB_FORWARD_OTLP_HEADERS={"Authorization": "Bearer x"}',
                              image("otel-collector"), "validate", *command], capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
     assert (result.returncode == 0) == ok, output

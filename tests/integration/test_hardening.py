@@ -26,7 +26,8 @@ CAPABILITIES = {"collector-data-owner": {"CHOWN"},  # root, to give the collecto
                 "alerting-config": {"CHOWN"}}       # root, to give the webhook file to Alertmanager's nobody
 # Services whose root file system stays writable, and why.
 WRITABLE = {"grafana": "compose copies its secrets in before start, which it refuses for read_only",
-            "alerting-config": "likewise, for the webhook secret"}
+            "alerting-config": "likewise, for the webhook secret",
+            "collector-data-owner": "likewise, for the forwarding headers secret"}
 
 
 def _render(tmp_path, *extra) -> dict:
