@@ -1166,14 +1166,18 @@ def compare(args, workdir: Path) -> dict:
     lab = args._lab = isolated_lab(workdir, lab_mode())
     compose_up(lab)
     configs = {"before": _config_at(args.compare), "after": (REPO / "otel-collector/config.yaml").read_text()}
+    for variant in args.variant:  # label=path: more configs measured in the same run
+        label, _, path = variant.partition("=")
+        configs[label] = Path(path).read_text()
+    loads = [load for load in (
+        ("traces", [("traces", 2)], ["--child-spans", str(args.child_spans), "--batch-size", str(args.batch_size)]),
+        ("logs", [(f"logs-w{i}", 1) for i in range(2)], ["--batch-size", str(args.batch_size)]))
+        if load[0] in args.signals.split(",")]
     run_id = uuid.uuid4().hex[:8]
     rows = []
-    batch = ["--batch-size", str(args.batch_size)]
     for label, text in configs.items():
         use_collector_config(lab, workdir, label, text)
-        for signal_name, processes, extra in (
-                ("traces", [("traces", 2)], ["--child-spans", str(args.child_spans), *batch]),
-                ("logs", [(f"logs-w{i}", 1) for i in range(2)], batch)):
+        for signal_name, processes, extra in loads:
             prefix = f"bench-{run_id}-{label}"
             services = [(f"{prefix}-{signal_name}-{name}", workers) for name, workers in processes]
 
@@ -1216,10 +1220,10 @@ def print_compare(report: dict) -> None:
     p(f"collector {report['image']}, mode {report['mode']}, telemetrygen v{report['telemetrygen']}, "
       f"{report['duration']} s of load per signal; config before: otel-collector/config.yaml at {report['compare']}, "
       "after: the working tree's")
-    p(f"\n{'config':7} {'signal':7} {'accepted':>11} {'stored':>11} {'equal':>6} {'CPU s':>7} "
+    p(f"\n{'config':12} {'signal':7} {'accepted':>11} {'stored':>11} {'equal':>6} {'CPU s':>7} "
       f"{'CPU s/million':>14} {'per CPU s':>10}")
     for r in report["rows"]:
-        p(f"{r['config']:7} {r['signal']:7} {fmt(r['accepted']):>11} {fmt(r['stored']):>11} "
+        p(f"{r['config']:12} {r['signal']:7} {fmt(r['accepted']):>11} {fmt(r['stored']):>11} "
           f"{'yes' if r['equal'] else 'NO':>6} {r['cpu_s']:7.1f} {fmt(r['cpu_s_per_million'], 2):>14} "
           f"{fmt(r['per_cpu_s']):>10}")
     for r in report["rows"]:
@@ -1324,6 +1328,9 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the tables")
     parser.add_argument("--compare", metavar="REV", help="the collector's config at git revision REV against the "
                                                          "working tree's: CPU per record and profiles (see above)")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL=PATH",
+                        help="--compare: one more collector config measured in the same run (repeatable)")
+    parser.add_argument("--signals", default="traces,logs", help="--compare: the loads run (default traces,logs)")
     parser.add_argument("--idle", type=float, default=10, help="seconds of idle memory sampling before the load")
     parser.add_argument("--settle", type=float, default=10,
                         help="seconds a backend count must stay unchanged before it is taken as final")

@@ -71,8 +71,8 @@ def test_the_tail_sampling_gateway_runs_the_single_collectors_tail_sampler():
         "--config=/c/0.yaml", "--config=/c/1.yaml", "--config=/c/2.yaml"], capture_output=True, text=True, timeout=120)
     assert printed.returncode == 0, printed.stderr
     config = yaml.safe_load(printed.stdout)
-    assert config["service"]["pipelines"]["traces"]["processors"] == [
-        "memory_limiter", "resource", "resource/gateway", "tail_sampling"]
+    assert config["service"]["pipelines"]["traces/tail-sampled"]["processors"] == [
+        "memory_limiter", "filter/off-at-100", "resource", "resource/gateway", "tail_sampling"]
     assert config["processors"]["tail_sampling"]["decision_wait"] == "10s"
 
 

@@ -88,7 +88,25 @@ def test_tail_sampling_keeps_errors_and_slow_traces_and_samples_the_rest_by_the_
     assert policies["slow"]["latency"] == {"threshold_ms": "${env:SLOW_TRACE_MS}"}
     assert policies["the-rest"]["probabilistic"] == {"sampling_percentage": "${env:SAMPLING_PERCENTAGE}"}
     pipelines = config["service"]["pipelines"]
-    assert pipelines["traces"]["processors"][-1] == "tail_sampling"
-    assert not {"tail_sampling", "probabilistic_sampler"} & set(pipelines["traces/spanmetrics"]["processors"])
+    assert pipelines["traces/tail-sampled"]["processors"][-1] == "tail_sampling"
+    for unsampled in ("traces", "traces/spanmetrics"):
+        assert not {"tail_sampling", "probabilistic_sampler"} & set(pipelines[unsampled]["processors"])
     # The burst test's 40,000 one-span traces arrive within one decision_wait: all held at once.
     assert tail["num_traces"] >= 2 * 40_000
+
+
+@pytest.mark.parametrize("percentage", [0, 0.5, 10, 99, 99.99, 100])
+def test_exactly_one_traces_pipeline_passes_spans_on_at_each_sampling_percentage(percentage):
+    """The filters are complements: at 100 the spans skip the tail sampler (traces), below it they go
+    through it (traces/tail-sampled); never both (twice stored) and never neither (lost)."""
+    config = _load(REPO / "otel-collector/config.yaml")
+    pipelines = config["service"]["pipelines"]
+    passing = []
+    for name in ("traces", "traces/tail-sampled"):
+        filters = [p for p in pipelines[name]["processors"] if p.startswith("filter/")]
+        assert len(filters) == 1 and pipelines[name]["exporters"] == ["otlp_grpc/tempo"]
+        (condition,) = config["processors"][filters[0]]["traces"]["resource"]
+        left, op, right = condition.replace("${env:SAMPLING_PERCENTAGE}", str(percentage)).split()
+        drops = {"<": float(left) < float(right), ">=": float(left) >= float(right)}[op]
+        passing += [] if drops else [name]
+    assert passing == (["traces"] if percentage == 100 else ["traces/tail-sampled"])
