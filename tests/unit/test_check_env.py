@@ -27,6 +27,7 @@ def test_example_env_with_a_password_has_no_problem(good):
     ("SLOW_TRACE_MS", "-5", "SLOW_TRACE_MS='-5'"),
     ("GRAFANA_PORT", "http", "GRAFANA_PORT='http': must be a port number"),
     ("OTLP_GRPC_PORT", "70000", "OTLP_GRPC_PORT='70000'"),
+    ("OTLP_GRPC_PORT", "\u00b2", "OTLP_GRPC_PORT='\u00b2': must be a port number"),  # a digit to str.isdigit, not to int()
     ("LOKI_PORT", "3000", "LOKI_PORT='3000': the same port is given to another service"),
     ("OBSLAB_BIND_ADDRESS", "everywhere", "OBSLAB_BIND_ADDRESS='everywhere'"),
     ("TEMPO_RETENTION", "one hour", "TEMPO_RETENTION='one hour'"),

@@ -35,11 +35,11 @@ def problems(env: dict[str, str]) -> list[str]:
     found = []
     for name in PORTS:
         value = env.get(name, "")
-        if not value.isdigit() or not 0 < int(value) < 65536:
+        if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 65536:  # "²".isdigit(), int() refuses it
             found.append(f"{name}={value!r}: must be a port number between 1 and 65535")
     ports = [env.get(n) for n in PORTS]
     for name in PORTS:
-        if env.get(name, "").isdigit() and ports.count(env[name]) > 1:
+        if env.get(name, "").isascii() and env.get(name, "").isdigit() and ports.count(env[name]) > 1:
             found.append(f"{name}={env[name]!r}: the same port is given to another service")
     pct = env.get("SAMPLING_PERCENTAGE", "")
     if not (_PERCENTAGE.match(pct) and float(pct) <= 100):
