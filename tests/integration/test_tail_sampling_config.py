@@ -21,8 +21,10 @@ TAIL = REPO / "scaling/tail-sampling"
 OFFICIAL = pytest.mark.official_images("otel-collector-contrib")
 
 
-def _validate(*configs: str, tmp_path=None, replace: tuple[str, str] | None = None) -> subprocess.CompletedProcess:
-    """``otelcol-contrib validate`` of configs (paths in the repo) merged in order, in the lab's collector image."""
+def _validate(*configs: str, tmp_path=None, replace: tuple[str, str] | None = None,
+              percentage: str | None = None) -> subprocess.CompletedProcess:
+    """``otelcol-contrib validate`` of configs (paths in the repo) merged in order, in the lab's collector image,
+    at ``percentage`` (default: .env.example's SAMPLING_PERCENTAGE)."""
     mounts, args = [], []
     for index, config in enumerate(configs):
         source = REPO / config
@@ -32,7 +34,7 @@ def _validate(*configs: str, tmp_path=None, replace: tuple[str, str] | None = No
         mounts += ["-v", f"{source}:/c/{index}.yaml:ro"]
         args.append(f"--config=/c/{index}.yaml")
     env = env_example()
-    return subprocess.run(["docker", "run", "--rm", *mounts, "-e", f"SAMPLING_PERCENTAGE={env['SAMPLING_PERCENTAGE']}",
+    return subprocess.run(["docker", "run", "--rm", *mounts, "-e", f"SAMPLING_PERCENTAGE={percentage or env['SAMPLING_PERCENTAGE']}",
                            "-e", f"SLOW_TRACE_MS={env['SLOW_TRACE_MS']}", "-e", "HOSTNAME=gateway-1",
                            "-e", f"DEFAULT_ENVIRONMENT={env['DEFAULT_ENVIRONMENT']}", image("otel-collector"),
                            "validate", *args], capture_output=True, text=True, timeout=120)
@@ -44,8 +46,11 @@ def test_the_tail_sampling_agent_config_passes_otelcol_validate():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_tail_sampling_gateway_config_passes_otelcol_validate():
-    result = _validate("otel-collector/config.yaml", "otel-collector/gateway.yaml", "scaling/tail-sampling/gateway.yaml")
+@pytest.mark.parametrize("percentage", ["100", "10"])  # each puts the other traces pipeline in use
+@pytest.mark.parametrize("tier", ["otel-collector/gateway.yaml", "scaling/tail-sampling/gateway.yaml"])
+def test_the_gateway_configs_pass_otelcol_validate_at_and_below_100(tier, percentage):
+    configs = ["otel-collector/config.yaml", "otel-collector/gateway.yaml"]
+    result = _validate(*dict.fromkeys([*configs, tier]), percentage=percentage)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

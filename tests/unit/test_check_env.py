@@ -27,6 +27,7 @@ def test_example_env_with_a_password_has_no_problem(good):
     ("SLOW_TRACE_MS", "-5", "SLOW_TRACE_MS='-5'"),
     ("GRAFANA_PORT", "http", "GRAFANA_PORT='http': must be a port number"),
     ("OTLP_GRPC_PORT", "70000", "OTLP_GRPC_PORT='70000'"),
+    ("OTLP_GRPC_PORT", "\u00b2", "OTLP_GRPC_PORT='\u00b2': must be a port number"),  # a digit to str.isdigit, not to int()
     ("LOKI_PORT", "3000", "LOKI_PORT='3000': the same port is given to another service"),
     ("OBSLAB_BIND_ADDRESS", "everywhere", "OBSLAB_BIND_ADDRESS='everywhere'"),
     ("TEMPO_RETENTION", "one hour", "TEMPO_RETENTION='one hour'"),
@@ -144,6 +145,26 @@ def test_forwarding_settings_that_work(good):
 @pytest.mark.parametrize("value", ["", "1", "250", "1000", "60000"])
 def test_slow_trace_ms_takes_whole_milliseconds_or_the_default(good, value):
     good["SLOW_TRACE_MS"] = value
+    assert problems(good) == []
+
+
+@pytest.mark.parametrize("name, value", [
+    ("SAMPLING_PERCENTAGE", "0100"), ("SAMPLING_PERCENTAGE", "010"), ("SAMPLING_PERCENTAGE", "1e2"),
+    ("SAMPLING_PERCENTAGE", "1_00"), ("SAMPLING_PERCENTAGE", "+100"), ("SAMPLING_PERCENTAGE", " 50"),
+    ("SAMPLING_PERCENTAGE", "nan"), ("SAMPLING_PERCENTAGE", "100.5"), ("SAMPLING_PERCENTAGE", "\u0661\u0660"),
+    ("SLOW_TRACE_MS", "01000"), ("SLOW_TRACE_MS", "1_000"), ("SLOW_TRACE_MS", "\u00b2"),
+    ("SLOW_TRACE_MS", "\u0661\u0660\u0660\u0660")])
+def test_a_sampling_value_the_collector_reads_otherwise_is_refused(good, name, value):
+    """The collector reads a leading zero as octal (SAMPLING_PERCENTAGE=0100 samples 64 %) and refuses
+    exponents and underscores: what Python reads otherwise is refused, named, never raised. The
+    collector's own reading of each value: tests/integration/test_sampling_settings_as_written.py."""
+    good[name] = value
+    assert any(p.startswith(f"{name}={value!r}: must be") for p in problems(good)), problems(good)
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "2.5", "10", "50.5", "99.999", "100", "100.0"])
+def test_sampling_percentage_takes_plain_decimals_from_0_to_100(good, value):
+    good["SAMPLING_PERCENTAGE"] = value
     assert problems(good) == []
 
 

@@ -98,7 +98,9 @@ def test_tail_sampling_keeps_errors_and_slow_traces_and_samples_the_rest_by_the_
 @pytest.mark.parametrize("percentage", [0, 0.5, 10, 99, 99.99, 100])
 def test_exactly_one_traces_pipeline_passes_spans_on_at_each_sampling_percentage(percentage):
     """The filters are complements: at 100 the spans skip the tail sampler (traces), below it they go
-    through it (traces/tail-sampled); never both (twice stored) and never neither (lost)."""
+    through it (traces/tail-sampled); never both (twice stored) and never neither (lost). The conditions
+    are read here with float(), as the lab's .env check reads the setting; the real collector's reading of
+    each form a user may write: tests/integration/test_sampling_settings_as_written.py."""
     config = _load(REPO / "otel-collector/config.yaml")
     pipelines = config["service"]["pipelines"]
     passing = []
@@ -110,3 +112,38 @@ def test_exactly_one_traces_pipeline_passes_spans_on_at_each_sampling_percentage
         drops = {"<": float(left) < float(right), ">=": float(left) >= float(right)}[op]
         passing += [] if drops else [name]
     assert passing == (["traces"] if percentage == 100 else ["traces/tail-sampled"])
+
+
+def _merged(*paths: str) -> dict:
+    """Configs merged as the collector merges repeated --config files: maps merge, anything else is replaced."""
+    def merge(base, over):
+        if isinstance(base, dict) and isinstance(over, dict):
+            return {**base, **{key: merge(base.get(key), value) for key, value in over.items()}}
+        return over
+    merged: dict = {}
+    for path in paths:
+        merged = merge(merged, _load(REPO / path))
+    return merged
+
+
+OVERLAYS = [("otel-collector/config.yaml",), *[("otel-collector/config.yaml", f"otel-collector/forward/{p.name}")
+                                              for p in sorted((REPO / "otel-collector/forward").glob("*.yaml"))],
+            ("otel-collector/config.yaml", "otel-collector/gateway.yaml"),
+            ("otel-collector/config.yaml", "otel-collector/gateway.yaml", "scaling/tail-sampling/gateway.yaml")]
+
+
+@pytest.mark.parametrize("paths", OVERLAYS, ids=lambda paths: "+".join(Path(p).stem for p in paths))
+def test_both_traces_pipelines_deliver_alike_in_every_overlay_and_only_one_samples(paths):
+    """Whichever of the two traces pipelines SAMPLING_PERCENTAGE puts in use, the spans reach the same
+    exporters (the local backends, the remote when forwarding) from the same receivers, behind its filter;
+    only traces/tail-sampled samples. An overlay that names one pipeline and forgets the other would
+    send spans elsewhere (or nowhere) at one setting only."""
+    pipelines = _merged(*paths)["service"]["pipelines"]
+    full, sampled = pipelines["traces"], pipelines["traces/tail-sampled"]
+    assert full["receivers"] == sampled["receivers"] and full["exporters"] == sampled["exporters"]
+    assert [p for p in full["processors"] if p.startswith("filter/")] == ["filter/off-below-100"]
+    assert [p for p in sampled["processors"] if p.startswith("filter/")] == ["filter/off-at-100"]
+    assert full["processors"][:2] == ["memory_limiter", "filter/off-below-100"]  # dropped before any work
+    assert sampled["processors"][:2] == ["memory_limiter", "filter/off-at-100"]
+    samplers = {"tail_sampling", "probabilistic_sampler"}
+    assert not samplers & set(full["processors"]) and sampled["processors"][-1] in samplers

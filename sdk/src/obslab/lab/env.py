@@ -16,6 +16,10 @@ from dotenv import dotenv_values
 PORTS = ("GRAFANA_PORT", "TEMPO_PORT", "LOKI_PORT", "PROMETHEUS_PORT", "OTLP_GRPC_PORT", "OTLP_HTTP_PORT",
          "COLLECTOR_HEALTH_PORT", "ALERTMANAGER_PORT")
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+# SAMPLING_PERCENTAGE and SLOW_TRACE_MS only as plain ASCII decimals, which the collector reads as Python does: it
+# (its OTTL conditions and YAML) reads a leading zero as octal, and refuses exponents and underscores.
+_PERCENTAGE = re.compile(r"(0|[1-9][0-9]?|100)(\.[0-9]+)?\Z")
+_WHOLE = re.compile(r"[1-9][0-9]*\Z")
 # Grafana's public default secret_key (conf/defaults.ini): anyone can decrypt what it encrypts.
 GRAFANA_DEFAULT_SECRET_KEY = "SW2YcwTIb9zpOOhoPsMm"
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
@@ -31,22 +35,21 @@ def problems(env: dict[str, str]) -> list[str]:
     found = []
     for name in PORTS:
         value = env.get(name, "")
-        if not value.isdigit() or not 0 < int(value) < 65536:
+        if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 65536:  # "²".isdigit(), int() refuses it
             found.append(f"{name}={value!r}: must be a port number between 1 and 65535")
     ports = [env.get(n) for n in PORTS]
     for name in PORTS:
-        if env.get(name, "").isdigit() and ports.count(env[name]) > 1:
+        if env.get(name, "").isascii() and env.get(name, "").isdigit() and ports.count(env[name]) > 1:
             found.append(f"{name}={env[name]!r}: the same port is given to another service")
     pct = env.get("SAMPLING_PERCENTAGE", "")
-    try:
-        if not 0 <= float(pct) <= 100:
-            raise ValueError
-    except ValueError:
-        found.append(f"SAMPLING_PERCENTAGE={pct!r}: must be a number between 0 and 100")
+    if not (_PERCENTAGE.match(pct) and float(pct) <= 100):
+        found.append(f"SAMPLING_PERCENTAGE={pct!r}: must be a number between 0 and 100 written plainly, such as "
+                     "10 or 2.5 (no leading zero, sign, exponent or space: the collector reads 0100 as 64)")
     slow = env.get("SLOW_TRACE_MS") or ""  # empty or absent: the compose file's default, 1000
-    if slow and not (slow.isdigit() and int(slow) >= 1):
-        found.append(f"SLOW_TRACE_MS={slow!r}: must be a whole number of milliseconds, 1 or more "
-                     "(the collector's tail sampling keeps every trace slower than it)")
+    if slow and not _WHOLE.match(slow):
+        found.append(f"SLOW_TRACE_MS={slow!r}: must be a whole number of milliseconds, 1 or more, without a "
+                     "leading zero (the collector's tail sampling keeps every trace slower than it; it reads "
+                     "01000 as 512)")
     bind = env.get("OBSLAB_BIND_ADDRESS", "")
     try:
         loopback = ipaddress.ip_address(bind).is_loopback
