@@ -441,7 +441,7 @@ class OutageBuffer:
             if self._spool is not None:
                 try:
                     request = item.message if isinstance(item, _Encoded) else _spool.encode(self.signal, item.records)
-                    self._spool.write(request, len(item))
+                    self._spool.write(request, len(item), replacing=claim.path if claim is not None else None)
                     self.spooled += len(item)
                     if claim is not None:
                         claim.sent()  # replaced by its trimmed copy
