@@ -230,6 +230,53 @@ def test_a_batch_the_reachable_collector_keeps_refusing_is_dropped_after_a_few_a
         receiver.stop()
 
 
+@pytest.mark.parametrize("accepted", [False, True], ids=["refused", "accepted"])
+def test_a_send_under_way_when_the_exit_begins_ends_before_shutdown_returns_and_a_refused_one_is_tried_again(
+        accepted):
+    """The background sender has taken the queue's one batch out to send when the exit begins (a queue
+    of one batch: what an overflowing buffer holds). The exit waits for that attempt instead of taking
+    the queue for empty: accepted, it is delivered before shutdown returns; refused, the exit tries it
+    again and counts it before returning (the exit used to return at once, the attempt still under way:
+    the batch neither tried again nor counted, and a spool file delivered but left on disk)."""
+    taken, release, finished = threading.Event(), threading.Event(), threading.Event()
+    attempts = []
+
+    def send(request):  # the kept batch, sent as an encoded request: the first attempt is slow
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            taken.set()
+            release.wait(30)
+            finished.set()
+            return accepted
+        return False
+
+    class Refusing:  # the first export, sent at once
+        def export(self, batch):
+            return SpanExportResult.FAILURE
+
+        def shutdown(self):
+            pass
+
+    receiver = OTLPReceiver(free_port()).start()  # accepts connections: the collector is reachable
+    buffer = OutageBuffer(Refusing(), "traces", ("127.0.0.1", receiver.port), 100, send_request=send,
+                          exit_timeout=2.0)
+    slow = threading.Timer(0.3, release.set)  # the attempt ends while shutdown runs
+    try:
+        buffer.export(spans(["only"]))
+        assert taken.wait(30) and buffer.buffered == 0  # out of the queue, being sent
+        slow.start()
+        buffer.shutdown()
+        assert finished.is_set()  # shutdown returned after the attempt under way, not during it
+        if accepted:
+            assert (len(attempts), buffer.lost) == (1, 0)
+        else:
+            assert len(attempts) >= 2 and buffer.lost == 1  # tried again at exit, then counted
+    finally:
+        slow.cancel()
+        release.set()
+        receiver.stop()
+
+
 @pytest.mark.parametrize("environ, fragment", [
     ({"OBSLAB_OUTAGE_BUFFER": "lots"}, "outage_buffer='lots' (from environment variable OBSLAB_OUTAGE_BUFFER)"),
     ({"OBSLAB_OUTAGE_BUFFER": "-1"}, "outage_buffer='-1' (from environment variable OBSLAB_OUTAGE_BUFFER)"),

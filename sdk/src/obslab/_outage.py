@@ -218,6 +218,7 @@ class OutageBuffer:
         """Send what is waiting if the collector answers, through its refusals (within ``exit_timeout``
         and ``timeout_millis``), then spool or count what is left. Called again while the first call
         still sends, it stops that at once."""
+        deadline = time.monotonic() + min(timeout_millis / 1000, self.exit_timeout)
         first = self._state == "open"
         if first:
             self._state = "closing"
@@ -226,9 +227,11 @@ class OutageBuffer:
         self._stop.set()
         self._work.set()
         self._nudge.set()
-        if first and self._items and not unreachable(self._addresses, timeout=min(0.2, self.exit_timeout / 4)):
-            self._down = False
-            self._drain_until(time.monotonic() + min(timeout_millis / 1000, self.exit_timeout))
+        if first:
+            self._await_sender(deadline)
+            if self._items and not unreachable(self._addresses, timeout=min(0.2, self.exit_timeout / 4)):
+                self._down = False
+                self._drain_until(deadline)
         with self._lock:
             self._state = "closed"
             left, self._items, self._records, self._bytes = list(self._items), deque(), 0, 0
@@ -237,6 +240,14 @@ class OutageBuffer:
         if not self._exporter_shut:
             self._exporter_shut = True
             self.exporter.shutdown()  # interrupts a retry back-off still running in the exporter
+
+    def _await_sender(self, deadline: float) -> None:
+        """Wait (until ``deadline``) for the background sender to stop: a batch it has taken from the
+        queue to send is delivered or back in the queue before the exit looks at the queue (else a
+        queue of one batch looks empty, and that batch is neither sent again nor counted)."""
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(deadline - time.monotonic(), 0.0))
 
     def _drain_until(self, deadline: float) -> None:
         """Send the queue at exit, through refusals (a collector pushing back): attempt after attempt,
@@ -347,9 +358,11 @@ class OutageBuffer:
 
     def _drain(self, deadline: float | None = None) -> float:
         """Send the queue oldest first until it is empty (0 is returned) or an attempt fails (the
-        seconds to wait before the next one are returned), or past ``deadline``."""
+        seconds to wait before the next one are returned), or past ``deadline``. Without a deadline
+        (the background sender) it also stops once shutdown begins: the exit sends the rest."""
         with suppress_instrumentation(), exporting():  # the sends must not be traced or logged back to us
-            while self._state != "closed" and (deadline is None or time.monotonic() < deadline):
+            while self._state != "closed" and (time.monotonic() < deadline if deadline is not None
+                                               else not self._stop.is_set()):
                 with self._sending:
                     if self._down and unreachable(self._addresses):
                         return PROBE_INTERVAL
@@ -428,7 +441,7 @@ class OutageBuffer:
             if self._spool is not None:
                 try:
                     request = item.message if isinstance(item, _Encoded) else _spool.encode(self.signal, item.records)
-                    self._spool.write(request, len(item))
+                    self._spool.write(request, len(item), replacing=claim.path if claim is not None else None)
                     self.spooled += len(item)
                     if claim is not None:
                         claim.sent()  # replaced by its trimmed copy

@@ -148,12 +148,14 @@ class Spool:
                                     f"{_mode(info.st_mode):o}): now 0700, the spool's mode")
         return self.directory.is_dir()
 
-    def write(self, request: Request, records: int | None = None) -> None:
+    def write(self, request: Request, records: int | None = None, replacing: Path | None = None) -> None:
         """Write one request as a file (0600) that the next process will send; then delete the
-        oldest files beyond the bound."""
+        oldest files beyond the bound. A trimmed copy of a spool file (``replacing``) takes that
+        file's time, so that it keeps its place in the order."""
         self._prepare(create=True)
         records = count(self.signal, request) if records is None else records
-        name = f"{self.signal}-{time.time_ns():020d}-{os.getpid()}-{next(_sequence):06d}-{records}.pb"
+        written = int(replacing.name.split("-")[1]) if replacing is not None else time.time_ns()
+        name = f"{self.signal}-{written:020d}-{os.getpid()}-{next(_sequence):06d}-{records}.pb"
         temporary = self.directory / f".{name}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         try:
@@ -163,6 +165,8 @@ class Spool:
             temporary.unlink(missing_ok=True)
             raise
         temporary.replace(self.directory / name)
+        if replacing is not None:
+            replacing.unlink(missing_ok=True)  # replaced: not counted against the bound with its copy
         self._bound()
 
     def _files(self) -> list[Path]:
