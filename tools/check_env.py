@@ -12,9 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from obslab.lab.env import (GRAFANA_DEFAULT_SECRET_KEY, PORTS, ensure_env_file, forwarding_problems,  # noqa: F401
-                            problems, read_env,
-                            warnings)
+from obslab.lab.env import (GRAFANA_DEFAULT_SECRET_KEY, PORTS, compose_values, ensure_env_file,  # noqa: F401
+                            forwarding_problems, problems, read_env, warnings)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -22,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 def main(argv: list[str]) -> int:
     path = Path(argv[1]) if len(argv) > 1 else REPO / ".env"
     ensure_env_file(path, REPO / ".env.example")
-    env = read_env(path)
+    env = compose_values(path)  # a variable exported in the shell wins over the file, in compose too
     found = problems(env)
     for warning in warnings(env):
         print(f"{path.name}: warning: {warning}", file=sys.stderr)

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -57,6 +58,15 @@ def test_check_env_command_fails_before_anything_starts(tmp_path, good):
     result = subprocess.run([sys.executable, str(REPO / "tools/check_env.py"), str(env_file)],
                             capture_output=True, text=True)
     assert result.returncode == 1 and "SAMPLING_PERCENTAGE='150'" in result.stderr
+
+
+def test_a_bad_value_exported_in_the_shell_is_refused_as_compose_would_use_it(tmp_path, good):
+    """docker compose takes a variable of the shell over the file's: the check reads the same value."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in good.items()))
+    result = subprocess.run([sys.executable, str(REPO / "tools/check_env.py"), str(env_file)], capture_output=True,
+                            text=True, env={**os.environ, "SAMPLING_PERCENTAGE": "0100"})
+    assert result.returncode == 1 and "SAMPLING_PERCENTAGE='0100'" in result.stderr
 
 
 def _check(env_file):

@@ -61,9 +61,7 @@ def default_env_file() -> Path:
 
 def lab_values(env_file: Path) -> dict[str, str]:
     """The env file's values, with the environment's winning (as ``docker compose`` interpolates)."""
-    values = lab_env.read_env(env_file)
-    values.update({name: os.environ[name] for name in values if name in os.environ})
-    return values
+    return lab_env.compose_values(env_file)
 
 
 def not_running_line(missing: dict[str, str]) -> str:

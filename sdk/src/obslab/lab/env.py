@@ -4,6 +4,7 @@ use these, so a value refused by one is refused by the other."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import secrets
 import shutil
@@ -191,3 +192,10 @@ def _with_secret_key(text: str) -> str:
 def read_env(path: Path) -> dict[str, str]:
     """The values of an env file, empty ones as ``""``."""
     return {k: v or "" for k, v in dotenv_values(path).items()}
+
+
+def compose_values(path: Path) -> dict[str, str]:
+    """The env file's values with the environment's winning, as ``docker compose`` interpolates them."""
+    values = read_env(path)
+    values.update({name: os.environ[name] for name in values if name in os.environ})
+    return values
