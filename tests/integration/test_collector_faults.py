@@ -224,7 +224,8 @@ class _VolumeWatch(threading.Thread):
         super().__init__(daemon=True)
         self.path = subprocess.run(["docker", "volume", "inspect", "-f", "{{.Mountpoint}}", f"{lab.project}_{name}"],
                                    capture_output=True, text=True, check=True).stdout.strip()
-        self.size = os.statvfs(self.path).f_blocks * os.statvfs(self.path).f_frsize
+        stat = os.statvfs(self.path)
+        self.size = stat.f_blocks * stat.f_frsize
         self.peak, self.files, self._done = 0, {}, threading.Event()
 
     def run(self) -> None:
@@ -258,8 +259,10 @@ def test_a_queue_volume_filling_up_is_refused_before_the_disk_is_full_and_nothin
     try:
         lab.compose("stop", "ingest-witness")
         volume.start()
+        deadline = time.monotonic() + 120  # for every request together: a collector that keeps refusing fails fast
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            results = pool.map(lambda r: post(lab.otlp_http, r[0], r[1], retry_for=120), requests_)
+            results = pool.map(lambda r: post(lab.otlp_http, r[0], r[1], retry_for=deadline - time.monotonic()),
+                               requests_)
             try:
                 eventually(lambda: _new_refusals(before), timeout=30, interval=0.2)
                 time.sleep(3)  # the senders keep being refused: the queues are at their bound
