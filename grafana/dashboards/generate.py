@@ -364,10 +364,11 @@ DASHBOARDS = {
                                        f"{RATE}))"},
                    "count:items", no_value="No export failure since the collector started"),
         timeseries("Exporter queue",
-                   "Batches waiting in each collector exporter's sending queue, and the queue's capacity, from the "
-                   "gauges otelcol_exporter_queue_size and otelcol_exporter_queue_capacity.",
+                   "Bytes of requests waiting in each collector exporter's disk queue, and the queue's capacity "
+                   "(256 MiB: a full queue refuses data before the disk is full), from the gauges "
+                   "otelcol_exporter_queue_size and otelcol_exporter_queue_capacity (the lab's queues count bytes).",
                    {"{{exporter}} size": "sum by (exporter) (otelcol_exporter_queue_size)",
-                    "{{exporter}} capacity": "sum by (exporter) (otelcol_exporter_queue_capacity)"}, "short"),
+                    "{{exporter}} capacity": "sum by (exporter) (otelcol_exporter_queue_capacity)"}, "bytes"),
         timeseries("Backend ingest",
                    "Items per second each backend ingested (5-minute rates): spans from "
                    "tempo_distributor_spans_received_total, log lines from loki_distributor_lines_received_total, "

@@ -62,6 +62,18 @@ def test_every_queued_exporter_of_the_lab_batches_from_its_queue():
                 assert queue.get("batch"), f"{path}: {name} sends unbatched"
 
 
+
+def test_the_lab_s_disk_queues_are_bounded_in_bytes():
+    """A queue counted in requests (the default) fills the disk under a long outage, and a full disk loses
+    what the collector had accepted (docs/outages.md; test_collector_faults.py proves both on a 16 MiB
+    volume): every queue on the collector-data volume refuses (503) once it holds 256 MiB of requests."""
+    for path in ("otel-collector/config.yaml", "otel-collector/forward/remote-only-false.yaml",
+                 "otel-collector/forward/remote-only-true.yaml"):
+        for name, exporter in _load(REPO / path)["exporters"].items():
+            queue = exporter.get("sending_queue") or {}
+            if queue.get("storage"):
+                assert (queue.get("sizer"), queue.get("queue_size")) == ("bytes", 256 * 2**20), (path, name)
+
 def test_grpc_batches_stay_under_the_receivers_4_mib_limit():
     """A batch bounded by bytes (not items: spans vary in size) under 4 MiB on every gRPC hop."""
     for where, name, exporter in _exporters():

@@ -151,7 +151,9 @@ def test_every_panel_has_a_description_naming_its_metric():
 UNIT_SUFFIXES = {"_seconds": "s", "_milliseconds": "ms", "_bytes": "bytes", "_percent": "percent"}
 KNOWN_UNITS = {"agent_llm_estimated_cost": "USD", "obslab_gen_ai_client_cost": "USD",  # unit {USD}
                "obslab_gen_ai_client_cache_savings": "USD",
-               "otelcol_process_memory_rss": "bytes"}  # the collector's own: unit By, exported without a suffix
+               "otelcol_process_memory_rss": "bytes",  # the collector's own: unit By, exported without a suffix
+               # the lab's disk queues count bytes (sizer: bytes, otel-collector/config.yaml)
+               "otelcol_exporter_queue_size": "bytes", "otelcol_exporter_queue_capacity": "bytes"}
 # Which Grafana units may show a quantity. "count:<noun>" is Grafana's custom count unit.
 GRAFANA_UNITS = {
     "count": {"short", "none", "locale"}, "count/s": {"reqps", "ops", "cps", "rowsps", "recps", "eps", "mps"},
