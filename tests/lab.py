@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -62,3 +63,13 @@ def isolated_env(path: Path, **overrides: str) -> dict[str, str]:
 def fake_llm_module() -> ModuleType:
     """``examples/travel_agent/fake_llm.py``, the one fake OpenAI/Anthropic server (the example uses it too)."""
     return repo_module("fake_llm", "examples/travel_agent/fake_llm.py")
+
+
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    """Poll ``predicate`` every 50 ms until it is true or ``timeout`` seconds passed; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()

@@ -21,7 +21,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from lab import free_port
+from lab import free_port, wait_for
 from obslab import _outage
 from obslab._export import build_exporters
 from obslab._outage import OutageBuffer
@@ -31,15 +31,6 @@ from otlp_receiver import OTLPReceiver
 
 SDK = Path(__file__).resolve().parents[2] / "sdk" / "src"
 UNIT = Path(__file__).resolve().parent
-
-
-def wait_for(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def spans(names):

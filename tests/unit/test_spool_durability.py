@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import free_port
+from lab import free_port, wait_for
 from obslab import _spool
 from otlp_receiver import OTLPReceiver
 
@@ -51,15 +51,6 @@ def run_job(name: str, port: int, spool: Path, count: int) -> subprocess.Complet
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
-
-
-def wait_for(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_a_process_killed_before_the_collector_answers_leaves_the_spool_for_the_next_start(tmp_path):
