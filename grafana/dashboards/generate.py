@@ -393,6 +393,7 @@ DASHBOARDS = {
                    "rules (Alertmanager, its datasource, routes them and holds the silences)."),
         # Appended: the alerts' links above open panels by id.
         timeseries("Tail sampling: traces waiting",
+                   "Below SAMPLING_PERCENTAGE=100 only (at 100, the default, spans skip the sampler: no data). "
                    "Traces the collector's tail sampler holds in memory, not kept yet: each waits up to "
                    f"{_TAIL['decision_wait']} (decision_wait) for an error or slow span that would keep it (a "
                    "kept trace goes on at once), from the gauge otelcol_processor_tail_sampling_sampling_traces_on_memory; "
@@ -407,6 +408,7 @@ DASHBOARDS = {
             models.Threshold(value=None, color="green"), models.Threshold(value=_TAIL["num_traces"], color="red")]))
         .thresholds_style(viz.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.LINE)),
         timeseries("Tail sampling: decisions",
+                   "Below SAMPLING_PERCENTAGE=100 only (at 100, the default, spans skip the sampler: no data). "
                    "Traces kept per second by the tail sampler (5-minute rates), by the policy that kept them "
                    "(errors; slow: longer than SLOW_TRACE_MS; the-rest: SAMPLING_PERCENTAGE), from "
                    "otelcol_processor_tail_sampling_count_traces_sampled, and every decision, kept (sampled=true) "

@@ -19,6 +19,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from conftest import eventually, settle
+from lab import repo_module
 from otlp_stream import resource_of, logs_request, post, spans_request
 
 
@@ -84,12 +85,30 @@ def _tail_cases(service: str, slow_ms: int, count: int, seed: int) -> tuple[Tail
     return cases, requests_
 
 
+# Lab Health's tail-sampling panels: the sampler runs below SAMPLING_PERCENTAGE=100 only, so they are
+# checked here, while the collector samples (test_dashboard_queries_return_data leaves them out).
+TAIL_PANELS = [query for query in repo_module("dashboards_generate", "grafana/dashboards/generate.py")
+               .prometheus_panel_queries() if "processor_tail_sampling" in query.expr]
+
+
+def _panels_with_data(lab) -> dict[str, bool]:
+    """Whether each tail-sampling panel query returns data within a minute (Prometheus scrapes every 15 s)."""
+    deadline = time.monotonic() + 60
+
+    def answered(expr: str) -> bool:
+        while not lab.promql(expr) and time.monotonic() < deadline:
+            time.sleep(3)
+        return bool(lab.promql(expr))
+    return {f"{query.title}: {query.expr}": answered(query.expr) for query in TAIL_PANELS}
+
+
 @pytest.fixture(scope="module")
-def sampled(lab) -> tuple[str, str, int, dict, TailCases]:
+def sampled(lab) -> tuple[str, str, int, dict, TailCases, dict[str, bool]]:
     """20,000 client -> server traces, and 3,000 generated traces around the tail sampler's rules (errors,
     slow, neither), sent while the collector keeps 10 % of traces: (client, server, count, the span
-    metrics' count per service once settled, the generated cases). The collector is put back to 100 %
-    only then: its span_metrics connector holds the counts in memory until its next flush (15 s)."""
+    metrics' count per service once settled, the generated cases, whether each tail-sampling panel
+    query of Lab Health returned data then). The collector is put back to 100 % only then: its
+    span_metrics connector holds the counts in memory until its next flush (15 s)."""
     set_key(lab.env_file, "SAMPLING_PERCENTAGE", "10", quote_mode="never")
     lab.compose("up", "-d", "--wait", "otel-collector")
     suffix = uuid.uuid4().hex[:8]
@@ -104,10 +123,11 @@ def sampled(lab) -> tuple[str, str, int, dict, TailCases]:
             assert post(lab.otlp_http, "traces", request, retry_for=60)
         counted = settle(lambda: {name: lab.value(query) for name, query in calls.items()},
                          lambda found: found == {client: traces, server: traces}, timeout=120)
+        panels = _panels_with_data(lab)
     finally:
         set_key(lab.env_file, "SAMPLING_PERCENTAGE", "100", quote_mode="never")
         lab.compose("up", "-d", "--wait", "otel-collector")
-    return client, server, traces, counted, cases
+    return client, server, traces, counted, cases, panels
 
 
 def _binomial_bounds(n: int, p: float, sigmas: float = 5.0) -> tuple[float, float]:
@@ -117,7 +137,7 @@ def _binomial_bounds(n: int, p: float, sigmas: float = 5.0) -> tuple[float, floa
 
 
 def test_request_rates_count_every_span_exactly_when_the_collector_keeps_10_percent(lab, sampled):
-    client, server, traces, counted, _ = sampled
+    client, server, traces, counted, *_ = sampled
     print(f"sampling 10 %: {traces} requests sent, span metrics count {counted}")
     assert counted == {client: traces, server: traces}
     # The latency series carry exemplars (trace_id). They are taken before the sampler, so at 10 % most
@@ -133,7 +153,7 @@ def test_request_rates_count_every_span_exactly_when_the_collector_keeps_10_perc
 
 def test_the_sampler_keeps_about_10_percent_of_traces_each_whole(lab, sampled):
     """What reaches the trace backend: about a tenth of the traces, each with both its spans."""
-    client, server, traces, _, _ = sampled
+    client, server, traces, *_ = sampled
     if lab.witness:
         def kept() -> dict[str, set]:
             by_trace: dict[str, set] = {}
@@ -165,7 +185,7 @@ def test_the_tail_sampler_keeps_every_error_and_every_slow_trace_whole_and_a_ten
     """The generated traces (errors on random spans; extents cut around SLOW_TRACE_MS to the
     millisecond): every error trace and every slow trace arrives with all its spans, exactly; of the
     others, each arrives whole or not at all, and as many as a Binomial(n, 10 %) draw gives."""
-    *_, cases = sampled
+    cases = sampled[4]
 
     def stored() -> dict[str, set[str]]:
         by_trace: dict[str, set[str]] = {}
@@ -194,9 +214,14 @@ def test_the_tail_sampler_keeps_every_error_and_every_slow_trace_whole_and_a_ten
     assert low <= len(kept_rest) <= high, (len(kept_rest), len(cases.rest), cases.seed)
 
 
+def test_the_lab_health_tail_sampling_panels_have_data_while_the_collector_samples(sampled):
+    panels = sampled[-1]
+    assert TAIL_PANELS and all(panels.values()), panels
+
+
 @pytest.mark.official_images("tempo")
 def test_service_graph_counts_every_edge_when_the_collector_keeps_10_percent(lab, sampled):
-    client, server, traces, _, _ = sampled
+    client, server, traces, *_ = sampled
     edges = f'sum(traces_service_graph_request_total{{client="{client}", server="{server}"}})'
     eventually(lambda: lab.value(edges) > 0, timeout=120)
     time.sleep(30)  # settled: the counter stops moving once the metrics-generator has seen every kept span
