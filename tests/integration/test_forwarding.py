@@ -115,7 +115,7 @@ def _remote(remote: Remote, service: str) -> dict[str, int]:
     return {"spans": remote.spans(service), "logs": remote.logs(service), "counter": remote.counter(service)}
 
 
-def test_the_remote_stopped_60s_loses_nothing_and_never_holds_back_the_local_backends(forwarding):
+def test_the_remote_stopped_30s_loses_nothing_and_never_holds_back_the_local_backends(forwarding):
     service = f"forward-{uuid.uuid4().hex[:8]}"
     lab, remote = forwarding.lab, forwarding.remote
     local_during_outage = None
@@ -124,13 +124,13 @@ def test_the_remote_stopped_60s_loses_nothing_and_never_holds_back_the_local_bac
         forwarding.compose("stop", "remote-otlp")
         stopped = time.monotonic()
         try:
-            time.sleep(45)
+            time.sleep(20)
             # Still in the outage: the local backends have everything sent until a few seconds ago.
             sent_then = stream.sent
             local_during_outage = settle(lambda: _local(lab, service),
                                          lambda found: min(found.values(), default=-1) >= sent_then, timeout=10)
             remote_during_outage = _remote(remote, service)
-            time.sleep(max(0.0, 60 - (time.monotonic() - stopped)))
+            time.sleep(max(0.0, 30 - (time.monotonic() - stopped)))
         finally:
             forwarding.compose("up", "-d", "--wait", "remote-otlp")
         outage = time.monotonic() - stopped
@@ -143,7 +143,7 @@ def test_the_remote_stopped_60s_loses_nothing_and_never_holds_back_the_local_bac
           f"local {local} ({'ingest witness for tempo/loki' if WITNESSED else 'tempo/loki'}), remote {remote_stored}; "
           f"during the outage, with {sent_then} sent: local {local_during_outage}, remote {remote_during_outage}")
     assert all(value >= sent_then for value in local_during_outage.values()), local_during_outage
-    assert remote_during_outage["spans"] < sent_then and outage >= 60  # the remote really was away
+    assert remote_during_outage["spans"] < sent_then and outage >= 30  # the remote really was away
     assert local == expected
     assert remote_stored == expected
 
