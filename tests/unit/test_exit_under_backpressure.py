@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,14 +42,24 @@ print(time.time(), flush=True)
 """
 
 
-def _run(port: int, count: int, tmp_path: Path, **settings: str) -> tuple[subprocess.CompletedProcess, float, float]:
-    """Run the application; its output, when it began to exit and when it had exited (time.time())."""
+# Appended to _APP: the application ends by a SIGTERM it leaves to its default (docker stop).
+_SIGTERM = """
+import os, signal
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(60)
+"""
+
+
+def _run(port: int, count: int, tmp_path: Path, tail: str = "", returncode: int = 0,
+         **settings: str) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run the application (``tail`` appended to it); its output, when it began to exit and when it had
+    exited (time.time())."""
     env = {**os.environ, "PYTHONPATH": str(SDK), "OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none",
            **settings}
-    run = subprocess.run([sys.executable, "-c", _APP, f"http://127.0.0.1:{port}", str(count)], capture_output=True,
-                         text=True, env=env, cwd=tmp_path, timeout=120)
+    run = subprocess.run([sys.executable, "-c", _APP + tail, f"http://127.0.0.1:{port}", str(count)],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     ended = time.time()
-    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.returncode == returncode, run.stderr[-2000:]
     run.stderr = "\n".join(line for line in run.stderr.splitlines() if line.startswith("obslab"))  # not the console's
     return run, float(run.stdout.split()[-1]), ended
 
@@ -130,3 +143,41 @@ def test_exit_under_endless_backpressure_spools_what_it_did_not_deliver_and_the_
     assert len(delivered) + _reported(first.stderr) == count, first.stderr
     assert _reported(second.stderr) == 0, second.stderr
     assert not list(spool.glob("*.pb"))
+
+
+@pytest.fixture
+def stalled_collector():
+    """A port that accepts every connection and never answers (a collector hung, or a proxy in front of
+    one that stopped): its port, and the connections it holds."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:  # closed
+                return
+    threading.Thread(target=accept, daemon=True).start()
+    yield server.getsockname()[1], held
+    server.close()
+    for connection in held:
+        connection.close()
+
+
+@pytest.mark.parametrize("ending", ["returns", "sigterm"])
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_exit_while_the_collector_accepts_and_never_answers_ends_within_the_timeout_and_reports_every_record(
+        stalled_collector, tmp_path, protocol, ending):
+    """An export under way when the exit begins never gets an answer: the exit still ends within
+    ``shutdown_timeout`` (not the exporter's own 10 s timeout), by return or by SIGTERM, with the outage
+    buffer overflowing, and its line reports every record (none was delivered)."""
+    port, held = stalled_collector
+    count, timeout = 3000, 3.0
+    run, exiting, ended = _run(port, count, tmp_path, tail=_SIGTERM if ending == "sigterm" else "",
+                               returncode=-signal.SIGTERM if ending == "sigterm" else 0,
+                               OBSLAB_SHUTDOWN_TIMEOUT=str(timeout), OBSLAB_OUTAGE_BUFFER="500",
+                               OTEL_EXPORTER_OTLP_PROTOCOL=protocol)
+    assert held, "the application never connected"
+    assert ended - exiting < timeout + SLACK, run.stderr
+    assert _reported(run.stderr) == count, run.stderr
