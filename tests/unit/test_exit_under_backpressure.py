@@ -42,6 +42,11 @@ print(time.time(), flush=True)
 """
 
 
+# Appended to _APP: the application waits a while before it returns.
+_LINGER = """
+time.sleep(float(sys.argv[3]))
+print(time.time(), flush=True)
+"""
 # Appended to _APP: the application ends by a SIGTERM it leaves to its default (docker stop).
 _SIGTERM = """
 import os, signal
@@ -50,13 +55,13 @@ time.sleep(60)
 """
 
 
-def _run(port: int, count: int, tmp_path: Path, tail: str = "", returncode: int = 0,
+def _run(port: int, count: int, tmp_path: Path, tail: str = "", returncode: int = 0, args: tuple[str, ...] = (),
          **settings: str) -> tuple[subprocess.CompletedProcess, float, float]:
     """Run the application (``tail`` appended to it); its output, when it began to exit and when it had
     exited (time.time())."""
     env = {**os.environ, "PYTHONPATH": str(SDK), "OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none",
            **settings}
-    run = subprocess.run([sys.executable, "-c", _APP + tail, f"http://127.0.0.1:{port}", str(count)],
+    run = subprocess.run([sys.executable, "-c", _APP + tail, f"http://127.0.0.1:{port}", str(count), *args],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     ended = time.time()
     assert run.returncode == returncode, run.stderr[-2000:]
@@ -145,24 +150,41 @@ def test_exit_under_endless_backpressure_spools_what_it_did_not_deliver_and_the_
     assert not list(spool.glob("*.pb"))
 
 
-@pytest.fixture
-def stalled_collector():
+class _Stalled:
     """A port that accepts every connection and never answers (a collector hung, or a proxy in front of
-    one that stopped): its port, and the connections it holds."""
-    server = socket.create_server(("127.0.0.1", 0))
-    held: list[socket.socket] = []
+    one that stopped), from ``after`` seconds on (refusing connections before); the connections it holds."""
 
-    def accept() -> None:
+    def __init__(self, after: float = 0.0) -> None:
+        self.port, self.held, self._server = free_port(), [], None
+        self._closed = threading.Event()
+        threading.Thread(target=self._serve, args=(after,), daemon=True).start()
+        if not after:
+            while self._server is None:
+                time.sleep(0.01)
+
+    def _serve(self, after: float) -> None:
+        if self._closed.wait(after):
+            return
+        self._server = socket.create_server(("127.0.0.1", self.port))
         while True:
             try:
-                held.append(server.accept()[0])
+                self.held.append(self._server.accept()[0])
             except OSError:  # closed
                 return
-    threading.Thread(target=accept, daemon=True).start()
-    yield server.getsockname()[1], held
-    server.close()
-    for connection in held:
-        connection.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._server is not None:
+            self._server.close()
+        for connection in self.held:
+            connection.close()
+
+
+@pytest.fixture
+def stalled_collector():
+    stalled = _Stalled()
+    yield stalled.port, stalled.held
+    stalled.close()
 
 
 @pytest.mark.parametrize("ending", ["returns", "sigterm"])
@@ -179,5 +201,24 @@ def test_exit_while_the_collector_accepts_and_never_answers_ends_within_the_time
                                OBSLAB_SHUTDOWN_TIMEOUT=str(timeout), OBSLAB_OUTAGE_BUFFER="500",
                                OTEL_EXPORTER_OTLP_PROTOCOL=protocol)
     assert held, "the application never connected"
+    assert ended - exiting < timeout + SLACK, run.stderr
+    assert _reported(run.stderr) == count, run.stderr
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_exit_while_the_outage_buffer_sends_to_a_collector_that_stopped_answering_reports_every_record(
+        tmp_path, protocol):
+    """The collector refuses connections (the records go to the outage buffer), then accepts them and
+    never answers: the exit comes while the buffer's background sender waits on it. The exit ends within
+    ``shutdown_timeout`` and its line counts every record, the batch under way included."""
+    count, timeout = 1000, 3.0
+    stalled = _Stalled(after=1.5)
+    try:
+        run, exiting, ended = _run(stalled.port, count, tmp_path, tail=_LINGER, args=("3",),
+                                   OBSLAB_SHUTDOWN_TIMEOUT=str(timeout), OTEL_BLRP_SCHEDULE_DELAY="100",
+                                   OTEL_EXPORTER_OTLP_PROTOCOL=protocol)
+        assert stalled.held, "the buffer never tried the stalled collector"
+    finally:
+        stalled.close()
     assert ended - exiting < timeout + SLACK, run.stderr
     assert _reported(run.stderr) == count, run.stderr

@@ -166,8 +166,9 @@ def _tracked_pools(in_use: weakref.WeakSet[Any], closed: threading.Event) -> dic
                 in_use.discard(conn)
             super()._put_conn(conn)  # type: ignore[misc]
 
-    return {"http": type("TrackedHTTPConnectionPool", (Tracked, HTTPConnectionPool), {}),
-            "https": type("TrackedHTTPSConnectionPool", (Tracked, HTTPSConnectionPool), {})}
+    # Named as urllib3's own: the names show in the export errors obslab prints.
+    return {"http": type("HTTPConnectionPool", (Tracked, HTTPConnectionPool), {}),
+            "https": type("HTTPSConnectionPool", (Tracked, HTTPSConnectionPool), {})}
 
 
 @contextlib.contextmanager
