@@ -222,3 +222,30 @@ def test_exit_while_the_outage_buffer_sends_to_a_collector_that_stopped_answerin
         stalled.close()
     assert ended - exiting < timeout + SLACK, run.stderr
     assert _reported(run.stderr) == count, run.stderr
+
+
+def test_a_sigterm_during_the_exit_flush_waits_for_its_report_then_ends_the_process(stalled_collector, tmp_path):
+    """The application has returned and the exit flush waits on a collector that never answers when a
+    SIGTERM comes (``docker stop``): the process still ends by SIGTERM, within ``shutdown_timeout``, and
+    after the exit's line reporting every record (it used to end at once, without the line)."""
+    port, _ = stalled_collector
+    count, timeout = 3000, 3.0
+    env = {**os.environ, "PYTHONPATH": str(SDK), "OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none",
+           "OBSLAB_SHUTDOWN_TIMEOUT": str(timeout)}
+    with open(tmp_path / "stderr", "w") as stderr:  # a file: the console lines would fill a pipe nobody reads
+        app = subprocess.Popen([sys.executable, "-c", _APP, f"http://127.0.0.1:{port}", str(count)], env=env,
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        try:
+            exiting = float(app.stdout.readline())
+            time.sleep(1.0)
+            app.send_signal(signal.SIGTERM)
+            returncode = app.wait(60)
+        finally:
+            if app.poll() is None:
+                app.kill()
+            app.stdout.close()
+    ended = time.time()
+    lines = "\n".join(line for line in (tmp_path / "stderr").read_text().splitlines() if line.startswith("obslab"))
+    assert returncode == -signal.SIGTERM, lines
+    assert ended - exiting < timeout + SLACK, lines
+    assert _reported(lines) == count, lines
