@@ -366,9 +366,12 @@ DASHBOARDS = {
         timeseries("Exporter queue",
                    "Bytes of requests waiting in each collector exporter's disk queue, and the queue's capacity "
                    "(256 MiB: a full queue refuses data before the disk is full), from the gauges "
-                   "otelcol_exporter_queue_size and otelcol_exporter_queue_capacity (the lab's queues count bytes).",
-                   {"{{exporter}} size": "sum by (exporter) (otelcol_exporter_queue_size)",
-                    "{{exporter}} capacity": "sum by (exporter) (otelcol_exporter_queue_capacity)"}, "bytes"),
+                   "otelcol_exporter_queue_size and otelcol_exporter_queue_capacity (the lab's queues count bytes). "
+                   "One line per queue: the forwarding exporter has one per signal (data_type).",
+                   # By data_type too: summed, a full forwarding queue read as a third full (3 x 256 MiB).
+                   {"{{exporter}} {{data_type}} size": "sum by (exporter, data_type) (otelcol_exporter_queue_size)",
+                    "{{exporter}} {{data_type}} capacity":
+                        "sum by (exporter, data_type) (otelcol_exporter_queue_capacity)"}, "bytes"),
         timeseries("Backend ingest",
                    "Items per second each backend ingested (5-minute rates): spans from "
                    "tempo_distributor_spans_received_total, log lines from loki_distributor_lines_received_total, "

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,14 +42,29 @@ print(time.time(), flush=True)
 """
 
 
-def _run(port: int, count: int, tmp_path: Path, **settings: str) -> tuple[subprocess.CompletedProcess, float, float]:
-    """Run the application; its output, when it began to exit and when it had exited (time.time())."""
+# Appended to _APP: the application waits a while before it returns.
+_LINGER = """
+time.sleep(float(sys.argv[3]))
+print(time.time(), flush=True)
+"""
+# Appended to _APP: the application ends by a SIGTERM it leaves to its default (docker stop).
+_SIGTERM = """
+import os, signal
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(60)
+"""
+
+
+def _run(port: int, count: int, tmp_path: Path, tail: str = "", returncode: int = 0, args: tuple[str, ...] = (),
+         **settings: str) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run the application (``tail`` appended to it); its output, when it began to exit and when it had
+    exited (time.time())."""
     env = {**os.environ, "PYTHONPATH": str(SDK), "OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none",
            **settings}
-    run = subprocess.run([sys.executable, "-c", _APP, f"http://127.0.0.1:{port}", str(count)], capture_output=True,
-                         text=True, env=env, cwd=tmp_path, timeout=120)
+    run = subprocess.run([sys.executable, "-c", _APP + tail, f"http://127.0.0.1:{port}", str(count), *args],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     ended = time.time()
-    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.returncode == returncode, run.stderr[-2000:]
     run.stderr = "\n".join(line for line in run.stderr.splitlines() if line.startswith("obslab"))  # not the console's
     return run, float(run.stdout.split()[-1]), ended
 
@@ -130,3 +148,104 @@ def test_exit_under_endless_backpressure_spools_what_it_did_not_deliver_and_the_
     assert len(delivered) + _reported(first.stderr) == count, first.stderr
     assert _reported(second.stderr) == 0, second.stderr
     assert not list(spool.glob("*.pb"))
+
+
+class _Stalled:
+    """A port that accepts every connection and never answers (a collector hung, or a proxy in front of
+    one that stopped), from ``after`` seconds on (refusing connections before); the connections it holds."""
+
+    def __init__(self, after: float = 0.0) -> None:
+        self.port, self.held, self._server = free_port(), [], None
+        self._closed = threading.Event()
+        threading.Thread(target=self._serve, args=(after,), daemon=True).start()
+        if not after:
+            while self._server is None:
+                time.sleep(0.01)
+
+    def _serve(self, after: float) -> None:
+        if self._closed.wait(after):
+            return
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        while True:
+            try:
+                self.held.append(self._server.accept()[0])
+            except OSError:  # closed
+                return
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._server is not None:
+            self._server.close()
+        for connection in self.held:
+            connection.close()
+
+
+@pytest.fixture
+def stalled_collector():
+    stalled = _Stalled()
+    yield stalled.port, stalled.held
+    stalled.close()
+
+
+@pytest.mark.parametrize("ending", ["returns", "sigterm"])
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_exit_while_the_collector_accepts_and_never_answers_ends_within_the_timeout_and_reports_every_record(
+        stalled_collector, tmp_path, protocol, ending):
+    """An export under way when the exit begins never gets an answer: the exit still ends within
+    ``shutdown_timeout`` (not the exporter's own 10 s timeout), by return or by SIGTERM, with the outage
+    buffer overflowing, and its line reports every record (none was delivered)."""
+    port, held = stalled_collector
+    count, timeout = 3000, 3.0
+    run, exiting, ended = _run(port, count, tmp_path, tail=_SIGTERM if ending == "sigterm" else "",
+                               returncode=-signal.SIGTERM if ending == "sigterm" else 0,
+                               OBSLAB_SHUTDOWN_TIMEOUT=str(timeout), OBSLAB_OUTAGE_BUFFER="500",
+                               OTEL_EXPORTER_OTLP_PROTOCOL=protocol)
+    assert held, "the application never connected"
+    assert ended - exiting < timeout + SLACK, run.stderr
+    assert _reported(run.stderr) == count, run.stderr
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_exit_while_the_outage_buffer_sends_to_a_collector_that_stopped_answering_reports_every_record(
+        tmp_path, protocol):
+    """The collector refuses connections (the records go to the outage buffer), then accepts them and
+    never answers: the exit comes while the buffer's background sender waits on it. The exit ends within
+    ``shutdown_timeout`` and its line counts every record, the batch under way included."""
+    count, timeout = 1000, 3.0
+    stalled = _Stalled(after=1.5)
+    try:
+        run, exiting, ended = _run(stalled.port, count, tmp_path, tail=_LINGER, args=("3",),
+                                   OBSLAB_SHUTDOWN_TIMEOUT=str(timeout), OTEL_BLRP_SCHEDULE_DELAY="100",
+                                   OTEL_EXPORTER_OTLP_PROTOCOL=protocol)
+        assert stalled.held, "the buffer never tried the stalled collector"
+    finally:
+        stalled.close()
+    assert ended - exiting < timeout + SLACK, run.stderr
+    assert _reported(run.stderr) == count, run.stderr
+
+
+def test_a_sigterm_during_the_exit_flush_waits_for_its_report_then_ends_the_process(stalled_collector, tmp_path):
+    """The application has returned and the exit flush waits on a collector that never answers when a
+    SIGTERM comes (``docker stop``): the process still ends by SIGTERM, within ``shutdown_timeout``, and
+    after the exit's line reporting every record (it used to end at once, without the line)."""
+    port, _ = stalled_collector
+    count, timeout = 3000, 3.0
+    env = {**os.environ, "PYTHONPATH": str(SDK), "OTEL_METRICS_EXPORTER": "none", "OTEL_TRACES_EXPORTER": "none",
+           "OBSLAB_SHUTDOWN_TIMEOUT": str(timeout)}
+    with open(tmp_path / "stderr", "w") as stderr:  # a file: the console lines would fill a pipe nobody reads
+        app = subprocess.Popen([sys.executable, "-c", _APP, f"http://127.0.0.1:{port}", str(count)], env=env,
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        try:
+            exiting = float(app.stdout.readline())
+            time.sleep(1.0)
+            app.send_signal(signal.SIGTERM)
+            returncode = app.wait(60)
+        finally:
+            if app.poll() is None:
+                app.kill()
+            app.stdout.close()
+    ended = time.time()
+    lines = "\n".join(line for line in (tmp_path / "stderr").read_text().splitlines() if line.startswith("obslab"))
+    assert returncode == -signal.SIGTERM, lines
+    assert ended - exiting < timeout + SLACK, lines
+    assert _reported(lines) == count, lines

@@ -17,6 +17,8 @@ import functools
 import logging
 import os
 import socket
+import threading
+import weakref
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
@@ -76,8 +78,8 @@ def build_exporters(settings: Settings, signal: str) -> list[Any]:
     exporters = []
     for name, cls in classes.items():
         try:
-            exporter = marked(_components.tolerant(lambda: cls(**_arguments(settings, signal, name)),
-                                                   f"{signal} exporter {name!r}"))
+            exporter = interruptible(marked(_components.tolerant(lambda: cls(**_arguments(settings, signal, name)),
+                                                                 f"{signal} exporter {name!r}")))
             if signal == "metrics" and settings.outage_buffer and is_otlp(exporter):
                 exporter = failing_fast_when_unreachable(exporter)
             exporters.append(exporter)
@@ -109,6 +111,64 @@ def _arguments(settings: Settings, signal: str, name: str) -> dict[str, Any]:
     elif name == "otlp_proto_http" and settings.otlp_endpoint is not None:
         arguments["endpoint"] = f"{settings.otlp_endpoint.rstrip('/')}/v1/{signal}"
     return arguments
+
+
+def interruptible(exporter: Any) -> Any:
+    """``exporter``, whose shutdown also ends the requests it has under way when it is an OTLP/HTTP
+    exporter (on its requests session), as closing the channel does for the gRPC ones. ``Session.close()``
+    drops idle connections only: a collector that accepts and never answers held the exit for the
+    exporter's own timeout (10 s), past ``shutdown_timeout``. After the shutdown the session opens no
+    connection (the exporter's one immediate retry fails at once). Connections through a proxy are
+    left as they are."""
+    session = getattr(getattr(getattr(exporter, "_client", None), "_transport", None), "_session", None)
+    adapters = getattr(session, "adapters", None)
+    if not isinstance(adapters, dict):
+        return exporter
+    in_use: weakref.WeakSet[Any] = weakref.WeakSet()
+    closed = threading.Event()
+    pools = _tracked_pools(in_use, closed)
+    for adapter in adapters.values():
+        manager = getattr(adapter, "poolmanager", None)
+        if manager is not None and isinstance(getattr(manager, "pool_classes_by_scheme", None), dict):
+            manager.pool_classes_by_scheme = pools
+            manager.clear()
+    close = session.close
+
+    def close_ending_requests() -> None:
+        closed.set()
+        for connection in list(in_use):
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # a blocked read returns: the request fails now
+        close()
+
+    session.close = close_ending_requests
+    return exporter
+
+
+def _tracked_pools(in_use: weakref.WeakSet[Any], closed: threading.Event) -> dict[str, type]:
+    """urllib3's connection pools, keeping the connections out of the pool (sending) in ``in_use``
+    and handing out none once ``closed`` is set."""
+    from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+    from urllib3.exceptions import ClosedPoolError
+
+    class Tracked:
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            if closed.is_set():
+                raise ClosedPoolError(self, "the exporter was shut down")
+            connection = super()._get_conn(timeout)  # type: ignore[misc]
+            in_use.add(connection)
+            return connection
+
+        def _put_conn(self, conn: Any) -> None:
+            if conn is not None:
+                in_use.discard(conn)
+            super()._put_conn(conn)  # type: ignore[misc]
+
+    # Named as urllib3's own: the names show in the export errors obslab prints.
+    return {"http": type("HTTPConnectionPool", (Tracked, HTTPConnectionPool), {}),
+            "https": type("HTTPSConnectionPool", (Tracked, HTTPSConnectionPool), {})}
 
 
 @contextlib.contextmanager

@@ -44,6 +44,9 @@ REJECTED_AFTER = 8
 # At exit, attempts at the refused queue at most this many seconds apart (the time left is short), and
 # no batch is dropped as rejected: what the deadline leaves is spooled or counted instead.
 EXIT_PAUSE = 1.0
+# At exit, how long an attempt still under way at the deadline gets to end once the exporter is shut down
+# (which ends it): it is then back in the queue, and counted with it.
+EXIT_GRACE = 0.5
 
 _RESULTS = {"traces": SpanExportResult, "logs": LogRecordExportResult}
 NOUNS = {"traces": "spans", "logs": "log records"}  # what a record of each signal is called in messages
@@ -136,6 +139,7 @@ class OutageBuffer:
         self._failures = 0  # failed attempts at the oldest batch while the collector was reachable
         self._unreported = 0  # dropped since the last warning
         self._exporter_shut = False
+        self._abandoned: Any = None  # the attempt the exit could not wait for (counted then)
         self._reset()
         self._refill()
         if hasattr(os, "register_at_fork"):
@@ -157,6 +161,7 @@ class OutageBuffer:
         """Fresh queue, locks and thread (at start, and in a forked child: the parent's queue is the
         parent's to send)."""
         self._items: deque[_Encoded] = deque()
+        self._inflight: Any = None  # what the background sender is sending, out of the queue
         self._records = 0
         self._bytes = 0
         self._lock = threading.Lock()  # guards the queue and the counters
@@ -237,17 +242,33 @@ class OutageBuffer:
             left, self._items, self._records, self._bytes = list(self._items), deque(), 0, 0
         self._set_aside(left)
         self._report_drops()
+        self._shut_exporter()  # interrupts a retry back-off still running in the exporter
+
+    def _shut_exporter(self) -> None:
         if not self._exporter_shut:
             self._exporter_shut = True
-            self.exporter.shutdown()  # interrupts a retry back-off still running in the exporter
+            self.exporter.shutdown()
 
     def _await_sender(self, deadline: float) -> None:
         """Wait (until ``deadline``) for the background sender to stop: a batch it has taken from the
         queue to send is delivered or back in the queue before the exit looks at the queue (else a
         queue of one batch looks empty, and that batch is neither sent again nor counted)."""
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(max(deadline - time.monotonic(), 0.0))
+        if thread is None or thread is threading.current_thread():
+            return
+        thread.join(max(deadline - time.monotonic(), 0.0))
+        if thread.is_alive():  # an attempt under way at the deadline (a collector that never answers)
+            self._shut_exporter()  # ends it: the batch goes back to the queue, which the exit counts
+            thread.join(EXIT_GRACE)
+        if thread.is_alive():  # an exporter its shutdown does not interrupt: count the batch it holds
+            with self._lock:
+                item, self._inflight = self._inflight, None
+                self._abandoned = item
+            if item is not None:
+                if getattr(item, "claim", None) is not None and not item.trimmed:
+                    self.spooled += len(item)  # its file stays in the spool (the lock goes with the process)
+                else:
+                    self.lost += len(item)
 
     def _drain_until(self, deadline: float) -> None:
         """Send the queue at exit, through refusals (a collector pushing back): attempt after attempt,
@@ -373,10 +394,13 @@ class OutageBuffer:
                         item = self._items.popleft()
                         self._records -= item.size
                         self._bytes -= item.nbytes
+                        self._inflight = item
                     if self._deliver(item):
+                        self._inflight = None
                         self._failures = 0
                         continue
                     delay = self._failed(item)
+                    self._inflight = None
                     if delay:
                         return delay
         if not self._items:
@@ -402,6 +426,8 @@ class OutageBuffer:
             # At once the first time (the exporter has just opened a new channel), then 2, 4, 8... s.
             delay = 0.0 if self._failures == 1 else min(2.0 ** (self._failures - 1), MAX_BACKOFF)
         with self._lock:
+            if item is self._abandoned:  # the exit counted it already
+                return 0.0
             closed = self._state == "closed"
             if not closed:
                 self._items.appendleft(item)

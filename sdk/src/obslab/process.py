@@ -7,11 +7,12 @@ newest first.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import logging
 import signal
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 from opentelemetry.propagate import get_global_textmap, set_global_textmap
@@ -25,6 +26,26 @@ from obslab.system import register_system_metrics
 
 
 _EXIT_HOOK = "_obslab_exit_hook"  # marks obslab's SIGTERM handler
+
+
+@contextlib.contextmanager
+def sigterm_deferred() -> Iterator[None]:
+    """Inside: a SIGTERM the process leaves to its default waits until the end, then ends the process
+    as it would have. The exit flush is bounded (``shutdown_timeout``): a SIGTERM arriving during it
+    (``docker stop`` as the application returns) ended the process at once, without the exit's line
+    on what was not delivered. Only the main thread can set a handler; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    received: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if received:
+            signal.raise_signal(signal.SIGTERM)
 
 
 class ProcessState:

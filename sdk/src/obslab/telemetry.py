@@ -31,7 +31,7 @@ from obslab.config import Default, Settings, load_settings
 from obslab.evaluations import Evaluations
 from obslab.genai import genai_handler
 from obslab.pipeline import Pipeline, Providers
-from obslab.process import ProcessState, providers_set_up_elsewhere
+from obslab.process import ProcessState, providers_set_up_elsewhere, sigterm_deferred
 
 _INSTRUMENTATION_NAME = "obslab"
 
@@ -246,7 +246,8 @@ class Telemetry:
             return True
         self._shutdown_done = True
         self._process.uninstall()
-        return self._pipeline.shutdown(timeout or self.settings.shutdown_timeout)
+        with sigterm_deferred():  # the exit's line is written before a SIGTERM ends the process
+            return self._pipeline.shutdown(timeout or self.settings.shutdown_timeout)
 
 
 def init_telemetry(
