@@ -30,7 +30,10 @@ PRIVATE_LOADERS = {"opentelemetry.propagate._load_propagators", "opentelemetry.i
 # What the OTLP exporters read from OTEL_EXPORTER_OTLP_* and keep: where they send (for the
 # reachability check) and their transport, on which the spool sends with the same endpoint, TLS
 # credentials, compression and headers. No public accessor exists for them.
-EXPORTER_STATE = {"_endpoint", "_client", "_headers", "_stub", "_timeout"}
+# The OTLP/HTTP exporter's requests session (its client's transport's) is where obslab's exit ends the
+# requests under way, as closing the channel does over gRPC (_export.interruptible); without it (another
+# SDK release) an exit waits for the exporter's own timeout, as before.
+EXPORTER_STATE = {"_endpoint", "_client", "_headers", "_stub", "_timeout", "_transport", "_session"}
 # What an SDK batch processor holds and drops: its queue (records still unsent at exit) and its inner
 # processor, whose self-metrics object is where "queue full" drops are counted; obslab counts both in the
 # exit report so that nothing is lost silently (pipeline.py). No public accessor exists for them; without
