@@ -46,7 +46,7 @@ Sender = Callable[[Request], bool]
 MAX_BAD_FILES = 10  # damaged files kept for a look, the newest
 MAX_BAD_BYTES = 8 * 1024 * 1024  # and at most this many bytes of them in all
 _REQUESTS = {"traces": ExportTraceServiceRequest, "logs": ExportLogsServiceRequest}
-_NAME = re.compile(r"^(traces|logs)-\d+-\d+-\d+(?:-(\d+))?\.pb$")
+_NAME = re.compile(r"^(traces|logs)-(\d+)-\d+-\d+(?:-(\d+))?\.pb$")  # signal, written (ns), records
 _sequence = itertools.count()  # orders the files one process writes within the same nanosecond
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -154,7 +154,7 @@ class Spool:
         file's time, so that it keeps its place in the order."""
         self._prepare(create=True)
         records = count(self.signal, request) if records is None else records
-        written = int(replacing.name.split("-")[1]) if replacing is not None else time.time_ns()
+        written = int(_NAME.match(replacing.name).group(2)) if replacing is not None else time.time_ns()
         name = f"{self.signal}-{written:020d}-{os.getpid()}-{next(_sequence):06d}-{records}.pb"
         temporary = self.directory / f".{name}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
@@ -292,8 +292,8 @@ def _read(claim: Claimed) -> bytes:
 def _records_of(signal: str, path: Path) -> int:
     """The records of a spool file, from its name (files of older versions: from their content)."""
     match = _NAME.match(path.name)
-    if match and match.group(2) is not None:
-        return int(match.group(2))
+    if match and match.group(3) is not None:
+        return int(match.group(3))
     try:
         return count(signal, _REQUESTS[signal].FromString(path.read_bytes()))
     except Exception:  # noqa: BLE001 - damaged: claim() sets it aside
